@@ -1,0 +1,41 @@
+"""Channel-attention modules (one a file) and a registry to create them by name."""
+
+from defcon_exp.attention.base import ChannelAttention
+from defcon_exp.attention.cbam import Cbam
+from defcon_exp.attention.channel_shuffle import channel_shuffle, channel_unshuffle, shuffle_groups
+from defcon_exp.attention.defcon import Defcon
+from defcon_exp.attention.defcon_shuffle import DefconShuffle
+from defcon_exp.attention.eca import EfficientChannelAttention
+from defcon_exp.attention.kernel_size import (
+    PAPER_KERNEL_SIZES,
+    KernelSizeSpec,
+    adaptive_kernel_size,
+    resolve_kernel_size,
+)
+from defcon_exp.attention.registry import (
+    ATTENTIONS,
+    create_attention,
+    get_attention_class,
+    list_attentions,
+)
+from defcon_exp.attention.se import SqueezeExcite
+
+__all__ = [
+    "ATTENTIONS",
+    "PAPER_KERNEL_SIZES",
+    "Cbam",
+    "ChannelAttention",
+    "Defcon",
+    "DefconShuffle",
+    "EfficientChannelAttention",
+    "KernelSizeSpec",
+    "SqueezeExcite",
+    "adaptive_kernel_size",
+    "channel_shuffle",
+    "channel_unshuffle",
+    "create_attention",
+    "get_attention_class",
+    "list_attentions",
+    "resolve_kernel_size",
+    "shuffle_groups",
+]

@@ -1,0 +1,77 @@
+"""DEFCON-1 (Agarwal, Kumar, Paliyam, Qian, "DEFCON 1: Deformable Convolution in 1D for
+Channel Attention"): ECA whose 1D kernel samples the pooled channel vector at learned,
+input-dependent fractional offsets."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from defcon_exp.attention.base import ChannelAttention
+from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
+from defcon_exp.ops import deform_conv1d
+
+__all__ = ["Defcon"]
+
+OFFSET_INITS = ("zero", "kaiming")
+
+
+class Defcon(ChannelAttention):
+    """DEFCON channel attention. ``forward: Tensor[B, C, H, W] -> Tensor[B, C, H, W]``.
+
+    pooled ``Tensor[B, 1, C]`` -> offsets ``Tensor[B, k, C]`` from a bias-free
+    ``Conv1d(1, k, k, padding=k//2)`` (one offset per tap per channel) -> ``deform_conv1d`` of
+    the pooled vector with k taps, no bias -> gate -> scale. ``k*k + k`` parameters.
+
+    ``offset_init="zero"`` (default) starts the offsets at zero, so the module starts as ECA
+    with the same kernel; ``"kaiming"`` keeps ``nn.Conv1d``'s own initialisation.
+    """
+
+    uses_kernel_size = True
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: KernelSizeSpec = "adaptive",
+        gamma: float = 2.0,
+        beta: float = 1.0,
+        offset_init: str = "zero",
+        gate: str = "sigmoid",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(channels, gate)
+        if offset_init not in OFFSET_INITS:
+            raise ValueError(
+                f"{type(self).__name__}: unknown offset_init {offset_init!r}; choose one of {OFFSET_INITS}"
+            )
+        factory = {"device": device, "dtype": dtype}
+        k = resolve_kernel_size(kernel_size, channels, gamma=gamma, beta=beta)
+        self.kernel_size = k
+        self.offset_init = offset_init
+        self.offset_conv = nn.Conv1d(1, k, k, padding=k // 2, bias=False, **factory)
+        self.weight = nn.Parameter(torch.empty(1, 1, k, **factory))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # The deformable kernel starts as nn.Conv1d's (and so ECA's) initialisation.
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.offset_init == "zero":
+            nn.init.zeros_(self.offset_conv.weight)
+        else:
+            self.offset_conv.reset_parameters()
+
+    def offsets(self, signal: Tensor) -> Tensor:
+        """``Tensor[B, 1, C]`` pooled signal -> ``Tensor[B, k, C]``: offset of tap n at channel c."""
+        return self.offset_conv(signal)
+
+    def channel_logits(self, pooled: Tensor) -> Tensor:
+        signal = pooled[:, None, :]
+        return deform_conv1d(
+            signal, self.offsets(signal), self.weight, padding=self.kernel_size // 2
+        )[:, 0, :]
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, kernel_size={self.kernel_size}, offset_init={self.offset_init!r}"

@@ -1,0 +1,54 @@
+"""DEFCON-1 with a channel shuffle before offset generation (the paper's section 4.2)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from defcon_exp.attention.channel_shuffle import (
+    channel_shuffle,
+    channel_unshuffle,
+    shuffle_groups,
+)
+from defcon_exp.attention.defcon import Defcon
+from defcon_exp.attention.kernel_size import KernelSizeSpec
+
+__all__ = ["DefconShuffle"]
+
+
+class DefconShuffle(Defcon):
+    """DEFCON whose offset convolution sees the pooled vector channel-shuffled with
+    ``2 ** ceil(log2 k)`` groups (ShuffleNet style), so the offsets of a channel are computed
+    from channels C/groups apart instead of its neighbours. Same parameters as DEFCON.
+
+    ``forward: Tensor[B, C, H, W] -> Tensor[B, C, H, W]``; C must be divisible by the groups.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: KernelSizeSpec = "adaptive",
+        gamma: float = 2.0,
+        beta: float = 1.0,
+        offset_init: str = "zero",
+        gate: str = "sigmoid",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(channels, kernel_size, gamma, beta, offset_init, gate, device, dtype)
+        self.shuffle_groups = shuffle_groups(self.kernel_size)
+        if channels % self.shuffle_groups:
+            raise ValueError(
+                f"DefconShuffle: {channels} channels are not divisible by the shuffle groups "
+                f"{self.shuffle_groups} (= 2**ceil(log2 k) for k={self.kernel_size})"
+            )
+
+    def offsets(self, signal: Tensor) -> Tensor:
+        shuffled_offsets = self.offset_conv(channel_shuffle(signal, self.shuffle_groups))
+        # Position j of `shuffled_offsets` belongs to the channel that the shuffle moved to j;
+        # the inverse permutation puts every offset back at its own channel before sampling
+        # the unshuffled signal.
+        return channel_unshuffle(shuffled_offsets, self.shuffle_groups)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, shuffle_groups={self.shuffle_groups}"

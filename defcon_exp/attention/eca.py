@@ -1,0 +1,47 @@
+"""Efficient Channel Attention (Wang et al., "ECA-Net: Efficient Channel Attention for
+Deep Convolutional Neural Networks", CVPR 2020)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from defcon_exp.attention.base import ChannelAttention
+from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
+
+__all__ = ["EfficientChannelAttention"]
+
+
+class EfficientChannelAttention(ChannelAttention):
+    """ECA: a bias-free 1D convolution of size k over the pooled channel vector -> gate.
+
+    ``forward: Tensor[B, C, H, W] -> Tensor[B, C, H, W]``; ``k`` parameters.
+    ``kernel_size`` is an odd int or ``"adaptive"`` (ECA's rule with ``gamma``, ``beta``).
+    """
+
+    uses_kernel_size = True
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: KernelSizeSpec = "adaptive",
+        gamma: float = 2.0,
+        beta: float = 1.0,
+        gate: str = "sigmoid",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(channels, gate)
+        self.kernel_size = resolve_kernel_size(kernel_size, channels, gamma=gamma, beta=beta)
+        self.conv = nn.Conv1d(
+            1,
+            1,
+            self.kernel_size,
+            padding=self.kernel_size // 2,
+            bias=False,
+            device=device,
+            dtype=dtype,
+        )
+
+    def channel_logits(self, pooled: Tensor) -> Tensor:
+        return self.conv(pooled[:, None, :])[:, 0, :]

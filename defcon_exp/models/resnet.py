@@ -1,0 +1,164 @@
+"""ResNet-50 for 32x32 inputs with a channel-attention slot in every bottleneck.
+
+CIFAR variant: a 3x3 stride-1 stem without max-pool, bottleneck stages [3, 4, 6, 3] of widths
+(64, 128, 256, 512) x 4, the attention module at the end of every bottleneck right before
+the residual add (as SE-Net, ECA-Net and the DEFCON paper place it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from defcon_exp.attention import create_attention, get_attention_class, resolve_kernel_size
+from defcon_exp.attention.kernel_size import KernelSizeSpec
+
+__all__ = ["Bottleneck", "CifarResNet", "cifar_resnet50"]
+
+log = logging.getLogger(__name__)
+
+STAGE_WIDTHS = (64, 128, 256, 512)
+RESNET50_DEPTHS = (3, 4, 6, 3)
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (stride) -> 1x1 (x4 expansion) with BN, then ``attention``, then the
+    residual add and ReLU. ``Tensor[B, C_in, H, W] -> Tensor[B, 4*width, H/stride, W/stride]``."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int,
+        attention: nn.Module,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        out_channels = width * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False, **factory)
+        self.bn1 = nn.BatchNorm2d(width, **factory)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, padding=1, bias=False, **factory)
+        self.bn2 = nn.BatchNorm2d(width, **factory)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False, **factory)
+        self.bn3 = nn.BatchNorm2d(out_channels, **factory)
+        self.relu = nn.ReLU(inplace=True)
+        self.attention = attention
+        self.downsample: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False, **factory),
+                nn.BatchNorm2d(out_channels, **factory),
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.attention(self.bn3(self.conv3(out)))
+        return self.relu(out + identity)
+
+
+class CifarResNet(nn.Module):
+    """Bottleneck ResNet for 32x32 images. ``Tensor[B, 3, 32, 32] -> Tensor[B, num_classes]``."""
+
+    def __init__(
+        self,
+        depths: tuple[int, ...] = RESNET50_DEPTHS,
+        num_classes: int = 100,
+        attention: str = "none",
+        kernel_size: KernelSizeSpec = "adaptive",
+        attention_kwargs: Mapping[str, Any] | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be positive, received {num_classes}")
+        factory = {"device": device, "dtype": dtype}
+        attention_kwargs = dict(attention_kwargs or {})
+        attention_class = None if attention == "none" else get_attention_class(attention)
+        uses_kernel_size = bool(getattr(attention_class, "uses_kernel_size", False))
+        if "kernel_size" in attention_kwargs:
+            raise ValueError(
+                "pass the kernel size as the model's kernel_size argument (it is resolved per "
+                "stage), not inside attention_kwargs"
+            )
+        self.attention_name = attention
+        self.stage_kernel_sizes: list[int | None] = []
+
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, STAGE_WIDTHS[0], 3, 1, padding=1, bias=False, **factory),
+            nn.BatchNorm2d(STAGE_WIDTHS[0], **factory),
+            nn.ReLU(inplace=True),
+        )
+        stages = []
+        in_channels = STAGE_WIDTHS[0]
+        for stage, (width, depth) in enumerate(zip(STAGE_WIDTHS, depths, strict=True)):
+            out_channels = width * Bottleneck.expansion
+            stage_kwargs = dict(attention_kwargs)
+            if uses_kernel_size:
+                stage_kwargs["kernel_size"] = resolve_kernel_size(kernel_size, out_channels, stage)
+            self.stage_kernel_sizes.append(stage_kwargs.get("kernel_size"))
+            blocks = []
+            for index in range(depth):
+                stride = 2 if stage > 0 and index == 0 else 1
+                block_attention = create_attention(
+                    attention, out_channels, **stage_kwargs, **factory
+                )
+                blocks.append(Bottleneck(in_channels, width, stride, block_attention, **factory))
+                in_channels = out_channels
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_channels, num_classes, **factory)
+        self._init_weights()
+        if uses_kernel_size:
+            log.info("%s: 1D kernel size per stage %s", attention, self.stage_kernel_sizes)
+
+    def _init_weights(self) -> None:
+        # As torchvision's ResNet: Kaiming-normal (fan_out) convolutions, BN weight 1 and
+        # bias 0. Attention modules keep their own initialisation (DEFCON's zero offsets).
+        attention_parts = {
+            id(part)
+            for module in self.modules()
+            if isinstance(module, Bottleneck)
+            for part in module.attention.modules()
+        }
+        for module in self.modules():
+            if id(module) in attention_parts:
+                continue
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.stages(self.stem(x))
+        return self.fc(torch.flatten(self.pool(features), 1))
+
+
+def cifar_resnet50(
+    num_classes: int = 100,
+    attention: str = "none",
+    kernel_size: KernelSizeSpec = "adaptive",
+    attention_kwargs: Mapping[str, Any] | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> CifarResNet:
+    """CIFAR ResNet-50 with ``attention`` (a registry name, or ``"none"``) in every bottleneck.
+
+    ``kernel_size`` is resolved per stage for 1D-kernel attentions (ECA, DEFCON):
+    ``"adaptive"``, ``"paper"`` (3, 5, 5, 7), an odd int or a list of four odd ints.
+    """
+    return CifarResNet(
+        RESNET50_DEPTHS, num_classes, attention, kernel_size, attention_kwargs, device, dtype
+    )
