@@ -72,6 +72,11 @@ def resolve_kernel_size(
             )
     if isinstance(spec, int):
         return _check_kernel_size(spec, "kernel_size")
+    if not isinstance(spec, Sequence):
+        raise ValueError(
+            f"kernel_size: expected 'adaptive', 'paper', an odd int or a list of odd ints, "
+            f"received {spec!r}"
+        )
     sizes = list(spec)
     if stage is None:
         raise ValueError(

@@ -1,0 +1,48 @@
+import pytest
+
+from defcon_exp.cli.params import PAPER_PARAMS, count_parameters, main
+from defcon_exp.models import create_model
+
+# Table 1 of the paper, written out here independently of the product code.
+TABLE_1 = {
+    "resnet50": 23_705_252,
+    "se": 26_220_196,
+    "eca": 23_705_332,
+    "defcon": 23_705_756,
+}
+
+
+@pytest.mark.parametrize(("name", "params"), TABLE_1.items())
+def test_paper_parameter_counts_exactly(name, params):
+    assert count_parameters(create_model(name, num_classes=100, device="meta")) == params
+
+
+def test_other_counts():
+    def count(name, **kw):
+        return count_parameters(create_model(name, num_classes=100, device="meta", **kw))
+
+    assert count("defcon_shuffle") == TABLE_1["defcon"]
+    assert (
+        count("eca", kernel_size="adaptive") == TABLE_1["resnet50"] + 3 * 5 + 4 * 5 + 6 * 5 + 3 * 7
+    )
+    assert count("defcon", kernel_size="adaptive") == TABLE_1["resnet50"] + 13 * 30 + 3 * 56
+    assert count("cbam") == TABLE_1["se"] + 16 * (2 * 49 + 2)
+
+
+def test_defcon_params_prints_the_table(capsys):
+    main([])
+    out = capsys.readouterr().out
+    for name, params in TABLE_1.items():
+        assert (
+            f"| {name} |" in out
+            and f"{params:,} | +{params - TABLE_1['resnet50']:,} | {params:,} ✓" in out
+        )
+    assert "5,5,5,7" in out and "3,5,5,7" in out and "| cbam |" in out
+    assert "✗" not in out
+    assert set(PAPER_PARAMS) >= set(TABLE_1)
+
+
+def test_defcon_params_rejects_bad_class_count(capsys):
+    with pytest.raises(SystemExit):
+        main(["--num-classes", "0"])
+    assert "--num-classes must be positive, received 0" in capsys.readouterr().err
