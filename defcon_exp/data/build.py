@@ -1,0 +1,200 @@
+"""``build_data``: config -> train / val / test loaders (the data layer's one entry point)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from .cifar import CIFAR_CLASSES, load_cifar
+from .config import DATASET_NAMES, LOADER_NAMES, DataConfig
+from .imageset import ImageSet
+from .loaders import WorkerLoader
+from .split import stratified_split
+from .synthetic import MAX_SYNTHETIC_CLASSES, make_synthetic
+from .tensor_loader import TensorLoader
+from .transforms import CIFAR10_STATS, CIFAR100_STATS
+
+__all__ = ["DataBundle", "Loader", "build_data", "to_data_config"]
+
+_CIFAR_STATS = {"cifar100": CIFAR100_STATS, "cifar10": CIFAR10_STATS}
+_CIFAR_NUM_CLASSES = {"cifar100": 100, "cifar10": 10}
+_SYNTHETIC_DEFAULT_CLASSES = 10
+
+
+class Loader(Protocol):
+    """What the engine iterates: ``(float32 [B, 3, 32, 32] normalised, int64 [B])``."""
+
+    num_samples: int
+    batch_size: int
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]: ...
+
+    def __len__(self) -> int: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+@dataclass
+class DataBundle:
+    """The loaders of one run.
+
+    Attributes:
+        train: shuffled, augmented training batches.
+        val: the held-out training images (``None`` when ``val_size == 0``), not augmented.
+        test: the official test set, not augmented.
+        num_classes: classes of the data set.
+        classes: class names.
+        mean, std: the per-channel normalisation applied (pixels scaled to [0, 1]).
+    """
+
+    train: Loader
+    val: Loader | None
+    test: Loader
+    num_classes: int
+    classes: list[str]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def to_data_config(cfg: DataConfig | DictConfig | Mapping[str, Any]) -> DataConfig:
+    """A :class:`DataConfig` from a dataclass, an OmegaConf node or a plain mapping; an
+    unknown key raises ``ValueError`` naming it."""
+    if isinstance(cfg, DataConfig):
+        return cfg
+    if isinstance(cfg, DictConfig):
+        values = OmegaConf.to_container(cfg, resolve=True)
+    elif isinstance(cfg, Mapping):
+        values = dict(cfg)
+    else:
+        raise ValueError(
+            f"data config must be a DataConfig or a mapping, received {type(cfg).__name__}"
+        )
+    known = {field.name for field in dataclasses.fields(DataConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"data: unknown key(s) {unknown}; valid keys are {sorted(known)}")
+    return DataConfig(**values)
+
+
+def _check(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"data.{key}={value!r} is invalid: {rule}")
+
+
+def _validate(cfg: DataConfig, seed: int) -> None:
+    _check(cfg.name in DATASET_NAMES, "name", cfg.name, f"must be one of {list(DATASET_NAMES)}")
+    _check(cfg.loader in LOADER_NAMES, "loader", cfg.loader, f"must be one of {list(LOADER_NAMES)}")
+    for key in ("batch_size", "eval_batch_size"):
+        value = getattr(cfg, key)
+        _check(isinstance(value, int) and value >= 1, key, value, "must be an integer >= 1")
+    for key in ("val_size", "data_seed", "num_workers", "cutout"):
+        value = getattr(cfg, key)
+        _check(isinstance(value, int) and value >= 0, key, value, "must be an integer >= 0")
+    _check(
+        cfg.cutout <= 32,
+        "cutout",
+        cfg.cutout,
+        "the patch length must be <= 32 (the image size); 0 = off",
+    )
+    _check(
+        isinstance(seed, int) and seed >= 0, "seed", seed, "the run seed must be an integer >= 0"
+    )
+    if cfg.name in CIFAR_CLASSES:
+        expected = _CIFAR_NUM_CLASSES[cfg.name]
+        _check(
+            cfg.num_classes in (None, expected),
+            "num_classes",
+            cfg.num_classes,
+            f"{cfg.name} has {expected} classes (leave it null or set {expected})",
+        )
+    else:
+        if cfg.num_classes is not None:
+            _check(
+                2 <= cfg.num_classes <= MAX_SYNTHETIC_CLASSES,
+                "num_classes",
+                cfg.num_classes,
+                f"the synthetic set has 2 to {MAX_SYNTHETIC_CLASSES} classes",
+            )
+        for key in ("train_size", "test_size"):
+            value = getattr(cfg, key)
+            _check(isinstance(value, int) and value >= 1, key, value, "must be an integer >= 1")
+
+
+def _load_sets(cfg: DataConfig) -> tuple[ImageSet, ImageSet, tuple, tuple]:
+    """``(train, test, mean, std)`` of the configured data set."""
+    if cfg.name in CIFAR_CLASSES:
+        train, test = load_cifar(cfg.name, cfg.root, cfg.download)
+        mean, std = _CIFAR_STATS[cfg.name]
+        return train, test, mean, std
+    num_classes = cfg.num_classes if cfg.num_classes is not None else _SYNTHETIC_DEFAULT_CLASSES
+    train, test = make_synthetic(num_classes, cfg.train_size, cfg.test_size, cfg.data_seed)
+    mean, std = train.channel_stats()
+    return train, test, mean, std
+
+
+def build_data(
+    cfg: DataConfig | DictConfig | Mapping[str, Any],
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> DataBundle:
+    """Build the train / val / test loaders.
+
+    Args:
+        cfg: the ``data`` config group (:class:`DataConfig`, DictConfig or mapping).
+        seed: the run seed (>= 0); with the epoch it fixes order and augmentation.
+        device: where the ``tensor`` loader keeps the images and makes the batches; the
+            ``dataloader`` path yields CPU batches, pinned when this is a CUDA device.
+
+    Returns:
+        A :class:`DataBundle`; each loader yields ``(float32 [B, 3, 32, 32], int64 [B])``.
+
+    Raises:
+        ValueError: a config value is invalid (the message names key, value and rule).
+        DatasetNotFoundError: CIFAR is not on disk and cannot be downloaded.
+    """
+    cfg = to_data_config(cfg)
+    _validate(cfg, seed)
+    device = torch.device(device)
+    train_full, test, mean, std = _load_sets(cfg)
+    _check(
+        cfg.val_size < len(train_full),
+        "val_size",
+        cfg.val_size,
+        f"must be smaller than the {len(train_full)} training images",
+    )
+    train_idx, val_idx = stratified_split(train_full.labels, cfg.val_size, cfg.data_seed)
+    train = train_full.subset(train_idx) if cfg.val_size else train_full
+    val = train_full.subset(val_idx) if cfg.val_size else None
+
+    def make(images: ImageSet, train_mode: bool, batch_size: int) -> Loader:
+        common = dict(
+            train=train_mode, augment=cfg.augment, cutout=cfg.cutout, drop_last=cfg.drop_last
+        )
+        if cfg.loader == "tensor":
+            return TensorLoader(images, mean, std, batch_size, seed, device, **common)
+        return WorkerLoader(
+            images,
+            mean,
+            std,
+            batch_size,
+            seed,
+            num_workers=cfg.num_workers,
+            pin_memory=cfg.pin_memory and device.type == "cuda",
+            **common,
+        )
+
+    return DataBundle(
+        train=make(train, True, cfg.batch_size),
+        val=make(val, False, cfg.eval_batch_size) if val is not None else None,
+        test=make(test, False, cfg.eval_batch_size),
+        num_classes=len(train_full.classes),
+        classes=list(train_full.classes),
+        mean=tuple(mean),
+        std=tuple(std),
+    )

@@ -1,0 +1,70 @@
+"""The data layer's structured config (registered in Hydra's ConfigStore by the CLI layer).
+
+Only OmegaConf-compatible field types; the values are checked by
+:func:`defcon_exp.data.build_data`, which raises ``ValueError`` naming the key, the value
+received and the rule it breaks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+__all__ = ["DATASET_NAMES", "LOADER_NAMES", "DataConfig"]
+
+DATASET_NAMES: tuple[str, ...] = ("cifar100", "cifar10", "synthetic")
+"""Valid values of ``data.name``."""
+
+LOADER_NAMES: tuple[str, ...] = ("dataloader", "tensor")
+"""Valid values of ``data.loader``: ``dataloader`` = torch ``DataLoader`` with workers and
+per-image torchvision transforms; ``tensor`` = the whole set as one uint8 tensor on the
+device, augmented in batches (airbench style)."""
+
+
+@dataclass
+class DataConfig:
+    """Which images, how they are split and augmented, and how they are batched.
+
+    Attributes:
+        name: ``cifar100``, ``cifar10`` or ``synthetic``.
+        root: folder holding ``cifar-100-python.tar.gz`` / ``cifar-10-python.tar.gz`` or
+            their extracted folders; ``~`` is expanded, relative paths are taken from the
+            current directory.
+        download: try to download a missing CIFAR archive (torchvision's URL and checksum).
+        val_size: training images held out (stratified by class, chosen by ``data_seed``)
+            as the validation set; 0 = no validation set. The paper's 40,000/10,000 split
+            is ``data.val_size=10000``. The official test set always stays the test set.
+        data_seed: seed of the data itself (the validation split and the synthetic
+            images), independent of the run seed so every run sees the same split.
+        batch_size: training batch size.
+        eval_batch_size: batch size of the validation and test loaders.
+        drop_last: drop the last incomplete training batch (a last training batch of a
+            single image is always dropped: BatchNorm cannot train on it).
+        loader: ``dataloader`` or ``tensor`` (see :data:`LOADER_NAMES`).
+        num_workers: DataLoader worker processes (``dataloader`` only; 0 = main process).
+        pin_memory: pin host batches when training on CUDA (``dataloader`` only).
+        augment: random crop (32, 4 px zero padding) + horizontal flip on training images.
+        cutout: Cutout patch length in pixels (DeVries & Taylor 2017; 8 for CIFAR-100,
+            16 for CIFAR-10 in their paper); 0 = off.
+        num_classes: classes; ``None`` = the data set's own (100 / 10 for CIFAR, 10 for
+            synthetic). For CIFAR a value must match the data set.
+        train_size: synthetic training images (before the validation split).
+        test_size: synthetic test images.
+    """
+
+    name: str = "cifar100"
+    root: str = "data"
+    download: bool = True
+    val_size: int = 0
+    data_seed: int = 0
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    drop_last: bool = False
+    loader: str = "dataloader"
+    num_workers: int = 2
+    pin_memory: bool = True
+    augment: bool = True
+    cutout: int = 0
+    num_classes: Optional[int] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
+    train_size: int = 10_000
+    test_size: int = 2_000

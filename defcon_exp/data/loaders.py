@@ -1,0 +1,172 @@
+"""The standard loader path: a torch ``DataLoader`` with worker processes and pinned memory,
+per-image torchvision transforms.
+
+The random parts (order, crop offsets, flips, Cutout centres) are drawn in the main process
+by :func:`~defcon_exp.data.plan.make_epoch_plan` and handed to the workers with each index,
+so the batches are a pure function of ``(seed, epoch)``: independent of ``num_workers``,
+of worker scheduling and of ``persistent_workers``, and identical to the tensor path's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .imageset import ImageSet
+from .plan import make_epoch_plan, num_yielded
+from .transforms import transform_image
+
+__all__ = ["PlanSampler", "TransformedImages", "WorkerLoader"]
+
+# (index, crop_y, crop_x, flip, cut_y, cut_x)
+SampleKey = tuple[int, int, int, bool, int, int]
+
+
+class TransformedImages(Dataset):
+    """Images of an :class:`ImageSet` through :func:`transform_image`.
+
+    Indexed by a :data:`SampleKey` (index + augmentation parameters, what
+    :class:`PlanSampler` yields) or a plain ``int`` (no augmentation). Items are
+    ``(float32 [3, 32, 32], int)``.
+    """
+
+    def __init__(
+        self, images: ImageSet, mean: Sequence[float], std: Sequence[float], cutout: int = 0
+    ):
+        self.images = images.images
+        self.labels = images.labels
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
+        self.cutout = cutout
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, key: int | SampleKey) -> tuple[Tensor, int]:
+        if isinstance(key, tuple):
+            index, crop_y, crop_x, flip, cut_y, cut_x = key
+            image = transform_image(
+                self.images[index],
+                self.mean,
+                self.std,
+                crop_y,
+                crop_x,
+                flip,
+                self.cutout,
+                cut_y,
+                cut_x,
+            )
+        else:
+            index = int(key)
+            image = transform_image(self.images[index], self.mean, self.std)
+        return image, int(self.labels[index])
+
+
+class PlanSampler(Sampler):
+    """Yields one epoch of :data:`SampleKey` s drawn by :func:`make_epoch_plan` for the
+    current epoch (set with :meth:`set_epoch`)."""
+
+    def __init__(
+        self,
+        num_images: int,
+        seed: int,
+        *,
+        shuffle: bool,
+        augment: bool,
+        cutout: int,
+        length: int,
+    ):
+        self.num_images = num_images
+        self.seed = seed
+        self.shuffle = shuffle
+        self.augment = augment
+        self.cutout = cutout
+        self.length = length
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[SampleKey]:
+        plan = make_epoch_plan(
+            self.num_images,
+            self.seed,
+            self.epoch,
+            shuffle=self.shuffle,
+            augment=self.augment,
+            cutout=self.cutout,
+            length=self.length,
+        )
+        columns = (plan.order, plan.crop_y, plan.crop_x, plan.flip, plan.cut_y, plan.cut_x)
+        yield from zip(*(column.tolist() for column in columns), strict=True)
+
+
+class WorkerLoader:
+    """DataLoader-backed loader: iterates ``(float32 [B, 3, 32, 32], int64 [B])`` on the CPU
+    (pinned when ``pin_memory``).
+
+    Args:
+        images: the set to load.
+        mean, std: per-channel normalisation.
+        batch_size: images per batch.
+        seed: with the epoch, fixes order and augmentation.
+        train: shuffle + augment (per ``augment``/``cutout``) and drop a last batch of one
+            (or every incomplete one with ``drop_last``); otherwise sequential, untouched.
+        augment, cutout, drop_last: see :class:`~defcon_exp.data.config.DataConfig`.
+        num_workers, pin_memory: passed to ``DataLoader``; workers are persistent.
+    """
+
+    def __init__(
+        self,
+        images: ImageSet,
+        mean: Sequence[float],
+        std: Sequence[float],
+        batch_size: int,
+        seed: int,
+        *,
+        train: bool,
+        augment: bool = True,
+        cutout: int = 0,
+        drop_last: bool = False,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
+        count = len(images)
+        self.batch_size = batch_size
+        self.num_samples = num_yielded(count, batch_size, drop_last) if train else count
+        self.sampler = PlanSampler(
+            count,
+            seed,
+            shuffle=train,
+            augment=train and augment,
+            cutout=cutout if train else 0,
+            length=self.num_samples,
+        )
+        self.dataset = TransformedImages(images, mean, std, cutout if train else 0)
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=num_workers > 0,
+            drop_last=False,  # the sampler already yields whole batches where needed
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and augmentation the next iteration yields."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, received {epoch}")
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        return iter(self.loader)

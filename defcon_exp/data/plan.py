@@ -1,0 +1,95 @@
+"""One epoch's order and augmentation parameters, a pure function of ``(seed, epoch)``.
+
+Both loader paths (DataLoader and tensor) draw everything random from
+:func:`make_epoch_plan`, so they yield the same batches for the same seed and epoch, and a
+resumed run sees exactly the batches it would have seen. The distribution matches
+torchvision's ``RandomCrop(32, padding=4)`` (offsets uniform on ``0..8`` in the padded
+40 x 40 image), ``RandomHorizontalFlip(0.5)`` and DeVries & Taylor's Cutout (centre uniform
+on the 32 x 32 grid, patch clipped at the border).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["PAD", "EpochPlan", "make_epoch_plan", "num_yielded"]
+
+PAD = 4
+"""Zero padding of the random crop, in pixels."""
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """Per-position parameters of one epoch (position ``i`` = the ``i``-th image yielded).
+
+    Attributes:
+        order: ``int64 [M]`` image indices in the order they are yielded.
+        crop_y, crop_x: ``int64 [M]`` crop offsets in the padded image, in ``[0, 2 * PAD]``
+            (``PAD`` = centred, i.e. no shift).
+        flip: ``bool [M]`` horizontal flip.
+        cut_y, cut_x: ``int64 [M]`` Cutout centres in ``[0, 32)`` (unused when cutout is 0).
+        cutout: Cutout patch length (0 = off).
+    """
+
+    order: np.ndarray
+    crop_y: np.ndarray
+    crop_x: np.ndarray
+    flip: np.ndarray
+    cut_y: np.ndarray
+    cut_x: np.ndarray
+    cutout: int
+
+    def __len__(self) -> int:
+        return int(self.order.shape[0])
+
+
+def num_yielded(num_images: int, batch_size: int, drop_last: bool) -> int:
+    """How many images a training epoch yields: all, minus an incomplete last batch when
+    ``drop_last``, minus a last batch of exactly one image (BatchNorm cannot train on it)."""
+    remainder = num_images % batch_size
+    if drop_last or (remainder == 1 and num_images > 1):
+        return num_images - remainder
+    return num_images
+
+
+def make_epoch_plan(
+    num_images: int,
+    seed: int,
+    epoch: int,
+    *,
+    shuffle: bool,
+    augment: bool,
+    cutout: int = 0,
+    size: int = 32,
+    length: int | None = None,
+) -> EpochPlan:
+    """Draw one epoch's order and augmentation parameters.
+
+    Args:
+        num_images: images in the set.
+        seed, epoch: non-negative ints; the plan is a pure function of them (and the rest).
+        shuffle: random order (else ``0..num_images-1``).
+        augment: random crop offsets and flips (else centred crops, no flips).
+        cutout: Cutout patch length; 0 = off.
+        size: image height = width.
+        length: yield only the first ``length`` positions (default all).
+    """
+    if seed < 0 or epoch < 0:
+        raise ValueError(f"seed and epoch must be >= 0, received seed={seed}, epoch={epoch}")
+    rng = np.random.default_rng([seed, epoch, 0xDEFC0])
+    order = rng.permutation(num_images) if shuffle else np.arange(num_images)
+    count = num_images if length is None else length
+    order = order[:count].astype(np.int64)
+    if augment:
+        crop = rng.integers(0, 2 * PAD + 1, size=(2, count), dtype=np.int64)
+        flip = rng.random(count) < 0.5
+    else:
+        crop = np.full((2, count), PAD, dtype=np.int64)
+        flip = np.zeros(count, dtype=bool)
+    if cutout > 0:
+        cut = rng.integers(0, size, size=(2, count), dtype=np.int64)
+    else:
+        cut = np.zeros((2, count), dtype=np.int64)
+    return EpochPlan(order, crop[0], crop[1], flip, cut[0], cut[1], int(cutout))
