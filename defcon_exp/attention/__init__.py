@@ -4,6 +4,9 @@ from defcon_exp.attention.base import ChannelAttention
 from defcon_exp.attention.cbam import Cbam
 from defcon_exp.attention.channel_shuffle import channel_shuffle, channel_unshuffle, shuffle_groups
 from defcon_exp.attention.defcon import Defcon
+from defcon_exp.attention.defcon_corr import DefconCorrelated
+from defcon_exp.attention.defcon_mix import DefconMix
+from defcon_exp.attention.defcon_mod import DefconModulated
 from defcon_exp.attention.defcon_shuffle import DefconShuffle
 from defcon_exp.attention.eca import EfficientChannelAttention
 from defcon_exp.attention.kernel_size import (
@@ -26,6 +29,9 @@ __all__ = [
     "Cbam",
     "ChannelAttention",
     "Defcon",
+    "DefconCorrelated",
+    "DefconMix",
+    "DefconModulated",
     "DefconShuffle",
     "EfficientChannelAttention",
     "KernelSizeSpec",

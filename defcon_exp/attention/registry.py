@@ -8,6 +8,9 @@ from torch import nn
 
 from defcon_exp.attention.cbam import Cbam
 from defcon_exp.attention.defcon import Defcon
+from defcon_exp.attention.defcon_corr import DefconCorrelated
+from defcon_exp.attention.defcon_mix import DefconMix
+from defcon_exp.attention.defcon_mod import DefconModulated
 from defcon_exp.attention.defcon_shuffle import DefconShuffle
 from defcon_exp.attention.eca import EfficientChannelAttention
 from defcon_exp.attention.se import SqueezeExcite
@@ -20,6 +23,9 @@ ATTENTIONS: dict[str, type[nn.Module]] = {
     "cbam": Cbam,
     "defcon": Defcon,
     "defcon_shuffle": DefconShuffle,
+    "defcon_corr": DefconCorrelated,
+    "defcon_mix": DefconMix,
+    "defcon_mod": DefconModulated,
 }
 
 

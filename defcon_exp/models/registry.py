@@ -17,6 +17,10 @@ MODELS: dict[str, tuple[str, Any]] = {
     "cbam": ("cbam", "adaptive"),
     "defcon": ("defcon", "paper"),
     "defcon_shuffle": ("defcon_shuffle", "paper"),
+    # Beyond the paper (its sections 4.2 and 4.3, and DCNv2 modulation).
+    "defcon_corr": ("defcon_corr", "paper"),
+    "defcon_mix": ("defcon_mix", "paper"),
+    "defcon_mod": ("defcon_mod", "paper"),
 }
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 

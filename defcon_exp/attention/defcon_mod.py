@@ -1,0 +1,52 @@
+"""Modulated DEFCON: DEFCON with a DCNv2-style learned mask on every tap."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from defcon_exp.attention.defcon import Defcon
+from defcon_exp.attention.kernel_size import KernelSizeSpec
+from defcon_exp.ops import deform_conv1d
+
+__all__ = ["DefconModulated"]
+
+
+class DefconModulated(Defcon):
+    """DEFCON whose taps are also weighted by an input-dependent mask (Zhu et al.,
+    "Deformable ConvNets v2", CVPR 2019). ``forward: Tensor[B, C, H, W] -> Tensor[B, C, H, W]``.
+
+    The mask ``Tensor[B, k, C]`` is ``2 * sigmoid(Conv1d(1, k, k)(pooled))`` with the mask conv
+    initialised to zero, so every tap starts at weight 1 and the module starts exactly as
+    DEFCON (and, with zero offsets, as ECA). ``2*k*k + k`` parameters.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: KernelSizeSpec = "adaptive",
+        gamma: float = 2.0,
+        beta: float = 1.0,
+        offset_init: str = "zero",
+        gate: str = "sigmoid",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(channels, kernel_size, gamma, beta, offset_init, gate, device, dtype)
+        k = self.kernel_size
+        self.mask_conv = nn.Conv1d(1, k, k, padding=k // 2, bias=False, device=device, dtype=dtype)
+        nn.init.zeros_(self.mask_conv.weight)
+
+    def modulation(self, signal: Tensor) -> Tensor:
+        """``Tensor[B, 1, C]`` -> tap weights ``Tensor[B, k, C]`` in (0, 2)."""
+        return 2.0 * torch.sigmoid(self.mask_conv(signal))
+
+    def channel_logits(self, pooled: Tensor) -> Tensor:
+        signal = pooled[:, None, :]
+        return deform_conv1d(
+            signal,
+            self.offsets(signal),
+            self.weight,
+            padding=self.kernel_size // 2,
+            mask=self.modulation(signal),
+        )[:, 0, :]
