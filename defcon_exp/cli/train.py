@@ -1,0 +1,197 @@
+"""``defcon-train``: compose the Hydra config, build data/model/optimiser/schedule, run the engine.
+
+``main`` is the thin ``@hydra.main`` entry point; everything else is plain, importable code:
+``train(cfg)`` is what tests call with ``hydra.compose()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from defcon_exp.config import Config, ConfigError, validate_config
+from defcon_exp.data import DatasetNotFoundError, build_data
+from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
+from defcon_exp.engine.fit import FitSettings, Loaders, count_parameters, fit
+from defcon_exp.engine.loop import NonFiniteLossError
+from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir, unique_run_dir
+from defcon_exp.engine.seed import resolve_device, seed_everything
+
+log = logging.getLogger("defcon_exp.train")
+
+#: Errors the user can fix; the CLI prints their message without a traceback and exits 1.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError, DatasetNotFoundError, FileNotFoundError, NonFiniteLossError, ValueError,
+)
+CONFIG_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment")
+#: keys that may differ between a checkpoint's config and the resumed one without a warning
+RESUME_NEUTRAL = {"resume", "run_dir", "trainer.progress", "trainer.device", "trainer.epochs",
+                  "trainer.log_every_n_steps", "data.num_workers", "data.pin_memory", "data.root"}
+
+
+def model_name(model_cfg: Any) -> str:
+    """A readable model name: the attention (``defcon``...) or ``resnet50`` for none."""
+    attention = OmegaConf.select(model_cfg, "attention", default="none") if isinstance(
+        model_cfg, DictConfig) else dict(model_cfg).get("attention", "none")
+    return "resnet50" if attention in (None, "none") else str(attention)
+
+
+def build_model(model_cfg: Any, num_classes: int, device: torch.device) -> nn.Module:
+    """Instantiate ``model_cfg`` (``_target_`` + kwargs) with ``num_classes`` and ``device``."""
+    return instantiate(model_cfg, num_classes=num_classes, device=device, _convert_="all")
+
+
+def schema_config(container: dict[str, Any]) -> DictConfig:
+    """A plain-data config (e.g. from a checkpoint) merged onto the typed schema."""
+    return OmegaConf.merge(OmegaConf.structured(Config), container)
+
+
+def flat_items(container: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
+    if isinstance(container, dict):
+        out: dict[str, Any] = {}
+        for key, value in container.items():
+            out.update(flat_items(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: container}
+
+
+def pick_run_dir(cfg: DictConfig, run_dir: str | Path | None) -> tuple[Path, Path | None]:
+    """Decide where this run writes and which checkpoint (if any) it resumes from.
+
+    Priority: ``resume`` (the original run dir, always) > ``run_dir`` argument >
+    ``cfg.run_dir`` > Hydra's run dir > a fresh ``outputs/DATE/TIME_us``. A fresh run never
+    writes into a dir that already holds a run.
+    """
+    if cfg.resume:
+        ckpt = find_checkpoint(cfg.resume)
+        return resume_run_dir(ckpt), ckpt
+    target = run_dir or cfg.run_dir
+    if target is None and HydraConfig.initialized():
+        target = HydraConfig.get().runtime.output_dir
+    path = Path(target) if target is not None else unique_run_dir()
+    if is_used_run_dir(path):
+        raise ConfigError(
+            f"run_dir={str(path)!r} is invalid: it already holds a run (checkpoints/metrics); "
+            f"continue it with resume={path} or choose a new directory"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path, None
+
+
+def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Run one training job described by ``cfg`` (composed ``conf/config.yaml``).
+
+    Returns the summary (also ``<run_dir>/summary.json``): ``test`` top1/top5/loss,
+    ``best_val`` (or ``best_on_test``), ``num_params``, ``wall_time_s``, ``images_per_s``...
+
+    Raises:
+        ConfigError / ValueError: a config value breaks a rule (named in the message).
+        DatasetNotFoundError: CIFAR is missing and cannot be downloaded.
+        NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
+    """
+    validate_config(cfg)
+    device = resolve_device(cfg.trainer.device)
+    out_dir, ckpt_path = pick_run_dir(cfg, run_dir)
+    resume_state = None
+    if ckpt_path is not None:
+        resume_state = load_checkpoint(ckpt_path)
+        if "optimizer" not in resume_state:
+            raise ConfigError(f"resume={cfg.resume!r} is invalid: {ckpt_path.name} holds weights only "
+                              "(best.pt is for evaluation); resume from the run dir or last.pt")
+        _warn_config_changes(resume_state["config"], cfg)
+
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    name = model_name(cfg.model)
+    log.info("run dir: %s%s", out_dir, f" (resuming {ckpt_path})" if ckpt_path else "")
+    log.info("model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
+             "epochs=%d | seed=%d | device=%s", name, cfg.model.get("kernel_size"), cfg.data.name,
+             cfg.data.batch_size, cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay,
+             cfg.scheduler.name, cfg.trainer.epochs, cfg.seed, device)
+    log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+
+    data = build_data(cfg.data, seed=cfg.seed, device=device)
+    log.info("data %s: train %d images (%d batches) | val %s | test %d images | %d classes",
+             cfg.data.name, data.train.num_samples, len(data.train),
+             data.val.num_samples if data.val is not None else "none (data.val_size=0)",
+             data.test.num_samples, data.num_classes)
+    model = build_model(cfg.model, data.num_classes, device)
+    log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
+    optimizer = instantiate(cfg.optim, model=model, _convert_="all")
+    schedule, plateau = instantiate(cfg.scheduler, optimizer=optimizer, epochs=cfg.trainer.epochs,
+                                    steps_per_epoch=len(data.train), _convert_="all")
+    container = OmegaConf.to_container(cfg, resolve=True)
+    settings = FitSettings(
+        epochs=cfg.trainer.epochs, amp=cfg.trainer.amp, grad_clip_norm=cfg.trainer.grad_clip_norm,
+        log_every_n_steps=cfg.trainer.log_every_n_steps, progress=cfg.trainer.progress,
+        model_name=name, config=container, hparams=_hparams(container, name),
+    )
+    loaders = Loaders(data.train, data.val, data.test, data.num_classes)
+    return fit(model, optimizer, schedule, plateau, loaders, device, out_dir, settings, resume_state)
+
+
+def _hparams(container: dict[str, Any], name: str) -> dict[str, Any]:
+    keys = ("optim.name", "optim.lr", "optim.weight_decay", "optim.momentum", "scheduler.name",
+            "scheduler.warmup_epochs", "trainer.epochs", "data.name", "data.batch_size",
+            "model.kernel_size", "seed")
+    flat = flat_items(container)
+    return {"model": name, **{k: flat.get(k) for k in keys}}
+
+
+def _warn_config_changes(stored: dict[str, Any], cfg: DictConfig) -> None:
+    before = flat_items(stored)
+    after = flat_items(OmegaConf.to_container(cfg, resolve=True))
+    changed = sorted(k for k in set(before) | set(after)
+                     if before.get(k) != after.get(k) and k not in RESUME_NEUTRAL)
+    for key in changed:
+        log.warning("resume: %s changed from %r to %r", key, before.get(key), after.get(key))
+
+
+def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """The config a ``resume=`` invocation runs with: the checkpoint's own config plus the
+    command line's value overrides (e.g. ``trainer.epochs=300``). Group choices cannot change."""
+    stored = load_checkpoint(find_checkpoint(cfg.resume))["config"]
+    resumed = schema_config(stored)
+    resumed.resume = cfg.resume
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    for override in parsed:
+        key = override.key_or_group
+        if key == "resume" or key.startswith("hydra"):
+            continue
+        if key in CONFIG_GROUPS:
+            raise ConfigError(f"{key}={override.value()!r} is invalid when resuming: a run keeps its "
+                              "config groups; change values (e.g. trainer.epochs=...) or start a new run")
+        if override.is_delete():
+            raise ConfigError(f"~{key} is invalid when resuming: keys cannot be deleted")
+        OmegaConf.update(resumed, key, override.value(), merge=True, force_add=override.is_add())
+    return resumed
+
+
+@hydra.main(config_path="pkg://defcon_exp.conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    """``defcon-train [group=option ...] [key=value ...]``; returns test top-1 (for sweepers)."""
+    try:
+        if cfg.resume:
+            cfg = resume_config(cfg, HydraConfig.get().overrides.task)
+        summary = train(cfg, run_dir=None if cfg.resume else HydraConfig.get().runtime.output_dir)
+    except USER_ERRORS as err:
+        log.error("%s: %s", type(err).__name__, err)
+        log.debug("traceback", exc_info=True)
+        print(f"defcon-train: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    return summary["test"]["top1"]
+
+
+if __name__ == "__main__":
+    main()

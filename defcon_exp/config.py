@@ -1,0 +1,180 @@
+"""Structured configs (Hydra ConfigStore schemas), their value rules, and the run-dir resolvers.
+
+Importing this module registers:
+
+* ``defcon_schema`` in Hydra's ConfigStore — the typed top-level schema that
+  ``conf/config.yaml`` lists first in its defaults, so every group file is merged onto
+  typed dataclasses (a wrong type or an unknown key fails at composition);
+* the OmegaConf resolvers ``defcon_run_dir`` / ``defcon_hydra_subdir`` used by
+  ``conf/hydra/default.yaml`` to send ``resume=...`` runs back to their original run dir.
+
+:func:`validate_config` checks the *values* (``optim.lr > 0``, ``trainer.epochs >= 1``...)
+and raises :class:`ConfigError` naming the key, the value and the rule, before anything
+is built.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typing generics)
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from defcon_exp.data.config import DataConfig
+from defcon_exp.engine.optim import OPTIMIZER_NAMES
+from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
+from defcon_exp.engine.schedulers import SCHEDULE_NAMES
+
+__all__ = [
+    "Config", "ConfigError", "ModelConfig", "OptimConfig", "PlateauConfig", "SchedulerConfig",
+    "TrainerConfig", "register_configs", "validate_config",
+]
+
+
+class ConfigError(ValueError):
+    """A config value breaks a rule; the message names key, value and rule."""
+
+
+@dataclass
+class ModelConfig:
+    """``_target_`` is called with these keys plus ``num_classes`` (from the data) and ``device``."""
+
+    _target_: str = "defcon_exp.models.cifar_resnet50"
+    attention: str = "none"
+    kernel_size: Any = "adaptive"  # int | "adaptive" | "paper" | [k1, k2, k3, k4]
+    attention_kwargs: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
+
+
+@dataclass
+class OptimConfig:
+    """Arguments of :func:`defcon_exp.engine.optim.build_optimizer` (``name``: sgd | adamw)."""
+
+    _target_: str = "defcon_exp.engine.optim.build_optimizer"
+    name: str = "sgd"
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    nesterov: bool = False
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])  # noqa: UP006
+    eps: float = 1e-8
+    exclude_norm_and_bias: bool = False
+
+
+@dataclass
+class PlateauConfig:
+    """Reduce-on-plateau rule (used when ``scheduler.name == plateau``)."""
+
+    monitor: str = "val/loss"  # val|train / loss|top1|top5 (val falls back to train without a val split)
+    mode: str = "min"
+    factor: float = 0.1
+    patience: int = 10
+    threshold: float = 1e-4
+    cooldown: int = 0
+    min_lr: float = 0.0
+
+
+@dataclass
+class SchedulerConfig:
+    """Arguments of :func:`defcon_exp.engine.schedulers.build_schedulers` (epochs are epochs)."""
+
+    _target_: str = "defcon_exp.engine.schedulers.build_schedulers"
+    name: str = "constant"
+    interval: str = "step"  # step: update the lr every iteration; epoch: once per epoch
+    warmup_epochs: float = 0.0
+    warmup_start_factor: float = 0.1
+    milestones: List[int] = field(default_factory=list)  # noqa: UP006
+    gamma: float = 0.1
+    T_max: Optional[float] = None  # noqa: UP045
+    T_0: int = 50
+    T_mult: int = 2
+    eta_min: float = 0.0
+    plateau: PlateauConfig = field(default_factory=PlateauConfig)
+
+
+@dataclass
+class TrainerConfig:
+    """Loop settings."""
+
+    epochs: int = 200
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = False
+    grad_clip_norm: Optional[float] = None  # noqa: UP045
+    log_every_n_steps: int = 50
+    progress: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class Config:
+    """The whole run. ``resume``: a run dir or a checkpoint to continue (in its own run dir);
+    ``run_dir``: where to write when not under Hydra (null = Hydra's run dir, or a fresh
+    ``outputs/DATE/TIME`` when ``train()`` is called directly)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+    resume: Optional[str] = None  # noqa: UP045
+    run_dir: Optional[str] = None  # noqa: UP045
+    tags: List[str] = field(default_factory=list)  # noqa: UP006
+
+
+def register_configs() -> None:
+    """Register the schema and the resolvers (idempotent)."""
+    ConfigStore.instance().store(name="defcon_schema", node=Config)
+    OmegaConf.register_new_resolver("defcon_run_dir", hydra_run_dir, replace=True)
+    OmegaConf.register_new_resolver("defcon_hydra_subdir", hydra_output_subdir, replace=True)
+
+
+register_configs()
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_MONITOR = re.compile(r"^(val|train)/(loss|top1|top5)$")
+
+
+def validate_config(cfg: DictConfig | Config) -> None:
+    """Check value rules of a composed config; raise :class:`ConfigError` on the first break."""
+    get = lambda key: OmegaConf.select(cfg, key)  # noqa: E731
+
+    def rule(key: str, ok: bool, text: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}={get(key)!r} is invalid: {text}")
+
+    rule("optim.name", get("optim.name") in OPTIMIZER_NAMES, f"must be one of {list(OPTIMIZER_NAMES)}")
+    rule("optim.lr", get("optim.lr") > 0, "must be > 0")
+    rule("optim.weight_decay", get("optim.weight_decay") >= 0, "must be >= 0")
+    rule("optim.momentum", 0 <= get("optim.momentum") < 1, "must be in [0, 1)")
+    rule("trainer.epochs", get("trainer.epochs") >= 1, "must be >= 1")
+    rule("trainer.device", bool(_DEVICE.match(str(get("trainer.device")))), "must be auto, cpu, cuda or cuda:N")
+    rule("trainer.log_every_n_steps", get("trainer.log_every_n_steps") >= 1, "must be >= 1")
+    clip = get("trainer.grad_clip_norm")
+    rule("trainer.grad_clip_norm", clip is None or clip > 0, "must be null or > 0")
+    for key in ("data.batch_size", "data.eval_batch_size"):
+        if get(key) is not None:
+            rule(key, get(key) >= 1, "must be >= 1")
+
+    epochs = get("trainer.epochs")
+    rule("scheduler.name", get("scheduler.name") in SCHEDULE_NAMES, f"must be one of {list(SCHEDULE_NAMES)}")
+    rule("scheduler.interval", get("scheduler.interval") in ("step", "epoch"), "must be 'step' or 'epoch'")
+    rule("scheduler.warmup_epochs", 0 <= get("scheduler.warmup_epochs") < epochs,
+         f"must be >= 0 and < trainer.epochs={epochs}")
+    rule("scheduler.warmup_start_factor", 0 <= get("scheduler.warmup_start_factor") <= 1, "must be in [0, 1]")
+    milestones = list(get("scheduler.milestones") or [])
+    rule("scheduler.milestones", all(m > 0 for m in milestones) and milestones == sorted(set(milestones)),
+         "must be positive and strictly increasing")
+    rule("scheduler.gamma", 0 < get("scheduler.gamma") <= 1, "must be in (0, 1]")
+    t_max = get("scheduler.T_max")
+    rule("scheduler.T_max", t_max is None or t_max > 0, "must be null or > 0")
+    rule("scheduler.T_0", get("scheduler.T_0") >= 1, "must be >= 1")
+    rule("scheduler.T_mult", get("scheduler.T_mult") >= 1, "must be >= 1")
+    rule("scheduler.eta_min", 0 <= get("scheduler.eta_min") < get("optim.lr"), "must be >= 0 and < optim.lr")
+    rule("scheduler.plateau.monitor", bool(_MONITOR.match(str(get("scheduler.plateau.monitor")))),
+         "must be val|train / loss|top1|top5, e.g. val/loss")
+    rule("scheduler.plateau.mode", get("scheduler.plateau.mode") in ("min", "max"), "must be 'min' or 'max'")
+    rule("scheduler.plateau.factor", 0 < get("scheduler.plateau.factor") < 1, "must be in (0, 1)")
+    rule("scheduler.plateau.patience", get("scheduler.plateau.patience") >= 0, "must be >= 0")
+    rule("scheduler.plateau.min_lr", get("scheduler.plateau.min_lr") >= 0, "must be >= 0")

@@ -1,0 +1,148 @@
+"""One training epoch and one evaluation pass — device-agnostic, model-agnostic.
+
+Batches are moved with ``non_blocking=True``; losses and hits accumulate on the device and
+are read back once per log interval and once per epoch. A non-finite loss is flagged on
+the device and raised as :class:`NonFiniteLossError` at the next read-back, before any
+checkpoint of the corrupted weights can be written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from defcon_exp.engine.metrics import MetricAccumulator
+from defcon_exp.engine.progress import batch_bar
+from defcon_exp.engine.schedulers import LRSchedule, Plateau
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN/Inf; names the global step."""
+
+
+@dataclass
+class StepContext:
+    """Everything one optimisation step needs besides the batch."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    plateau: Plateau | None
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp: bool = False
+    grad_clip_norm: float | None = None
+    log_every_n_steps: int = 50
+    progress: bool = False
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """Mixed precision: float16 on CUDA, bfloat16 on CPU; a no-op when disabled."""
+    if not enabled:
+        return contextlib.nullcontext()
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def train_one_epoch(
+    ctx: StepContext,
+    loader: Iterable,
+    num_batches: int,
+    epoch: int,
+    global_step: int,
+    on_log: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[dict[str, float], int]:
+    """Train over ``loader`` (batches ``(images: Tensor[B,3,H,W], labels: Tensor[B])``).
+
+    The lr is set from ``ctx.schedule`` (times the plateau scale) before every step.
+    ``on_log(global_step, {"train/loss_step", "train/lr"})`` is called every
+    ``log_every_n_steps`` steps (one host sync each).
+
+    Returns:
+        The epoch's ``{"loss", "top1", "top5", "count"}`` and the new global step.
+
+    Raises:
+        NonFiniteLossError: naming the first step whose loss was NaN/Inf.
+    """
+    model, optimizer, device = ctx.model, ctx.optimizer, ctx.device
+    model.train()
+    criterion = nn.CrossEntropyLoss()
+    epoch_metrics = MetricAccumulator(device)
+    interval_loss = torch.zeros((), dtype=torch.float64, device=device)
+    interval_count = 0
+    step_on_device = torch.full((), global_step, dtype=torch.int64, device=device)
+    first_bad_step = torch.full((), -1, dtype=torch.int64, device=device)
+    scale = ctx.plateau.scale if ctx.plateau is not None else 1.0
+    min_lr = ctx.plateau.min_lr if ctx.plateau is not None else 0.0
+    lrs = ctx.schedule.apply(optimizer, scale, min_lr)
+
+    bar = batch_bar(loader, num_batches, f"epoch {epoch + 1}", ctx.progress)
+    for batch_idx, (images, labels) in enumerate(bar):
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        ctx.schedule.step_count = global_step
+        lrs = ctx.schedule.apply(optimizer, scale, min_lr)
+        with autocast(device, ctx.amp):
+            logits = model(images)  # [B, K]
+            loss = criterion(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        ctx.scaler.scale(loss).backward()
+        if ctx.grad_clip_norm is not None:
+            ctx.scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), ctx.grad_clip_norm)
+        ctx.scaler.step(optimizer)
+        ctx.scaler.update()
+
+        first_bad_step = torch.where(
+            (~torch.isfinite(loss.detach())) & (first_bad_step < 0), step_on_device, first_bad_step
+        )
+        step_on_device += 1
+        global_step += 1
+        ctx.schedule.step_count = global_step
+        epoch_metrics.update(logits.detach().float(), labels, loss.detach())
+        interval_loss += loss.detach().double()
+        interval_count += 1
+
+        last_batch = batch_idx + 1 == num_batches
+        if global_step % ctx.log_every_n_steps == 0 or last_batch:
+            _raise_if_nonfinite(first_bad_step, epoch, batch_idx)
+            step_loss = interval_loss.item() / interval_count
+            interval_loss.zero_()
+            interval_count = 0
+            if ctx.progress:
+                bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{lrs[0]:.3g}")
+            if on_log is not None:
+                on_log(global_step, {"train/loss_step": step_loss, "train/lr": lrs[0]})
+    _raise_if_nonfinite(first_bad_step, epoch, num_batches - 1)
+    result = epoch_metrics.compute()
+    result["lr"] = lrs[0]
+    return result, global_step
+
+
+def _raise_if_nonfinite(first_bad_step: torch.Tensor, epoch: int, batch_idx: int) -> None:
+    bad = int(first_bad_step.item())
+    if bad >= 0:
+        raise NonFiniteLossError(
+            f"training loss became NaN/Inf at global step {bad} (epoch {epoch + 1}, detected by "
+            f"batch {batch_idx + 1}); stopping. The last good checkpoint is checkpoints/last.pt "
+            "(from the previous epoch). Try a lower optim.lr, trainer.grad_clip_norm or warm-up."
+        )
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: bool = False) -> dict[str, float]:
+    """Mean loss and top-1/top-5 accuracy (percent) of ``model`` over ``loader``; one sync."""
+    model.eval()
+    criterion = nn.CrossEntropyLoss()
+    metrics = MetricAccumulator(device)
+    for images, labels in loader:
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with autocast(device, amp):
+            logits = model(images).float()  # [B, K]
+        metrics.update(logits, labels, criterion(logits, labels))
+    return metrics.compute()

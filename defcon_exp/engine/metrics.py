@@ -1,0 +1,47 @@
+"""Classification metrics accumulated on the device; one host sync per read-out."""
+
+from __future__ import annotations
+
+import torch
+
+
+class MetricAccumulator:
+    """Sums loss and top-1/top-5 hits as device tensors; :meth:`compute` syncs once.
+
+    ``update(logits: Tensor[B, K], labels: Tensor[B], loss: Tensor[])`` where ``loss`` is the
+    batch mean.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, top1, top5
+        self._count = 0  # batch sizes are host metadata: no sync needed
+
+    def reset(self) -> None:
+        """Zero the sums."""
+        self._sums.zero_()
+        self._count = 0
+
+    @torch.no_grad()
+    def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
+        """Add one batch: ``logits`` Tensor[B, K], ``labels`` Tensor[B], ``loss`` scalar mean."""
+        n = labels.shape[0]
+        k = min(5, logits.shape[1])
+        topk = logits.topk(k, dim=1).indices  # [B, k]
+        hits = topk.eq(labels.view(-1, 1))
+        batch = torch.stack([
+            loss.detach().double() * n,
+            hits[:, 0].sum().double(),
+            hits.any(dim=1).sum().double(),
+        ])
+        self._sums += batch
+        self._count += n
+
+    def compute(self) -> dict[str, float]:
+        """``{"loss", "top1", "top5", "count"}`` (accuracies in percent); one device sync."""
+        loss_sum, top1, top5 = self._sums.tolist()
+        count = self._count
+        if count == 0:
+            return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "count": 0}
+        return {"loss": loss_sum / count, "top1": 100.0 * top1 / count,
+                "top5": 100.0 * top5 / count, "count": int(count)}

@@ -1,0 +1,61 @@
+"""Where a run writes: fresh unique run dirs, and the original run dir when resuming.
+
+Design (documented in the README): the engine never ``chdir``s; it writes everything under
+an explicit ``run_dir``. Under Hydra, ``hydra.run.dir`` is computed by the
+``defcon_run_dir`` resolver: with ``resume=<run dir or checkpoint>`` it *is* the original
+run dir, so Hydra creates no stray folder, its logs append to the original ``train.log``
+and its ``.hydra`` record of the resumed invocation goes to ``.hydra/resume-<time>/``
+(the original ``.hydra/`` files are kept).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from defcon_exp.engine.checkpoint import run_dir_of_checkpoint
+
+RUN_MARKERS = ("checkpoints", "metrics.csv", "summary.json")
+
+
+def resume_run_dir(resume: str | os.PathLike) -> Path:
+    """The original run dir of ``resume`` (a run dir, or a checkpoint file inside one)."""
+    path = Path(resume).expanduser()
+    if path.is_file() or path.suffix == ".pt":
+        return run_dir_of_checkpoint(path)
+    return path.resolve()
+
+
+def hydra_run_dir(resume: str | None, default: str) -> str:
+    """Resolver body for ``hydra.run.dir``: the resumed run's dir, else ``default``."""
+    if resume in (None, "", "None", "null"):
+        return default
+    return str(resume_run_dir(resume))
+
+
+def hydra_output_subdir(resume: str | None, stamp: str) -> str:
+    """Resolver body for ``hydra.output_subdir``: ``.hydra``, or ``.hydra/resume-<stamp>``."""
+    if resume in (None, "", "None", "null"):
+        return ".hydra"
+    return f".hydra/resume-{stamp}"
+
+
+def unique_run_dir(root: str | os.PathLike = "outputs") -> Path:
+    """A new ``<root>/YYYY-MM-DD/HH-MM-SS_ffffff`` dir (suffixed ``-1``, ``-2``... if taken)."""
+    now = datetime.now()
+    base = Path(root) / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S_%f")
+    candidate, n = base, 0
+    while True:
+        try:
+            candidate.mkdir(parents=True, exist_ok=False)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = base.with_name(f"{base.name}-{n}")
+
+
+def is_used_run_dir(run_dir: str | os.PathLike) -> bool:
+    """True when ``run_dir`` already holds a run's outputs (checkpoints, metrics, summary)."""
+    run_dir = Path(run_dir)
+    return any((run_dir / marker).exists() for marker in RUN_MARKERS)

@@ -1,0 +1,125 @@
+"""Run records: ``metrics.csv`` (one row per epoch), TensorBoard scalars + HParams, and
+``summary.json``. All writers are safe to reopen on resume."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+
+class MetricsCSV:
+    """``metrics.csv`` with one row per epoch and the header written once.
+
+    On resume, rows for epochs after ``resume_epoch`` (left by a crash after the last
+    checkpoint) are dropped and new rows are appended under the existing header.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume_epoch: int | None = None) -> None:
+        self.path = Path(path)
+        self.fieldnames: list[str] | None = None
+        if self.path.exists() and resume_epoch is not None:
+            with self.path.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                self.fieldnames = list(reader.fieldnames or []) or None
+                rows = [row for row in reader if int(row["epoch"]) <= resume_epoch]
+            if self.fieldnames:
+                _atomic_write_text(self.path, _csv_text(self.fieldnames, rows))
+        elif self.path.exists():
+            self.path.unlink()
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Append one epoch's row (the first row fixes the columns)."""
+        new_file = self.fieldnames is None
+        if new_file:
+            self.fieldnames = list(row)
+        with self.path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fieldnames, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow({k: _fmt(v) for k, v in row.items()})
+
+
+class TensorBoardLogger:
+    """A SummaryWriter on ``log_dir`` whose x axis is always the global optimiser step.
+
+    ``purge_step`` (the resumed global step) discards events a crashed run wrote after its
+    last checkpoint, so resumed curves stay continuous.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, purge_step: int | None = None) -> None:
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        """Log each ``tag -> value`` at ``step``."""
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, global_step=step)
+
+    def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float], step: int) -> None:
+        """Write an HParams record into this run's own event file (for sweep comparison)."""
+        clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
+        exp, ssi, sei = hparams_summary(clean, dict(metrics))
+        file_writer = self.writer._get_file_writer()
+        for summary in (exp, ssi, sei):
+            file_writer.add_summary(summary)
+        self.scalars(metrics, step)
+
+    def flush(self) -> None:
+        """Flush pending events to disk."""
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Flush and close."""
+        self.writer.close()
+
+
+def write_json(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` as indented JSON, atomically (NaN/inf become null)."""
+    path = Path(path)
+    _atomic_write_text(path, json.dumps(_json_safe(payload), indent=2) + "\n")
+    return path
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _csv_text(fieldnames: list[str], rows: list[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
