@@ -140,11 +140,11 @@ def deform_conv1d(
     padded = padded.view(batch, offset_groups, channels_per_offset_group, length + 2)
 
     def gather(index: Tensor) -> Tensor:
-        index = index.view(batch, offset_groups, 1, kernel_size * out_length)
+        index = index.reshape(batch, offset_groups, 1, kernel_size * out_length)
         index = index.expand(-1, -1, channels_per_offset_group, -1)
         return padded.gather(3, index)
 
-    frac = frac.view(batch, offset_groups, 1, kernel_size * out_length)
+    frac = frac.reshape(batch, offset_groups, 1, kernel_size * out_length)
     left_values = gather(left_index)
     sampled = left_values + frac * (gather(right_index) - left_values)
     if mask is not None:
