@@ -95,14 +95,15 @@ def _missing_message(name: str, root: Path, failing: list[str], download: bool, 
     if download:
         attempt = f"; downloading it from {dataset_cls.url} failed ({reason})"
         hint = "; add data.download=false to skip the download attempt"
+        cleanup = " The failed attempt left nothing behind."
     else:
         attempt = " and data.download=false, so no download was attempted"
         hint = " (or allow the download with data.download=true)"
+        cleanup = ""
     return (
         f"{_TITLES[name]} not found: {state}{attempt}. Put {dataset_cls.filename} (or the "
         f"extracted {dataset_cls.base_folder}{os.sep} folder) in {root}{os.sep}, or point to "
-        f"the folder that holds it with data.root=/path/to/folder{hint}. Nothing was left "
-        f"behind in {root}{os.sep}."
+        f"the folder that holds it with data.root=/path/to/folder{hint}.{cleanup}"
     )
 
 
