@@ -186,8 +186,7 @@ def main(cfg: DictConfig) -> float | None:
             cfg = resume_config(cfg, HydraConfig.get().overrides.task)
         summary = train(cfg, run_dir=None if cfg.resume else HydraConfig.get().runtime.output_dir)
     except USER_ERRORS as err:
-        log.error("%s: %s", type(err).__name__, err)
-        log.debug("traceback", exc_info=True)
+        log.debug("stopped by %s", type(err).__name__, exc_info=True)
         print(f"defcon-train: error: {err}", file=sys.stderr)
         sys.exit(1)
     return summary["test"]["top1"]

@@ -107,7 +107,8 @@ def fit(
         log.info("resumed from epoch %d (global step %d) in %s", start_epoch, global_step, run_dir)
 
     csv_log = MetricsCSV(run_dir / "metrics.csv", resume_epoch=start_epoch if resume_state else None)
-    tb = TensorBoardLogger(run_dir / "tb", purge_step=global_step if resume_state else None)
+    # events at the checkpoint's own step are valid; a crash's later events are purged
+    tb = TensorBoardLogger(run_dir / "tb", purge_step=global_step + 1 if resume_state else None)
     show = progress_enabled(settings.progress)
     ctx = StepContext(model, optimizer, schedule, plateau, scaler, device, amp=settings.amp,
                       grad_clip_norm=settings.grad_clip_norm,

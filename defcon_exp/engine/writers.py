@@ -52,7 +52,7 @@ class MetricsCSV:
 class TensorBoardLogger:
     """A SummaryWriter on ``log_dir`` whose x axis is always the global optimiser step.
 
-    ``purge_step`` (the resumed global step) discards events a crashed run wrote after its
+    ``purge_step`` (the resumed global step + 1) discards events a crashed run wrote after its
     last checkpoint, so resumed curves stay continuous.
     """
 

@@ -1,0 +1,97 @@
+"""``defcon-eval ckpt=<checkpoint or run dir> [split=test|val] [data=...] [data.key=value ...] [out=file.json]``
+
+Rebuilds the model from the config stored in the checkpoint, evaluates it and prints
+top-1 / top-5 / loss; the JSON goes next to the checkpoint (``<name>.eval.json``) or to ``out=``.
+Overrides change the stored config (``data.eval_batch_size=1024``, ``trainer.device=cpu``,
+``data.root=/datasets``); ``data=<option>`` swaps the whole data group.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_module
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from defcon_exp.cli.train import USER_ERRORS, build_model, schema_config
+from defcon_exp.config import ConfigError
+from defcon_exp.data import build_data
+from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
+from defcon_exp.engine.loop import evaluate
+from defcon_exp.engine.seed import resolve_device
+from defcon_exp.engine.writers import write_json
+
+log = logging.getLogger("defcon_exp.eval")
+SPECIAL_KEYS = ("ckpt", "out", "split")
+
+
+def evaluate_checkpoint(
+    ckpt: str | Path, overrides: Sequence[str] = (), split: str = "test", out: str | Path | None = None
+) -> dict[str, Any]:
+    """Evaluate ``ckpt`` (a checkpoint file or a run dir -> its ``checkpoints/best.pt`` if
+    present, else ``last.pt``) on ``split``; write and return the result dict."""
+    path = Path(ckpt)
+    if path.is_dir() and (path / "checkpoints" / "best.pt").is_file():
+        path = path / "checkpoints" / "best.pt"
+    path = find_checkpoint(path)
+    state = load_checkpoint(path)
+    cfg = schema_config(state["config"])
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if key == "data":
+            with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+                cfg.data = compose("config", overrides=[f"data={override.value()}"]).data
+        elif override.is_delete():
+            raise ConfigError(f"~{key} is invalid: defcon-eval cannot delete keys")
+        else:
+            OmegaConf.update(cfg, key, override.value(), merge=True, force_add=override.is_add())
+    if split not in ("test", "val"):
+        raise ConfigError(f"split={split!r} is invalid: must be 'test' or 'val'")
+    device = resolve_device(cfg.trainer.device)
+    data = build_data(cfg.data, seed=cfg.seed, device=device)
+    loader = data.test if split == "test" else data.val
+    if loader is None:
+        raise ConfigError("split='val' is invalid: the data config has no validation split (data.val_size=0)")
+    model = build_model(cfg.model, data.num_classes, device)
+    model.load_state_dict(state["model"])
+    metrics = evaluate(model, loader, device)
+    result = {
+        "checkpoint": str(path.resolve()), "epoch": state.get("epoch"), "model": state.get("model_name"),
+        "split": split, "data": cfg.data.name, "top1": metrics["top1"], "top5": metrics["top5"],
+        "loss": metrics["loss"], "num_images": metrics["count"], "overrides": list(overrides),
+    }
+    target = Path(out) if out is not None else path.with_name(f"{path.stem}.eval.json")
+    write_json(target, result)
+    result["written_to"] = str(target)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the exit code (0 ok, 1 user error, 2 usage)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if args else 2
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    special = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if a.split("=", 1)[0] in SPECIAL_KEYS}
+    rest = [a for a in args if a.split("=", 1)[0] not in SPECIAL_KEYS]
+    if "ckpt" not in special:
+        print("defcon-eval: error: ckpt=<checkpoint or run dir> is required", file=sys.stderr)
+        return 2
+    try:
+        result = evaluate_checkpoint(special["ckpt"], rest, special.get("split", "test"), special.get("out"))
+    except USER_ERRORS as err:
+        print(f"defcon-eval: error: {err}", file=sys.stderr)
+        return 1
+    print(f"{result['split']}: top1 {result['top1']:.2f}  top5 {result['top5']:.2f}  loss {result['loss']:.4f}"
+          f"  ({result['num_images']} images, epoch {result['epoch']}) -> {result['written_to']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
