@@ -16,6 +16,7 @@ ordinary grouped convolution would.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -90,6 +91,129 @@ def _check_args(
     return groups, offset_groups, out_length
 
 
+class _DeformConv1dFunction(torch.autograd.Function):
+    """Forward and a hand-written backward over flat gathers.
+
+    The input is zero-padded by two on each side, and every sampling position is clamped
+    onto ``[-2, L]``: a neighbour outside the signal then reads a zero column, so no
+    validity masks are needed in either direction. The right neighbour is gathered from the
+    padded input shifted by one with the same index, so one int64 index serves both.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        input: Tensor,
+        offset: Tensor,
+        weight: Tensor,
+        mask: Tensor | None,
+        stride: int,
+        padding: int,
+        dilation: int,
+        groups: int,
+        offset_groups: int,
+    ) -> Tensor:
+        batch, in_channels, length = input.shape
+        out_channels, in_per_group, kernel_size = weight.shape
+        out_length = offset.shape[-1]
+        taps_by_length = kernel_size * out_length
+        per_offset_group = in_channels // offset_groups
+
+        grid = torch.arange(out_length, device=offset.device, dtype=offset.dtype) * stride
+        grid = (grid - padding) + dilation * torch.arange(
+            kernel_size, device=offset.device, dtype=offset.dtype
+        ).unsqueeze(1)
+        # contiguous(): elementwise results keep a permuted offset's strides, and the views
+        # below need the standard layout.
+        positions = (
+            offset.contiguous().view(batch, offset_groups, 1, kernel_size, out_length) + grid
+        )
+        left = positions.floor()
+        frac = positions.sub_(left).to(input.dtype).view(batch, offset_groups, 1, taps_by_length)
+        index = left.clamp_(-2, length).add_(2).to(torch.int64)
+        index = index.view(batch, offset_groups, 1, taps_by_length).expand(
+            -1, -1, per_offset_group, -1
+        )
+
+        padded = nn.functional.pad(input, (2, 2)).view(
+            batch, offset_groups, per_offset_group, length + 4
+        )
+        # In place where possible: every full-size temporary costs a pass over memory.
+        sampled = padded.gather(3, index)
+        slope = padded[..., 1:].gather(3, index).sub_(sampled)
+        sampled.addcmul_(frac, slope)
+        if mask is not None:
+            mask = mask.to(input.dtype).reshape(batch, offset_groups, 1, taps_by_length)
+        columns = sampled if mask is None else sampled * mask
+        columns = columns.view(batch, groups, in_per_group * kernel_size, out_length)
+        out = _grouped_matmul(weight.reshape(groups, out_channels // groups, -1), columns)
+
+        ctx.save_for_backward(weight, mask, index, frac, slope, sampled)
+        ctx.geometry = (batch, in_channels, length, offset_groups, groups)
+        return out.reshape(batch, out_channels, out_length)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        weight, mask, index, frac, slope, sampled = ctx.saved_tensors
+        batch, in_channels, length, offset_groups, groups = ctx.geometry
+        out_channels, _, kernel_size = weight.shape
+        out_length = grad_out.shape[-1]
+        needs_input, needs_offset, needs_weight, needs_mask = ctx.needs_input_grad[:4]
+
+        weight_matrix = weight.reshape(groups, out_channels // groups, -1)
+        grad_out = grad_out.reshape(batch, groups, out_channels // groups, out_length)
+        grad_input = grad_offset = grad_weight = grad_mask = None
+        if needs_weight:
+            columns = sampled if mask is None else sampled * mask
+            columns = columns.view(batch, groups, in_channels // groups * kernel_size, out_length)
+            grad_weight = _grouped_weight_grad(grad_out, columns).reshape(weight.shape)
+        if not (needs_input or needs_offset or needs_mask):
+            return grad_input, grad_offset, grad_weight, grad_mask, None, None, None, None, None
+
+        grad_sampled = _grouped_matmul_t(weight_matrix, grad_out).reshape(sampled.shape)
+        if mask is not None:
+            if needs_mask:
+                grad_mask = (grad_sampled * sampled).sum(2)
+                grad_mask = grad_mask.view(batch, offset_groups * kernel_size, out_length)
+            grad_sampled.mul_(mask)
+        if needs_offset:
+            grad_offset = (grad_sampled * slope).sum(2)
+            grad_offset = grad_offset.view(batch, offset_groups * kernel_size, out_length)
+        if needs_input:
+            grad_right = grad_sampled * frac
+            grad_left = grad_sampled.sub_(grad_right)
+            padded_grad = grad_sampled.new_zeros(*sampled.shape[:3], length + 4)
+            padded_grad.scatter_add_(3, index, grad_left)
+            padded_grad[..., 1:].scatter_add_(3, index, grad_right)
+            grad_input = padded_grad[..., 2 : length + 2].reshape(batch, in_channels, length)
+        return grad_input, grad_offset, grad_weight, grad_mask, None, None, None, None, None
+
+
+def _grouped_matmul(weight: Tensor, columns: Tensor) -> Tensor:
+    """``weight[g, o, j]`` x ``columns[b, g, j, l]`` -> ``Tensor[b, g, o, l]``.
+
+    With one group (every DEFCON module) a 2-D by 3-D ``matmul`` is several times faster
+    than the batched broadcast that ``einsum`` falls back to.
+    """
+    if weight.shape[0] == 1:
+        return torch.matmul(weight[0], columns[:, 0]).unsqueeze(1)
+    return torch.einsum("goj,bgjl->bgol", weight, columns)
+
+
+def _grouped_matmul_t(weight: Tensor, grad_out: Tensor) -> Tensor:
+    """``weight[g, o, j]`` x ``grad_out[b, g, o, l]`` -> ``Tensor[b, g, j, l]``."""
+    if weight.shape[1] == 1:
+        return grad_out * weight.view(1, weight.shape[0], -1, 1)
+    return torch.einsum("goj,bgol->bgjl", weight, grad_out)
+
+
+def _grouped_weight_grad(grad_out: Tensor, columns: Tensor) -> Tensor:
+    """``grad_out[b, g, o, l]`` x ``columns[b, g, j, l]`` -> ``Tensor[g, o, j]``."""
+    if grad_out.shape[2] == 1:
+        return (grad_out * columns).sum((0, 3)).unsqueeze(1)
+    return torch.einsum("bgol,bgjl->goj", grad_out, columns)
+
+
 def deform_conv1d(
     input: Tensor,
     offset: Tensor,
@@ -115,47 +239,12 @@ def deform_conv1d(
     Returns:
         ``Tensor[B, C_out, L_out]`` with ``L_out = (L + 2*padding - dilation*(k-1) - 1) // stride + 1``.
     """
-    groups, offset_groups, out_length = _check_args(
+    groups, offset_groups, _ = _check_args(
         input, offset, weight, bias, mask, stride, padding, dilation
     )
-    batch, in_channels, length = input.shape
-    out_channels, _, kernel_size = weight.shape
-
-    # Sampling positions, (B, G, k, L_out).
-    base = torch.arange(out_length, device=input.device, dtype=offset.dtype) * stride - padding
-    taps = torch.arange(kernel_size, device=input.device, dtype=offset.dtype) * dilation
-    positions = offset.reshape(batch, offset_groups, kernel_size, out_length) + (
-        base + taps[:, None]
+    out = _DeformConv1dFunction.apply(
+        input, offset, weight, mask, stride, padding, dilation, groups, offset_groups
     )
-    left = positions.floor()
-    frac = (positions - left).to(input.dtype)
-
-    # Zero-padded copy: every out-of-range neighbour is clamped onto a zero column, so the
-    # gathers need no validity masks.  Column j of `padded` holds input position j - 1.
-    padded = nn.functional.pad(input, (1, 1))
-    left_index = (left.clamp(-1, length) + 1).long()
-    right_index = (left.clamp(-2, length - 1) + 2).long()
-
-    channels_per_offset_group = in_channels // offset_groups
-    padded = padded.view(batch, offset_groups, channels_per_offset_group, length + 2)
-
-    def gather(index: Tensor) -> Tensor:
-        index = index.reshape(batch, offset_groups, 1, kernel_size * out_length)
-        index = index.expand(-1, -1, channels_per_offset_group, -1)
-        return padded.gather(3, index)
-
-    frac = frac.reshape(batch, offset_groups, 1, kernel_size * out_length)
-    left_values = gather(left_index)
-    sampled = left_values + frac * (gather(right_index) - left_values)
-    if mask is not None:
-        sampled = sampled * mask.to(input.dtype).reshape(
-            batch, offset_groups, 1, kernel_size * out_length
-        )
-
-    # im2col layout (B, groups, C_in/groups * k, L_out) against weight (groups, C_out/groups, C_in/groups * k).
-    columns = sampled.view(batch, groups, (in_channels // groups) * kernel_size, out_length)
-    weight_matrix = weight.reshape(groups, out_channels // groups, -1)
-    out = torch.matmul(weight_matrix, columns).view(batch, out_channels, out_length)
     if bias is not None:
         out = out + bias.view(1, -1, 1)
     return out
