@@ -14,8 +14,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from defcon_exp.attention import create_attention, get_attention_class, resolve_kernel_size
+from defcon_exp.attention import (
+    ChannelAttention,
+    create_attention,
+    get_attention_class,
+    resolve_kernel_size,
+)
 from defcon_exp.attention.kernel_size import KernelSizeSpec
+from defcon_exp.ops import scale_add_relu
 
 __all__ = ["Bottleneck", "CifarResNet", "cifar_resnet50"]
 
@@ -27,7 +33,12 @@ RESNET50_DEPTHS = (3, 4, 6, 3)
 
 class Bottleneck(nn.Module):
     """1x1 -> 3x3 (stride) -> 1x1 (x4 expansion) with BN, then ``attention``, then the
-    residual add and ReLU. ``Tensor[B, C_in, H, W] -> Tensor[B, 4*width, H/stride, W/stride]``."""
+    residual add and ReLU. ``Tensor[B, C_in, H, W] -> Tensor[B, 4*width, H/stride, W/stride]``.
+
+    With ``fused_tail`` and a pooled-vector attention (SE, ECA, DEFCON, ...), scaling,
+    residual add and ReLU run as one op (:func:`defcon_exp.ops.scale_add_relu`); the
+    result equals the unfused ``relu(attention(out) + identity)``.
+    """
 
     expansion = 4
 
@@ -37,12 +48,14 @@ class Bottleneck(nn.Module):
         width: int,
         stride: int,
         attention: nn.Module,
+        fused_tail: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         out_channels = width * self.expansion
+        self.fused_tail = fused_tail and isinstance(attention, ChannelAttention)
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False, **factory)
         self.bn1 = nn.BatchNorm2d(width, **factory)
         self.conv2 = nn.Conv2d(width, width, 3, stride, padding=1, bias=False, **factory)
@@ -62,8 +75,10 @@ class Bottleneck(nn.Module):
         identity = self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.attention(self.bn3(self.conv3(out)))
-        return self.relu(out + identity)
+        out = self.bn3(self.conv3(out))
+        if self.fused_tail:
+            return scale_add_relu(out, self.attention.channel_weights(out), identity)
+        return self.relu(self.attention(out) + identity)
 
 
 class CifarResNet(nn.Module):
@@ -76,6 +91,7 @@ class CifarResNet(nn.Module):
         attention: str = "none",
         kernel_size: KernelSizeSpec = "adaptive",
         attention_kwargs: Mapping[str, Any] | None = None,
+        fused_tail: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -113,7 +129,9 @@ class CifarResNet(nn.Module):
                 block_attention = create_attention(
                     attention, out_channels, **stage_kwargs, **factory
                 )
-                blocks.append(Bottleneck(in_channels, width, stride, block_attention, **factory))
+                blocks.append(
+                    Bottleneck(in_channels, width, stride, block_attention, fused_tail, **factory)
+                )
                 in_channels = out_channels
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
@@ -151,6 +169,7 @@ def cifar_resnet50(
     attention: str = "none",
     kernel_size: KernelSizeSpec = "adaptive",
     attention_kwargs: Mapping[str, Any] | None = None,
+    fused_tail: bool = True,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> CifarResNet:
@@ -158,7 +177,15 @@ def cifar_resnet50(
 
     ``kernel_size`` is resolved per stage for 1D-kernel attentions (ECA, DEFCON):
     ``"adaptive"``, ``"paper"`` (3, 5, 5, 7), an odd int or a list of four odd ints.
+    ``fused_tail`` fuses attention scaling, residual add and ReLU (same result, faster).
     """
     return CifarResNet(
-        RESNET50_DEPTHS, num_classes, attention, kernel_size, attention_kwargs, device, dtype
+        RESNET50_DEPTHS,
+        num_classes,
+        attention,
+        kernel_size,
+        attention_kwargs,
+        fused_tail,
+        device,
+        dtype,
     )
