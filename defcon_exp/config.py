@@ -28,8 +28,15 @@ from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
 from defcon_exp.engine.schedulers import SCHEDULE_NAMES
 
 __all__ = [
-    "Config", "ConfigError", "ModelConfig", "OptimConfig", "PlateauConfig", "SchedulerConfig",
-    "TrainerConfig", "register_configs", "validate_config",
+    "Config",
+    "ConfigError",
+    "ModelConfig",
+    "OptimConfig",
+    "PlateauConfig",
+    "SchedulerConfig",
+    "TrainerConfig",
+    "register_configs",
+    "validate_config",
 ]
 
 
@@ -66,7 +73,9 @@ class OptimConfig:
 class PlateauConfig:
     """Reduce-on-plateau rule (used when ``scheduler.name == plateau``)."""
 
-    monitor: str = "val/loss"  # val|train / loss|top1|top5 (val falls back to train without a val split)
+    monitor: str = (
+        "val/loss"  # val|train / loss|top1|top5 (val falls back to train without a val split)
+    )
     mode: str = "min"
     factor: float = 0.1
     patience: int = 10
@@ -144,12 +153,20 @@ def validate_config(cfg: DictConfig | Config) -> None:
         if not ok:
             raise ConfigError(f"{key}={get(key)!r} is invalid: {text}")
 
-    rule("optim.name", get("optim.name") in OPTIMIZER_NAMES, f"must be one of {list(OPTIMIZER_NAMES)}")
+    rule(
+        "optim.name",
+        get("optim.name") in OPTIMIZER_NAMES,
+        f"must be one of {list(OPTIMIZER_NAMES)}",
+    )
     rule("optim.lr", get("optim.lr") > 0, "must be > 0")
     rule("optim.weight_decay", get("optim.weight_decay") >= 0, "must be >= 0")
     rule("optim.momentum", 0 <= get("optim.momentum") < 1, "must be in [0, 1)")
     rule("trainer.epochs", get("trainer.epochs") >= 1, "must be >= 1")
-    rule("trainer.device", bool(_DEVICE.match(str(get("trainer.device")))), "must be auto, cpu, cuda or cuda:N")
+    rule(
+        "trainer.device",
+        bool(_DEVICE.match(str(get("trainer.device")))),
+        "must be auto, cpu, cuda or cuda:N",
+    )
     rule("trainer.log_every_n_steps", get("trainer.log_every_n_steps") >= 1, "must be >= 1")
     clip = get("trainer.grad_clip_norm")
     rule("trainer.grad_clip_norm", clip is None or clip > 0, "must be null or > 0")
@@ -158,23 +175,52 @@ def validate_config(cfg: DictConfig | Config) -> None:
             rule(key, get(key) >= 1, "must be >= 1")
 
     epochs = get("trainer.epochs")
-    rule("scheduler.name", get("scheduler.name") in SCHEDULE_NAMES, f"must be one of {list(SCHEDULE_NAMES)}")
-    rule("scheduler.interval", get("scheduler.interval") in ("step", "epoch"), "must be 'step' or 'epoch'")
-    rule("scheduler.warmup_epochs", 0 <= get("scheduler.warmup_epochs") < epochs,
-         f"must be >= 0 and < trainer.epochs={epochs}")
-    rule("scheduler.warmup_start_factor", 0 <= get("scheduler.warmup_start_factor") <= 1, "must be in [0, 1]")
+    rule(
+        "scheduler.name",
+        get("scheduler.name") in SCHEDULE_NAMES,
+        f"must be one of {list(SCHEDULE_NAMES)}",
+    )
+    rule(
+        "scheduler.interval",
+        get("scheduler.interval") in ("step", "epoch"),
+        "must be 'step' or 'epoch'",
+    )
+    rule(
+        "scheduler.warmup_epochs",
+        0 <= get("scheduler.warmup_epochs") < epochs,
+        f"must be >= 0 and < trainer.epochs={epochs}",
+    )
+    rule(
+        "scheduler.warmup_start_factor",
+        0 <= get("scheduler.warmup_start_factor") <= 1,
+        "must be in [0, 1]",
+    )
     milestones = list(get("scheduler.milestones") or [])
-    rule("scheduler.milestones", all(m > 0 for m in milestones) and milestones == sorted(set(milestones)),
-         "must be positive and strictly increasing")
+    rule(
+        "scheduler.milestones",
+        all(m > 0 for m in milestones) and milestones == sorted(set(milestones)),
+        "must be positive and strictly increasing",
+    )
     rule("scheduler.gamma", 0 < get("scheduler.gamma") <= 1, "must be in (0, 1]")
     t_max = get("scheduler.T_max")
     rule("scheduler.T_max", t_max is None or t_max > 0, "must be null or > 0")
     rule("scheduler.T_0", get("scheduler.T_0") >= 1, "must be >= 1")
     rule("scheduler.T_mult", get("scheduler.T_mult") >= 1, "must be >= 1")
-    rule("scheduler.eta_min", 0 <= get("scheduler.eta_min") < get("optim.lr"), "must be >= 0 and < optim.lr")
-    rule("scheduler.plateau.monitor", bool(_MONITOR.match(str(get("scheduler.plateau.monitor")))),
-         "must be val|train / loss|top1|top5, e.g. val/loss")
-    rule("scheduler.plateau.mode", get("scheduler.plateau.mode") in ("min", "max"), "must be 'min' or 'max'")
+    rule(
+        "scheduler.eta_min",
+        0 <= get("scheduler.eta_min") < get("optim.lr"),
+        "must be >= 0 and < optim.lr",
+    )
+    rule(
+        "scheduler.plateau.monitor",
+        bool(_MONITOR.match(str(get("scheduler.plateau.monitor")))),
+        "must be val|train / loss|top1|top5, e.g. val/loss",
+    )
+    rule(
+        "scheduler.plateau.mode",
+        get("scheduler.plateau.mode") in ("min", "max"),
+        "must be 'min' or 'max'",
+    )
     rule("scheduler.plateau.factor", 0 < get("scheduler.plateau.factor") < 1, "must be in (0, 1)")
     rule("scheduler.plateau.patience", get("scheduler.plateau.patience") >= 0, "must be >= 0")
     rule("scheduler.plateau.min_lr", get("scheduler.plateau.min_lr") >= 0, "must be >= 0")

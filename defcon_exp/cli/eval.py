@@ -31,7 +31,10 @@ SPECIAL_KEYS = ("ckpt", "out", "split")
 
 
 def evaluate_checkpoint(
-    ckpt: str | Path, overrides: Sequence[str] = (), split: str = "test", out: str | Path | None = None
+    ckpt: str | Path,
+    overrides: Sequence[str] = (),
+    split: str = "test",
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``ckpt`` (a checkpoint file or a run dir -> its ``checkpoints/best.pt`` if
     present, else ``last.pt``) on ``split``; write and return the result dict."""
@@ -56,14 +59,23 @@ def evaluate_checkpoint(
     data = build_data(cfg.data, seed=cfg.seed, device=device)
     loader = data.test if split == "test" else data.val
     if loader is None:
-        raise ConfigError("split='val' is invalid: the data config has no validation split (data.val_size=0)")
+        raise ConfigError(
+            "split='val' is invalid: the data config has no validation split (data.val_size=0)"
+        )
     model = build_model(cfg.model, data.num_classes, device)
     model.load_state_dict(state["model"])
     metrics = evaluate(model, loader, device)
     result = {
-        "checkpoint": str(path.resolve()), "epoch": state.get("epoch"), "model": state.get("model_name"),
-        "split": split, "data": cfg.data.name, "top1": metrics["top1"], "top5": metrics["top5"],
-        "loss": metrics["loss"], "num_images": metrics["count"], "overrides": list(overrides),
+        "checkpoint": str(path.resolve()),
+        "epoch": state.get("epoch"),
+        "model": state.get("model_name"),
+        "split": split,
+        "data": cfg.data.name,
+        "top1": metrics["top1"],
+        "top5": metrics["top5"],
+        "loss": metrics["loss"],
+        "num_images": metrics["count"],
+        "overrides": list(overrides),
     }
     target = Path(out) if out is not None else path.with_name(f"{path.stem}.eval.json")
     write_json(target, result)
@@ -77,19 +89,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0 if args else 2
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    special = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if a.split("=", 1)[0] in SPECIAL_KEYS}
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+    )
+    special = {
+        a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if a.split("=", 1)[0] in SPECIAL_KEYS
+    }
     rest = [a for a in args if a.split("=", 1)[0] not in SPECIAL_KEYS]
     if "ckpt" not in special:
         print("defcon-eval: error: ckpt=<checkpoint or run dir> is required", file=sys.stderr)
         return 2
     try:
-        result = evaluate_checkpoint(special["ckpt"], rest, special.get("split", "test"), special.get("out"))
+        result = evaluate_checkpoint(
+            special["ckpt"], rest, special.get("split", "test"), special.get("out")
+        )
     except USER_ERRORS as err:
         print(f"defcon-eval: error: {err}", file=sys.stderr)
         return 1
-    print(f"{result['split']}: top1 {result['top1']:.2f}  top5 {result['top5']:.2f}  loss {result['loss']:.4f}"
-          f"  ({result['num_images']} images, epoch {result['epoch']}) -> {result['written_to']}")
+    print(
+        f"{result['split']}: top1 {result['top1']:.2f}  top5 {result['top5']:.2f}  loss {result['loss']:.4f}"
+        f"  ({result['num_images']} images, epoch {result['epoch']}) -> {result['written_to']}"
+    )
     return 0
 
 

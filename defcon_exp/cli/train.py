@@ -32,18 +32,34 @@ log = logging.getLogger("defcon_exp.train")
 
 #: Errors the user can fix; the CLI prints their message without a traceback and exits 1.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError, DatasetNotFoundError, FileNotFoundError, NonFiniteLossError, ValueError,
+    ConfigError,
+    DatasetNotFoundError,
+    FileNotFoundError,
+    NonFiniteLossError,
+    ValueError,
 )
 CONFIG_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment")
 #: keys that may differ between a checkpoint's config and the resumed one without a warning
-RESUME_NEUTRAL = {"resume", "run_dir", "trainer.progress", "trainer.device", "trainer.epochs",
-                  "trainer.log_every_n_steps", "data.num_workers", "data.pin_memory", "data.root"}
+RESUME_NEUTRAL = {
+    "resume",
+    "run_dir",
+    "trainer.progress",
+    "trainer.device",
+    "trainer.epochs",
+    "trainer.log_every_n_steps",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.root",
+}
 
 
 def model_name(model_cfg: Any) -> str:
     """A readable model name: the attention (``defcon``...) or ``resnet50`` for none."""
-    attention = OmegaConf.select(model_cfg, "attention", default="none") if isinstance(
-        model_cfg, DictConfig) else dict(model_cfg).get("attention", "none")
+    attention = (
+        OmegaConf.select(model_cfg, "attention", default="none")
+        if isinstance(model_cfg, DictConfig)
+        else dict(model_cfg).get("attention", "none")
+    )
     return "resnet50" if attention in (None, "none") else str(attention)
 
 
@@ -108,43 +124,83 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     if ckpt_path is not None:
         resume_state = load_checkpoint(ckpt_path)
         if "optimizer" not in resume_state:
-            raise ConfigError(f"resume={cfg.resume!r} is invalid: {ckpt_path.name} holds weights only "
-                              "(best.pt is for evaluation); resume from the run dir or last.pt")
+            raise ConfigError(
+                f"resume={cfg.resume!r} is invalid: {ckpt_path.name} holds weights only "
+                "(best.pt is for evaluation); resume from the run dir or last.pt"
+            )
         _warn_config_changes(resume_state["config"], cfg)
 
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     name = model_name(cfg.model)
     log.info("run dir: %s%s", out_dir, f" (resuming {ckpt_path})" if ckpt_path else "")
-    log.info("model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
-             "epochs=%d | seed=%d | device=%s", name, cfg.model.get("kernel_size"), cfg.data.name,
-             cfg.data.batch_size, cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay,
-             cfg.scheduler.name, cfg.trainer.epochs, cfg.seed, device)
+    log.info(
+        "model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
+        "epochs=%d | seed=%d | device=%s",
+        name,
+        cfg.model.get("kernel_size"),
+        cfg.data.name,
+        cfg.data.batch_size,
+        cfg.optim.name,
+        cfg.optim.lr,
+        cfg.optim.weight_decay,
+        cfg.scheduler.name,
+        cfg.trainer.epochs,
+        cfg.seed,
+        device,
+    )
     log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
 
     data = build_data(cfg.data, seed=cfg.seed, device=device)
-    log.info("data %s: train %d images (%d batches) | val %s | test %d images | %d classes",
-             cfg.data.name, data.train.num_samples, len(data.train),
-             data.val.num_samples if data.val is not None else "none (data.val_size=0)",
-             data.test.num_samples, data.num_classes)
+    log.info(
+        "data %s: train %d images (%d batches) | val %s | test %d images | %d classes",
+        cfg.data.name,
+        data.train.num_samples,
+        len(data.train),
+        data.val.num_samples if data.val is not None else "none (data.val_size=0)",
+        data.test.num_samples,
+        data.num_classes,
+    )
     model = build_model(cfg.model, data.num_classes, device)
     log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
     optimizer = instantiate(cfg.optim, model=model, _convert_="all")
-    schedule, plateau = instantiate(cfg.scheduler, optimizer=optimizer, epochs=cfg.trainer.epochs,
-                                    steps_per_epoch=len(data.train), _convert_="all")
+    schedule, plateau = instantiate(
+        cfg.scheduler,
+        optimizer=optimizer,
+        epochs=cfg.trainer.epochs,
+        steps_per_epoch=len(data.train),
+        _convert_="all",
+    )
     container = OmegaConf.to_container(cfg, resolve=True)
     settings = FitSettings(
-        epochs=cfg.trainer.epochs, amp=cfg.trainer.amp, grad_clip_norm=cfg.trainer.grad_clip_norm,
-        log_every_n_steps=cfg.trainer.log_every_n_steps, progress=cfg.trainer.progress,
-        model_name=name, config=container, hparams=_hparams(container, name),
+        epochs=cfg.trainer.epochs,
+        amp=cfg.trainer.amp,
+        grad_clip_norm=cfg.trainer.grad_clip_norm,
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        progress=cfg.trainer.progress,
+        model_name=name,
+        config=container,
+        hparams=_hparams(container, name),
     )
     loaders = Loaders(data.train, data.val, data.test, data.num_classes)
-    return fit(model, optimizer, schedule, plateau, loaders, device, out_dir, settings, resume_state)
+    return fit(
+        model, optimizer, schedule, plateau, loaders, device, out_dir, settings, resume_state
+    )
 
 
 def _hparams(container: dict[str, Any], name: str) -> dict[str, Any]:
-    keys = ("optim.name", "optim.lr", "optim.weight_decay", "optim.momentum", "scheduler.name",
-            "scheduler.warmup_epochs", "trainer.epochs", "data.name", "data.batch_size",
-            "model.kernel_size", "seed")
+    keys = (
+        "optim.name",
+        "optim.lr",
+        "optim.weight_decay",
+        "optim.momentum",
+        "scheduler.name",
+        "scheduler.warmup_epochs",
+        "trainer.epochs",
+        "data.name",
+        "data.batch_size",
+        "model.kernel_size",
+        "seed",
+    )
     flat = flat_items(container)
     return {"model": name, **{k: flat.get(k) for k in keys}}
 
@@ -152,8 +208,11 @@ def _hparams(container: dict[str, Any], name: str) -> dict[str, Any]:
 def _warn_config_changes(stored: dict[str, Any], cfg: DictConfig) -> None:
     before = flat_items(stored)
     after = flat_items(OmegaConf.to_container(cfg, resolve=True))
-    changed = sorted(k for k in set(before) | set(after)
-                     if before.get(k) != after.get(k) and k not in RESUME_NEUTRAL)
+    changed = sorted(
+        k
+        for k in set(before) | set(after)
+        if before.get(k) != after.get(k) and k not in RESUME_NEUTRAL
+    )
     for key in changed:
         log.warning("resume: %s changed from %r to %r", key, before.get(key), after.get(key))
 
@@ -170,8 +229,10 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         if key == "resume" or key.startswith("hydra"):
             continue
         if key in CONFIG_GROUPS:
-            raise ConfigError(f"{key}={override.value()!r} is invalid when resuming: a run keeps its "
-                              "config groups; change values (e.g. trainer.epochs=...) or start a new run")
+            raise ConfigError(
+                f"{key}={override.value()!r} is invalid when resuming: a run keeps its "
+                "config groups; change values (e.g. trainer.epochs=...) or start a new run"
+            )
         if override.is_delete():
             raise ConfigError(f"~{key} is invalid when resuming: keys cannot be deleted")
         OmegaConf.update(resumed, key, override.value(), merge=True, force_add=override.is_add())

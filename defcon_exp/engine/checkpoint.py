@@ -42,7 +42,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
 
     Raises:
@@ -54,7 +56,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise FileNotFoundError(f"checkpoint not found: {path}")
     state = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(f"{path} is not a defcon_exp checkpoint (expected keys 'model' and 'config')")
+        raise ValueError(
+            f"{path} is not a defcon_exp checkpoint (expected keys 'model' and 'config')"
+        )
     return state
 
 

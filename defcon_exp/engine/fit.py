@@ -88,8 +88,13 @@ def fit(
     num_params = count_parameters(model)
     has_val = loaders.val is not None
     select_split = "val" if has_val else "test"
-    best: dict[str, Any] = {"split": select_split, "metric": f"{select_split}/top1",
-                            "value": None, "epoch": None, "metrics": {}}
+    best: dict[str, Any] = {
+        "split": select_split,
+        "metric": f"{select_split}/top1",
+        "value": None,
+        "epoch": None,
+        "metrics": {},
+    }
     start_epoch, global_step, wall_before = 0, 0, 0.0
 
     if resume_state is not None:
@@ -106,25 +111,46 @@ def fit(
         restore_rng_state(resume_state["rng"])
         log.info("resumed from epoch %d (global step %d) in %s", start_epoch, global_step, run_dir)
 
-    csv_log = MetricsCSV(run_dir / "metrics.csv", resume_epoch=start_epoch if resume_state else None)
+    csv_log = MetricsCSV(
+        run_dir / "metrics.csv", resume_epoch=start_epoch if resume_state else None
+    )
     # events at the checkpoint's own step are valid; a crash's later events are purged
     tb = TensorBoardLogger(run_dir / "tb", purge_step=global_step + 1 if resume_state else None)
     show = progress_enabled(settings.progress)
-    ctx = StepContext(model, optimizer, schedule, plateau, scaler, device, amp=settings.amp,
-                      grad_clip_norm=settings.grad_clip_norm,
-                      log_every_n_steps=max(1, settings.log_every_n_steps), progress=show)
+    ctx = StepContext(
+        model,
+        optimizer,
+        schedule,
+        plateau,
+        scaler,
+        device,
+        amp=settings.amp,
+        grad_clip_norm=settings.grad_clip_norm,
+        log_every_n_steps=max(1, settings.log_every_n_steps),
+        progress=show,
+    )
 
     def state(epoch_done: int, wall: float, full: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {
-            "version": CHECKPOINT_VERSION, "model": model.state_dict(), "epoch": epoch_done,
-            "global_step": global_step, "best": best, "config": settings.config,
-            "model_name": settings.model_name, "num_classes": loaders.num_classes,
-            "num_params": num_params, "wall_time_s": wall,
+            "version": CHECKPOINT_VERSION,
+            "model": model.state_dict(),
+            "epoch": epoch_done,
+            "global_step": global_step,
+            "best": best,
+            "config": settings.config,
+            "model_name": settings.model_name,
+            "num_classes": loaders.num_classes,
+            "num_params": num_params,
+            "wall_time_s": wall,
         }
         if full:
-            payload.update(optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
-                           plateau=plateau.state_dict() if plateau is not None else None,
-                           scaler=scaler.state_dict(), rng=capture_rng_state())
+            payload.update(
+                optimizer=optimizer.state_dict(),
+                schedule=schedule.state_dict(),
+                plateau=plateau.state_dict() if plateau is not None else None,
+                scaler=scaler.state_dict(),
+                rng=capture_rng_state(),
+            )
         return payload
 
     t_start = time.perf_counter()
@@ -137,14 +163,20 @@ def fit(
                 loaders.train.set_epoch(epoch)
             t_epoch = time.perf_counter()
             train_metrics, global_step = train_one_epoch(
-                ctx, loaders.train, len(loaders.train), epoch, global_step,
+                ctx,
+                loaders.train,
+                len(loaders.train),
+                epoch,
+                global_step,
                 on_log=lambda step, values: tb.scalars(values, step),
             )
             epoch_seconds = time.perf_counter() - t_epoch
             train_images += int(train_metrics["count"])
             train_seconds += epoch_seconds
             metrics = {"train": train_metrics}
-            metrics[select_split] = evaluate(model, loaders.val if has_val else loaders.test, device, settings.amp)
+            metrics[select_split] = evaluate(
+                model, loaders.val if has_val else loaders.test, device, settings.amp
+            )
             last_eval = metrics
 
             if plateau is not None:
@@ -154,17 +186,30 @@ def fit(
 
             improved = best["value"] is None or metrics[select_split]["top1"] > best["value"]
             if improved:
-                best = {"split": select_split, "metric": f"{select_split}/top1",
-                        "value": metrics[select_split]["top1"], "epoch": epoch + 1,
-                        "metrics": dict(metrics[select_split])}
+                best = {
+                    "split": select_split,
+                    "metric": f"{select_split}/top1",
+                    "value": metrics[select_split]["top1"],
+                    "epoch": epoch + 1,
+                    "metrics": dict(metrics[select_split]),
+                }
 
             row = {"epoch": epoch + 1, "global_step": global_step, "lr": train_metrics["lr"]}
             for split, values in metrics.items():
                 row.update({f"{split}_{k}": values[k] for k in ("loss", "top1", "top5")})
-            row.update(epoch_time_s=epoch_seconds, images_per_s=train_metrics["count"] / max(epoch_seconds, 1e-9))
+            row.update(
+                epoch_time_s=epoch_seconds,
+                images_per_s=train_metrics["count"] / max(epoch_seconds, 1e-9),
+            )
             csv_log.append(row)
-            tb.scalars({f"{split}/{k}": values[k] for split, values in metrics.items()
-                        for k in ("loss", "top1", "top5")}, global_step)
+            tb.scalars(
+                {
+                    f"{split}/{k}": values[k]
+                    for split, values in metrics.items()
+                    for k in ("loss", "top1", "top5")
+                },
+                global_step,
+            )
             tb.scalars({"epoch": epoch + 1, "train/lr_epoch_end": train_metrics["lr"]}, global_step)
             tb.flush()
 
@@ -174,13 +219,24 @@ def fit(
             save_checkpoint(state(epoch + 1, wall, full=True), ckpt_dir / "last.pt")
             log.info(
                 "epoch %d/%d  train loss %.4f top1 %.2f | %s loss %.4f top1 %.2f top5 %.2f | lr %.4g | %.1fs (%.0f img/s)",
-                epoch + 1, settings.epochs, train_metrics["loss"], train_metrics["top1"], select_split,
-                metrics[select_split]["loss"], metrics[select_split]["top1"], metrics[select_split]["top5"],
-                train_metrics["lr"], epoch_seconds, row["images_per_s"],
+                epoch + 1,
+                settings.epochs,
+                train_metrics["loss"],
+                train_metrics["top1"],
+                select_split,
+                metrics[select_split]["loss"],
+                metrics[select_split]["top1"],
+                metrics[select_split]["top5"],
+                train_metrics["lr"],
+                epoch_seconds,
+                row["images_per_s"],
             )
             ebar.update(1)
-            ebar.set_postfix(loss=f"{train_metrics['loss']:.3f}", acc=f"{metrics[select_split]['top1']:.1f}",
-                             lr=f"{train_metrics['lr']:.3g}")
+            ebar.set_postfix(
+                loss=f"{train_metrics['loss']:.3f}",
+                acc=f"{metrics[select_split]['top1']:.1f}",
+                lr=f"{train_metrics['lr']:.3g}",
+            )
         ebar.close()
 
         if has_val or "test" not in last_eval:
@@ -188,40 +244,72 @@ def fit(
         else:
             test_metrics = last_eval["test"]
         wall = wall_before + time.perf_counter() - t_start
-        summary = _summary(settings, test_metrics, best, num_params, wall, train_images,
-                           train_seconds, global_step, run_dir)
+        summary = _summary(
+            settings,
+            test_metrics,
+            best,
+            num_params,
+            wall,
+            train_images,
+            train_seconds,
+            global_step,
+            run_dir,
+        )
         write_json(run_dir / "summary.json", summary)
-        hp_metrics = {"hparam/test_top1": test_metrics["top1"], "hparam/test_top5": test_metrics["top5"],
-                      "hparam/test_loss": test_metrics["loss"]}
+        hp_metrics = {
+            "hparam/test_top1": test_metrics["top1"],
+            "hparam/test_top5": test_metrics["top5"],
+            "hparam/test_loss": test_metrics["loss"],
+        }
         if best["value"] is not None:
             hp_metrics[f"hparam/best_{select_split}_top1"] = best["value"]
         tb.hparams(settings.hparams, hp_metrics, global_step)
-        log.info("test top1 %.2f top5 %.2f loss %.4f | summary: %s", test_metrics["top1"],
-                 test_metrics["top5"], test_metrics["loss"], run_dir / "summary.json")
+        log.info(
+            "test top1 %.2f top5 %.2f loss %.4f | summary: %s",
+            test_metrics["top1"],
+            test_metrics["top5"],
+            test_metrics["loss"],
+            run_dir / "summary.json",
+        )
         return summary
     finally:
         ebar.close()
         tb.close()
 
 
-def _summary(settings: FitSettings, test: Mapping[str, float], best: Mapping[str, Any], num_params: int,
-             wall: float, train_images: int, train_seconds: float, global_step: int, run_dir: Path) -> dict:
+def _summary(
+    settings: FitSettings,
+    test: Mapping[str, float],
+    best: Mapping[str, Any],
+    num_params: int,
+    wall: float,
+    train_images: int,
+    train_seconds: float,
+    global_step: int,
+    run_dir: Path,
+) -> dict:
     payload: dict[str, Any] = {
         "model": settings.model_name,
         "test": {"top1": test["top1"], "top5": test["top5"], "loss": test["loss"]},
     }
-    best_block = {"epoch": best["epoch"], **{k: best["metrics"].get(k) for k in ("top1", "top5", "loss")}}
+    best_block = {
+        "epoch": best["epoch"],
+        **{k: best["metrics"].get(k) for k in ("top1", "top5", "loss")},
+    }
     if best["split"] == "val":
         payload["best_val"] = best_block
     else:
         payload["best_on_test"] = {
             **best_block,
             "note": "no validation split (data.val_size=0): this is the best epoch picked ON THE "
-                    "TEST SET, an optimistic number; the result is 'test' (final weights)",
+            "TEST SET, an optimistic number; the result is 'test' (final weights)",
         }
     payload.update(
-        num_params=num_params, epochs=settings.epochs, global_step=global_step,
-        wall_time_s=wall, images_per_s=train_images / train_seconds if train_seconds > 0 else None,
+        num_params=num_params,
+        epochs=settings.epochs,
+        global_step=global_step,
+        wall_time_s=wall,
+        images_per_s=train_images / train_seconds if train_seconds > 0 else None,
         run_dir=str(run_dir),
     )
     return payload

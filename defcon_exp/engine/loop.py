@@ -134,7 +134,9 @@ def _raise_if_nonfinite(first_bad_step: torch.Tensor, epoch: int, batch_idx: int
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: bool = False) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, loader: Iterable, device: torch.device, amp: bool = False
+) -> dict[str, float]:
     """Mean loss and top-1/top-5 accuracy (percent) of ``model`` over ``loader``; one sync."""
     model.eval()
     criterion = nn.CrossEntropyLoss()

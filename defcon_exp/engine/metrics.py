@@ -29,11 +29,13 @@ class MetricAccumulator:
         k = min(5, logits.shape[1])
         topk = logits.topk(k, dim=1).indices  # [B, k]
         hits = topk.eq(labels.view(-1, 1))
-        batch = torch.stack([
-            loss.detach().double() * n,
-            hits[:, 0].sum().double(),
-            hits.any(dim=1).sum().double(),
-        ])
+        batch = torch.stack(
+            [
+                loss.detach().double() * n,
+                hits[:, 0].sum().double(),
+                hits.any(dim=1).sum().double(),
+            ]
+        )
         self._sums += batch
         self._count += n
 
@@ -43,5 +45,9 @@ class MetricAccumulator:
         count = self._count
         if count == 0:
             return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "count": 0}
-        return {"loss": loss_sum / count, "top1": 100.0 * top1 / count,
-                "top5": 100.0 * top5 / count, "count": int(count)}
+        return {
+            "loss": loss_sum / count,
+            "top1": 100.0 * top1 / count,
+            "top5": 100.0 * top5 / count,
+            "count": int(count),
+        }

@@ -43,9 +43,11 @@ def build_optimizer(
     """Build ``sgd`` or ``adamw`` over ``model``'s trainable parameters."""
     groups = param_groups(model, weight_decay, exclude_norm_and_bias)
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov,
-                               weight_decay=weight_decay)
+        return torch.optim.SGD(
+            groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+        )
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps,
-                                 weight_decay=weight_decay)
+        return torch.optim.AdamW(
+            groups, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay
+        )
     raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZER_NAMES)}")

@@ -68,7 +68,9 @@ class LRSchedule:
         if interval not in ("step", "epoch"):
             raise ValueError(f"interval must be 'step' or 'epoch', got {interval!r}")
         if T_0 < 1 or T_mult < 1 or int(T_mult) != T_mult:
-            raise ValueError(f"need T_0 >= 1 and integer T_mult >= 1, got T_0={T_0}, T_mult={T_mult}")
+            raise ValueError(
+                f"need T_0 >= 1 and integer T_mult >= 1, got T_0={T_0}, T_mult={T_mult}"
+            )
         self.name = name
         self.base_lrs = [float(lr) for lr in base_lrs]
         self.epochs = int(epochs)
@@ -77,7 +79,9 @@ class LRSchedule:
         self.warmup_start_factor = float(warmup_start_factor)
         self.milestones = sorted(int(m) for m in milestones)
         self.gamma = float(gamma)
-        self.T_max = float(T_max) if T_max is not None else max(self.epochs - self.warmup_epochs, 1e-12)
+        self.T_max = (
+            float(T_max) if T_max is not None else max(self.epochs - self.warmup_epochs, 1e-12)
+        )
         self.T_0 = int(T_0)
         self.T_mult = int(T_mult)
         self.eta_min = float(eta_min)
@@ -97,11 +101,15 @@ class LRSchedule:
             passed = sum(1 for m in self.milestones if t >= m - 1e-9)
             return base_lr * self.gamma**passed
         if self.name == "cosine":
-            return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+            return (
+                self.eta_min
+                + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+            )
         # warm_restarts (SGDR), closed form as torch.optim.lr_scheduler.CosineAnnealingWarmRestarts
         if self.T_mult == 1:
             t_cur, t_i = t % self.T_0, float(self.T_0)
         else:
+
             def cycle_start(k: int) -> float:
                 return self.T_0 * (self.T_mult**k - 1) / (self.T_mult - 1)
 
@@ -122,7 +130,9 @@ class LRSchedule:
         return [self.factor_for(lr, epoch) for lr in self.base_lrs]
 
     # ------------------------------------------------------------------ optimiser side
-    def apply(self, optimizer: torch.optim.Optimizer, scale: float = 1.0, min_lr: float = 0.0) -> list[float]:
+    def apply(
+        self, optimizer: torch.optim.Optimizer, scale: float = 1.0, min_lr: float = 0.0
+    ) -> list[float]:
         """Write the lrs for the current ``step_count`` (times ``scale``) into ``optimizer``."""
         lrs = self.lrs_at(self.step_count)
         if scale != 1.0:  # a plateau reduction is active: floor it at min_lr, as torch does
@@ -241,9 +251,19 @@ def build_schedulers(
     for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
         group["initial_lr"] = lr
     schedule = LRSchedule(
-        name, base_lrs, epochs, steps_per_epoch, warmup_epochs=warmup_epochs,
-        warmup_start_factor=warmup_start_factor, milestones=milestones, gamma=gamma,
-        T_max=T_max, T_0=T_0, T_mult=T_mult, eta_min=eta_min, interval=interval,
+        name,
+        base_lrs,
+        epochs,
+        steps_per_epoch,
+        warmup_epochs=warmup_epochs,
+        warmup_start_factor=warmup_start_factor,
+        milestones=milestones,
+        gamma=gamma,
+        T_max=T_max,
+        T_0=T_0,
+        T_mult=T_mult,
+        eta_min=eta_min,
+        interval=interval,
     )
     rule = Plateau(**(plateau or {})) if name == "plateau" else None
     return schedule, rule

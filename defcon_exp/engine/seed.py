@@ -20,12 +20,16 @@ def resolve_device(spec: str) -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError as err:
-        raise ValueError(f"trainer.device={spec!r} is invalid: use auto, cpu, cuda or cuda:N") from err
+        raise ValueError(
+            f"trainer.device={spec!r} is invalid: use auto, cpu, cuda or cuda:N"
+        ) from err
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"trainer.device={spec!r} but CUDA is not available; use auto or cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"trainer.device={spec!r} but only {torch.cuda.device_count()} GPU(s) exist")
+            raise ValueError(
+                f"trainer.device={spec!r} but only {torch.cuda.device_count()} GPU(s) exist"
+            )
     elif device.type != "cpu":
         raise ValueError(f"trainer.device={spec!r} is not supported: use auto, cpu, cuda or cuda:N")
     return device
@@ -48,10 +52,18 @@ def capture_rng_state() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64),
-                   "gauss": py_gauss},
-        "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)),
-                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "python": {
+            "version": py_version,
+            "state": torch.tensor(py_state, dtype=torch.int64),
+            "gauss": py_gauss,
+        },
+        "numpy": {
+            "kind": np_kind,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
     }
 
 
@@ -63,5 +75,12 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     npy = state["numpy"]
-    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
-                         npy["has_gauss"], npy["gauss"]))
+    np.random.set_state(
+        (
+            npy["kind"],
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["gauss"],
+        )
+    )

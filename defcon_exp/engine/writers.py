@@ -66,7 +66,9 @@ class TensorBoardLogger:
 
     def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float], step: int) -> None:
         """Write an HParams record into this run's own event file (for sweep comparison)."""
-        clean = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()}
+        clean = {
+            k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()
+        }
         exp, ssi, sei = hparams_summary(clean, dict(metrics))
         file_writer = self.writer._get_file_writer()
         for summary in (exp, ssi, sei):
