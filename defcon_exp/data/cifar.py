@@ -142,7 +142,7 @@ def load_cifar(name: str, root: str | os.PathLike, download: bool) -> tuple[Imag
     Args:
         name: ``cifar100`` or ``cifar10``.
         root: folder holding the archive or its extracted folder (``~`` expanded, relative
-            to the current directory).
+            to the current directory); the extracted folder itself is accepted too.
         download: download a missing archive (torchvision's URL and MD5 check).
 
     Returns:
@@ -154,9 +154,11 @@ def load_cifar(name: str, root: str | os.PathLike, download: bool) -> tuple[Imag
     """
     if name not in CIFAR_CLASSES:
         raise ValueError(f"name must be one of {sorted(CIFAR_CLASSES)}, received {name!r}")
-    folder = Path(os.path.expanduser(os.fspath(root))).resolve()
-    _ensure_files(name, folder, download)
     dataset_cls = CIFAR_CLASSES[name]
+    folder = Path(os.path.expanduser(os.fspath(root))).resolve()
+    if folder.name == dataset_cls.base_folder:  # pointed at the extracted folder itself
+        folder = folder.parent
+    _ensure_files(name, folder, download)
     sets = []
     for train in (True, False):
         dataset = dataset_cls(str(folder), train=train, download=False)

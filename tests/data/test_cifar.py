@@ -61,6 +61,12 @@ def test_extracted_folder_alone_is_enough(fake: FakeCifar, tmp_path: Path) -> No
     _assert_matches(fake, root)
 
 
+def test_root_may_name_the_extracted_folder_itself(fake: FakeCifar, tmp_path: Path) -> None:
+    copy_archive(fake, tmp_path)
+    load_cifar(fake.name, tmp_path, download=False)
+    _assert_matches(fake, tmp_path / fake.dataset_cls.base_folder)
+
+
 def test_download_goes_through_torchvision_and_checks_md5(
     fake: FakeCifar, tmp_path: Path, http_server, monkeypatch
 ) -> None:
