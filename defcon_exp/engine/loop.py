@@ -128,8 +128,9 @@ def _raise_if_nonfinite(first_bad_step: torch.Tensor, epoch: int, batch_idx: int
     if bad >= 0:
         raise NonFiniteLossError(
             f"training loss became NaN/Inf at global step {bad} (epoch {epoch + 1}, detected by "
-            f"batch {batch_idx + 1}); stopping. The last good checkpoint is checkpoints/last.pt "
-            "(from the previous epoch). Try a lower optim.lr, trainer.grad_clip_norm or warm-up."
+            f"batch {batch_idx + 1}); stopping without saving. checkpoints/last.pt (if any) is the "
+            f"last good state, from epoch {epoch}. Try a lower optim.lr, trainer.grad_clip_norm=5 "
+            "or scheduler.warmup_epochs=1."
         )
 
 

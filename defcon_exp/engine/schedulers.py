@@ -100,11 +100,9 @@ class LRSchedule:
         if self.name == "step":
             passed = sum(1 for m in self.milestones if t >= m - 1e-9)
             return base_lr * self.gamma**passed
-        if self.name == "cosine":
-            return (
-                self.eta_min
-                + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
-            )
+        if self.name == "cosine":  # held at eta_min past T_max (e.g. a resumed, extended run)
+            progress = min(t, self.T_max) / self.T_max
+            return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * progress)) / 2
         # warm_restarts (SGDR), closed form as torch.optim.lr_scheduler.CosineAnnealingWarmRestarts
         if self.T_mult == 1:
             t_cur, t_i = t % self.T_0, float(self.T_0)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 #: a few seconds of real ResNet-50 training on the synthetic set
 TINY = [
-    "data=synthetic", "model=resnet50", "data.train_size=48", "data.val_size=16", "data.test_size=32",
-    "data.batch_size=16", "data.eval_batch_size=32", "data.loader=tensor", "data.num_workers=0",
+    "data=synthetic", "model=resnet50", "data.train_size=40", "data.val_size=8", "data.test_size=16",
+    "data.batch_size=16", "data.eval_batch_size=16", "data.loader=tensor", "data.num_workers=0",
     "trainer.epochs=2", "trainer.device=cpu", "trainer.log_every_n_steps=1", "optim.lr=0.01",
 ]
 

@@ -46,4 +46,4 @@ def test_console_scripts_from_an_installed_wheel(tmp_path: Path) -> None:
     evaluated = run_module("", [f"ckpt={run_dir / 'checkpoints' / 'last.pt'}", f"out={elsewhere / 'e.json'}"],
                            elsewhere, executable=[str(site / "bin" / "defcon-eval")], env=env)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads((elsewhere / "e.json").read_text())["num_images"] == 32
+    assert json.loads((elsewhere / "e.json").read_text())["num_images"] == 16

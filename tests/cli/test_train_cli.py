@@ -27,7 +27,7 @@ def test_train_resume_eval_write_the_run_files(tmp_path: Path) -> None:
                 "metrics.csv", "summary.json", "train.log"):
         assert (run_dir / rel).is_file(), rel
     log_text = (run_dir / "train.log").read_text()
-    for needle in ("trainable parameters", "device=cpu", "train 32 images", "test 32 images"):
+    for needle in ("trainable parameters", "device=cpu", "train 32 images", "test 16 images"):
         assert needle in log_text
 
     # resume continues IN THE ORIGINAL run dir: no new Hydra folder anywhere
@@ -58,7 +58,7 @@ def test_train_resume_eval_write_the_run_files(tmp_path: Path) -> None:
     assert evaluated.returncode == 0, evaluated.stderr
     assert "top1" in evaluated.stdout
     result = json.loads((run_dir / "checkpoints" / "best.eval.json").read_text())
-    assert result["num_images"] == 32 and 0 <= result["top1"] <= 100
+    assert result["num_images"] == 16 and 0 <= result["top1"] <= 100
 
 
 def test_resume_through_train_is_exact(tmp_path: Path) -> None:
@@ -100,7 +100,6 @@ def test_default_run_fails_offline_with_the_data_message(tmp_path: Path) -> None
 @pytest.mark.parametrize(("args", "needle"), [
     (["model=foo"], "Available options in 'model'"),
     (["optim.lr=-1"], "optim.lr=-1.0 is invalid: must be > 0"),
-    (["scheduler=linear"], "Available options in 'scheduler'"),
 ])
 def test_bad_config_reaches_the_user(tmp_path: Path, args: list[str], needle: str) -> None:
     result = run_module(TRAIN, [*args, "trainer.device=cpu"], tmp_path)

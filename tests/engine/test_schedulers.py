@@ -55,6 +55,11 @@ def test_cosine_matches_cosineannealinglr() -> None:
     assert [sched.lrs_at(e * 4)[0] for e in range(30)] == pytest.approx(expected, rel=1e-9)
 
 
+def test_cosine_holds_eta_min_after_t_max() -> None:
+    sched = LRSchedule("cosine", [0.1], 10, 1, eta_min=0.01)
+    assert sched.lrs_at(10) == sched.lrs_at(15) == pytest.approx([0.01])
+
+
 def test_step_interval_is_smooth_epoch_interval_is_held() -> None:
     per_step = LRSchedule("cosine", [0.1], 10, 4)
     per_epoch = LRSchedule("cosine", [0.1], 10, 4, interval="epoch")
