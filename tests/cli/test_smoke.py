@@ -17,4 +17,4 @@ def test_smoke_experiment_learns(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["model"] == "defcon"
-    assert summary["test"]["top1"] > 30.0, summary  # chance is 10% (10 classes)
+    assert summary["test"]["top1"] > 50.0, summary  # chance is 10% (10 classes); ~94% seen
