@@ -46,7 +46,7 @@ def test_train_resume_eval_write_the_run_files(tmp_path: Path) -> None:
     assert summary["epochs"] == 2 and summary["model"] == "resnet50" and summary["num_params"] > 20e6
     assert set(summary["test"]) == {"top1", "top5", "loss"} and summary["best_val"]["epoch"] in (1, 2)
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    assert ckpt["epoch"] == 2 and ckpt["config"]["data"]["train_size"] == 48
+    assert ckpt["epoch"] == 2 and ckpt["config"]["data"]["train_size"] == 40
 
     acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
