@@ -109,22 +109,27 @@ def train_one_epoch(
 
         last_batch = batch_idx + 1 == num_batches
         if global_step % ctx.log_every_n_steps == 0 or last_batch:
-            _raise_if_nonfinite(first_bad_step, epoch, batch_idx)
-            step_loss = interval_loss.item() / interval_count
+            # one host sync per log interval: NaN flag, interval loss and running hits together
+            bad, loss_sum, _, top1_sum, _ = torch.cat(
+                [first_bad_step.double().view(1), interval_loss.view(1), epoch_metrics.sums]
+            ).tolist()
+            _raise_if_nonfinite(int(bad), epoch, batch_idx)
+            step_loss = loss_sum / interval_count
             interval_loss.zero_()
             interval_count = 0
             if ctx.progress:
-                bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{lrs[0]:.3g}")
+                running_acc = 100.0 * top1_sum / max(epoch_metrics.count, 1)
+                bar.set_postfix(loss=f"{step_loss:.3f}", acc=f"{running_acc:.1f}", lr=f"{lrs[0]:.3g}")
             if on_log is not None:
                 on_log(global_step, {"train/loss_step": step_loss, "train/lr": lrs[0]})
-    _raise_if_nonfinite(first_bad_step, epoch, num_batches - 1)
+    if interval_count:  # the loader yielded fewer batches than len(): check the tail too
+        _raise_if_nonfinite(int(first_bad_step.item()), epoch, num_batches - 1)
     result = epoch_metrics.compute()
     result["lr"] = lrs[0]
     return result, global_step
 
 
-def _raise_if_nonfinite(first_bad_step: torch.Tensor, epoch: int, batch_idx: int) -> None:
-    bad = int(first_bad_step.item())
+def _raise_if_nonfinite(bad: int, epoch: int, batch_idx: int) -> None:
     if bad >= 0:
         raise NonFiniteLossError(
             f"training loss became NaN/Inf at global step {bad} (epoch {epoch + 1}, detected by "

@@ -39,6 +39,16 @@ class MetricAccumulator:
         self._sums += batch
         self._count += n
 
+    @property
+    def sums(self) -> torch.Tensor:
+        """The device-side running sums ``Tensor[3]``: loss * n, top-1 hits, top-5 hits."""
+        return self._sums
+
+    @property
+    def count(self) -> int:
+        """Samples seen so far (host-side)."""
+        return self._count
+
     def compute(self) -> dict[str, float]:
         """``{"loss", "top1", "top5", "count"}`` (accuracies in percent); one device sync."""
         loss_sum, top1, top5 = self._sums.tolist()
