@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from defcon_exp.cli.train import build_model
 from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.models import MODEL_NAMES, MODELS
 
 
 def options(group: str) -> list[str]:
@@ -36,12 +37,13 @@ def test_default_is_the_paper_setting(composer) -> None:
 @pytest.mark.parametrize("name", options("model"))
 def test_model_options_build(composer, name: str) -> None:
     cfg = composer(f"model={name}")
+    assert (cfg.model.attention, cfg.model.kernel_size) == MODELS[name]
     model = build_model(cfg.model, num_classes=7, device=torch.device("cpu"))
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
 
 
 def test_group_options_are_complete() -> None:
-    assert options("model") == sorted(["resnet50", "se", "eca", "cbam", "defcon", "defcon_shuffle"])
+    assert options("model") == sorted(MODEL_NAMES)  # the group mirrors the model registry
     assert options("scheduler") == sorted(["constant", "step", "cosine", "warm_restarts", "plateau"])
     assert options("optim") == ["adamw", "sgd"]
     assert {"eca_recipe", "se_eca_baseline", "defcon_best", "smoke"} <= set(options("experiment"))
