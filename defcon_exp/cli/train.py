@@ -16,6 +16,7 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -171,6 +172,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         _convert_="all",
     )
     container = OmegaConf.to_container(cfg, resolve=True)
+    # the effective config of this (re)start; on resume it differs from Hydra's .hydra/ record
+    OmegaConf.save(OmegaConf.create(container), out_dir / "config.yaml")
     settings = FitSettings(
         epochs=cfg.trainer.epochs,
         amp=cfg.trainer.amp,
@@ -244,6 +247,8 @@ def main(cfg: DictConfig) -> float | None:
     """``defcon-train [group=option ...] [key=value ...]``; returns test top-1 (for sweepers)."""
     try:
         if cfg.resume:
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise ConfigError(f"resume={cfg.resume!r} is invalid with -m: resume one run at a time")
             cfg = resume_config(cfg, HydraConfig.get().overrides.task)
         summary = train(cfg, run_dir=None if cfg.resume else HydraConfig.get().runtime.output_dir)
     except USER_ERRORS as err:

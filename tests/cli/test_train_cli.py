@@ -23,7 +23,7 @@ def test_train_resume_eval_write_the_run_files(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     first = run_module(TRAIN, [*TINY, "trainer.epochs=1", f"hydra.run.dir={run_dir}"], tmp_path)
     assert first.returncode == 0, first.stderr
-    for rel in (".hydra/config.yaml", ".hydra/overrides.yaml", "checkpoints/last.pt", "checkpoints/best.pt",
+    for rel in (".hydra/config.yaml", "config.yaml", ".hydra/overrides.yaml", "checkpoints/last.pt", "checkpoints/best.pt",
                 "metrics.csv", "summary.json", "train.log"):
         assert (run_dir / rel).is_file(), rel
     log_text = (run_dir / "train.log").read_text()
@@ -38,6 +38,8 @@ def test_train_resume_eval_write_the_run_files(tmp_path: Path) -> None:
     assert list((run_dir / ".hydra").glob("resume-*/overrides.yaml"))
     assert yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())["trainer"]["epochs"] == 1
     assert "resumed from epoch 1" in (run_dir / "train.log").read_text()
+    effective = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert effective["trainer"]["epochs"] == 2 and effective["data"]["name"] == "synthetic"
 
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
