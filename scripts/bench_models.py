@@ -1,0 +1,119 @@
+"""Benchmark: train-step time of every model relative to the plain ResNet-50, in one run.
+
+For each model: parameters, forward FLOPs per image (``torch.utils.flop_counter``; the
+deformable op is a custom autograd function the counter does not see, a few kFLOPs), the
+median train-step time (forward + backward + SGD step) over interleaved rounds and its
+ratio to ResNet-50, and inference images/s.
+
+    python scripts/bench_models.py                         # CPU, batch 64, 10 rounds
+    python scripts/bench_models.py --device cuda --batch-size 128
+    python scripts/bench_models.py --models resnet50 eca defcon --unfused
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from defcon_exp.models import MODEL_NAMES, create_model
+
+PAPER_MODELS = ["resnet50", "se", "eca", "cbam", "defcon", "defcon_shuffle"]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def forward_flops(model: nn.Module, device: torch.device) -> int:
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(1, 3, 32, 32, device=device))
+    return counter.get_total_flops()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=PAPER_MODELS, choices=MODEL_NAMES)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--unfused", action="store_true", help="also time fused_tail=False")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+
+    variants: dict[str, nn.Module] = {}
+    for name in dict.fromkeys(["resnet50", *args.models]):
+        variants[name] = create_model(name, num_classes=100, device=device)
+        if args.unfused and name != "resnet50":
+            variants[f"{name} (unfused)"] = create_model(
+                name, num_classes=100, fused_tail=False, device=device
+            )
+    optimizers = {
+        name: torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        for name, model in variants.items()
+    }
+    images = torch.randn(args.batch_size, 3, 32, 32, device=device)
+    labels = torch.randint(0, 100, (args.batch_size,), device=device)
+
+    def train_step(name: str) -> float:
+        model, optimizer = variants[name], optimizers[name]
+        model.train()
+        sync(device)
+        start = time.perf_counter()
+        loss = nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sync(device)
+        return time.perf_counter() - start
+
+    def inference(name: str) -> float:
+        model = variants[name].eval()
+        sync(device)
+        start = time.perf_counter()
+        with torch.no_grad():
+            model(images)
+        sync(device)
+        return time.perf_counter() - start
+
+    step_times: dict[str, list[float]] = {name: [] for name in variants}
+    infer_times: dict[str, list[float]] = {name: [] for name in variants}
+    for name in variants:  # warm-up
+        train_step(name)
+        inference(name)
+    for _ in range(args.rounds):
+        for name in variants:
+            step_times[name].append(train_step(name))
+        for name in variants:
+            infer_times[name].append(inference(name))
+
+    baseline = statistics.median(step_times["resnet50"])
+    print(
+        f"# train step (fwd+bwd+SGD), batch {args.batch_size}, 32x32, {device}, "
+        f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds"
+    )
+    print("| model | params | fwd MFLOPs/img | step ms | step vs resnet50 | infer img/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, model in variants.items():
+        step = statistics.median(step_times[name])
+        infer = args.batch_size / statistics.median(infer_times[name])
+        params = sum(p.numel() for p in model.parameters())
+        flops = forward_flops(model, device) / 1e6
+        print(
+            f"| {name} | {params:,} | {flops:,.1f} | {step * 1e3:.1f} | "
+            f"{step / baseline:.3f}x | {infer:,.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
