@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from defcon_exp.attention.defcon import Defcon
-from defcon_exp.attention.kernel_size import KernelSizeSpec
 
 __all__ = ["DefconMix"]
 
@@ -18,21 +19,14 @@ class DefconMix(Defcon):
     Tensor[B, C, H, W]``. ``k*k + 2*k + 1`` parameters; :attr:`local_share` reads ``a``.
     """
 
-    def __init__(
-        self,
-        channels: int,
-        kernel_size: KernelSizeSpec = "adaptive",
-        gamma: float = 2.0,
-        beta: float = 1.0,
-        offset_init: str = "zero",
-        gate: str = "sigmoid",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(channels, kernel_size, gamma, beta, offset_init, gate, device, dtype)
+    def __init__(self, channels: int, **kwargs: Any) -> None:
+        """Takes :class:`Defcon`'s arguments (``kernel_size``, ``gamma``, ``beta``,
+        ``offset_init``, ``gate``, ``device``, ``dtype``)."""
+        super().__init__(channels, **kwargs)
+        factory = {"device": self.weight.device, "dtype": self.weight.dtype}
         k = self.kernel_size
-        self.local_conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False, device=device, dtype=dtype)
-        self.mix_logit = nn.Parameter(torch.zeros((), device=device, dtype=dtype))
+        self.local_conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False, **factory)
+        self.mix_logit = nn.Parameter(torch.zeros((), **factory))
 
     @property
     def local_share(self) -> Tensor:

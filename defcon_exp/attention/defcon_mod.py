@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from defcon_exp.attention.defcon import Defcon
-from defcon_exp.attention.kernel_size import KernelSizeSpec
 from defcon_exp.ops import deform_conv1d
 
 __all__ = ["DefconModulated"]
@@ -21,20 +22,13 @@ class DefconModulated(Defcon):
     DEFCON (and, with zero offsets, as ECA). ``2*k*k + k`` parameters.
     """
 
-    def __init__(
-        self,
-        channels: int,
-        kernel_size: KernelSizeSpec = "adaptive",
-        gamma: float = 2.0,
-        beta: float = 1.0,
-        offset_init: str = "zero",
-        gate: str = "sigmoid",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(channels, kernel_size, gamma, beta, offset_init, gate, device, dtype)
+    def __init__(self, channels: int, **kwargs: Any) -> None:
+        """Takes :class:`Defcon`'s arguments (``kernel_size``, ``gamma``, ``beta``,
+        ``offset_init``, ``gate``, ``device``, ``dtype``)."""
+        super().__init__(channels, **kwargs)
+        factory = {"device": self.weight.device, "dtype": self.weight.dtype}
         k = self.kernel_size
-        self.mask_conv = nn.Conv1d(1, k, k, padding=k // 2, bias=False, device=device, dtype=dtype)
+        self.mask_conv = nn.Conv1d(1, k, k, padding=k // 2, bias=False, **factory)
         nn.init.zeros_(self.mask_conv.weight)
 
     def modulation(self, signal: Tensor) -> Tensor:

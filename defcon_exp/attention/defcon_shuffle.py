@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import torch
+from typing import Any
+
 from torch import Tensor
 
 from defcon_exp.attention.channel_shuffle import (
@@ -11,7 +12,6 @@ from defcon_exp.attention.channel_shuffle import (
     shuffle_groups,
 )
 from defcon_exp.attention.defcon import Defcon
-from defcon_exp.attention.kernel_size import KernelSizeSpec
 
 __all__ = ["DefconShuffle"]
 
@@ -24,18 +24,10 @@ class DefconShuffle(Defcon):
     ``forward: Tensor[B, C, H, W] -> Tensor[B, C, H, W]``; C must be divisible by the groups.
     """
 
-    def __init__(
-        self,
-        channels: int,
-        kernel_size: KernelSizeSpec = "adaptive",
-        gamma: float = 2.0,
-        beta: float = 1.0,
-        offset_init: str = "zero",
-        gate: str = "sigmoid",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(channels, kernel_size, gamma, beta, offset_init, gate, device, dtype)
+    def __init__(self, channels: int, **kwargs: Any) -> None:
+        """Takes :class:`Defcon`'s arguments (``kernel_size``, ``gamma``, ``beta``,
+        ``offset_init``, ``gate``, ``device``, ``dtype``)."""
+        super().__init__(channels, **kwargs)
         self.shuffle_groups = shuffle_groups(self.kernel_size)
         if channels % self.shuffle_groups:
             raise ValueError(
