@@ -1,0 +1,193 @@
+"""What the attention modules of a trained model do on real inputs.
+
+For each attention module (one per bottleneck) the input feature map is captured with a
+forward hook on the block's last BatchNorm (``bn3``, whose output is what the attention
+sees; the fused tail calls ``attention.channel_weights`` directly, so a hook on the
+attention itself would not fire), and the statistics are computed with the modules'
+public methods (``channel_weights``, ``Defcon.offsets``, ``DefconCorrelated.nonlocal_offsets``):
+
+- every attention: gated channel weight mean / std, and the entropy of the weights
+  normalised over channels (``p_c = w_c / sum w``; also divided by ``log C``: 1 = uniform);
+- DEFCON family: mean |learned offset|; tap ``n`` of channel ``c`` samples position
+  ``c - k//2 + n + offset`` (plus the correlation shift for ``defcon_corr``), so the
+  channel distance is ``|n - k//2 + offset|``: its mean, and the share of taps reaching
+  further than the kernel half-width ``k//2`` (beyond ECA's fixed window) and outside
+  ``[0, C-1]`` (reading zero padding).
+
+CBAM's channel weights are ``gate(mlp(avg) + mlp(max))`` from its own submodules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from defcon_exp.attention.defcon import Defcon
+
+__all__ = ["HIST_BINS", "attention_blocks", "attention_statistics", "module_statistics"]
+
+HIST_BINS = 30
+
+
+def attention_blocks(model: nn.Module) -> Iterator[tuple[int, int, nn.Module]]:
+    """``(stage, block, bottleneck)`` for every bottleneck holding an attention module."""
+    stages = getattr(model, "stages", None)
+    if stages is None:
+        return
+    for stage_index, stage in enumerate(stages):
+        for block_index, block in enumerate(stage):
+            attention = getattr(block, "attention", None)
+            if attention is not None and not isinstance(attention, nn.Identity):
+                yield stage_index, block_index, block
+
+
+def _channel_weights(attention: nn.Module, x: Tensor) -> Tensor | None:
+    """``Tensor[B, C]`` gated channel weights, or None when the module has none."""
+    if hasattr(attention, "channel_weights"):
+        return attention.channel_weights(x)[:, :, 0, 0]
+    if hasattr(attention, "mlp") and hasattr(attention, "gate"):  # CBAM's channel part
+        return attention.gate(attention.mlp(x.mean(dim=(2, 3))) + attention.mlp(x.amax(dim=(2, 3))))
+    return None
+
+
+def module_statistics(attention: nn.Module, x: Tensor) -> dict[str, Tensor]:
+    """Raw per-element tensors for one module on input ``x: Tensor[B, C, H, W]``:
+    ``weights`` and ``entropy`` (per sample), and for DEFCON-family modules ``offset``
+    (learned), ``distance`` (|sampled channel - c|) and ``position`` (sampled channel)."""
+    out: dict[str, Tensor] = {}
+    weights = _channel_weights(attention, x)
+    if weights is not None:
+        weights = weights.float()
+        p = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        out["weights"] = weights
+        out["entropy"] = -(p * p.clamp_min(1e-12).log()).sum(dim=1)
+    if isinstance(attention, Defcon):
+        signal = x.mean(dim=(2, 3))[:, None, :]
+        learned = attention.offsets(signal)  # [B, k, C]
+        total = learned
+        if hasattr(attention, "nonlocal_offsets"):
+            total = learned + attention.nonlocal_offsets(signal.dtype)
+        k = attention.kernel_size
+        channels = signal.shape[-1]
+        taps = torch.arange(k, device=x.device, dtype=total.dtype)[None, :, None] - k // 2
+        relative = taps + total  # position - c
+        position = relative + torch.arange(channels, device=x.device, dtype=total.dtype)
+        out["offset"] = learned.float()
+        out["distance"] = relative.abs().float()
+        out["position"] = position.float()
+    return out
+
+
+def _histogram(values: Tensor, bins: int = HIST_BINS) -> dict[str, list[float]]:
+    values = values.flatten().float()
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        high = low + 1e-6
+    counts = torch.histc(values, bins=bins, min=low, max=high)
+    edges = torch.linspace(low, high, bins + 1)
+    return {"edges": edges.tolist(), "counts": counts.tolist()}
+
+
+def _summarise(raw: dict[str, list[Tensor]], kernel_sizes: list[int], channels: int) -> dict[str, Any]:
+    stats: dict[str, Any] = {}
+    if raw.get("weights"):
+        weights = torch.cat([w.flatten() for w in raw["weights"]])
+        entropy = torch.cat(raw["entropy"])
+        stats.update(
+            weight_mean=float(weights.mean()),
+            weight_std=float(weights.std(unbiased=False)),
+            entropy_mean=float(entropy.mean()),
+            entropy_normalised=float(entropy.mean()) / math.log(channels) if channels > 1 else None,
+            weight_hist=_histogram(weights),
+        )
+    if raw.get("offset"):
+        offset = torch.cat([o.flatten() for o in raw["offset"]])
+        distance_parts, beyond_parts, outside_parts = [], [], []
+        for dist, pos, k in zip(raw["distance"], raw["position"], kernel_sizes, strict=True):
+            distance_parts.append(dist.flatten())
+            beyond_parts.append((dist > k // 2).flatten().float())
+            outside_parts.append(((pos < 0) | (pos > channels - 1)).flatten().float())
+        distance = torch.cat(distance_parts)
+        stats.update(
+            kernel_size=sorted(set(kernel_sizes)),
+            offset_abs_mean=float(offset.abs().mean()),
+            offset_abs_max=float(offset.abs().max()),
+            share_beyond_half_width=float(torch.cat(beyond_parts).mean()),
+            share_outside_channels=float(torch.cat(outside_parts).mean()),
+            channel_distance_mean=float(distance.mean()),
+            offset_hist=_histogram(offset),
+            distance_hist=_histogram(distance),
+        )
+    return stats
+
+
+@torch.no_grad()
+def attention_statistics(model: nn.Module, images: Tensor) -> dict[str, Any]:
+    """Run ``images`` through ``model`` (eval mode) and summarise every stage's attention.
+
+    Returns ``{"attention": class name or None, "num_images": B, "stages": {"1": {...}, ...}}``
+    with per-stage aggregates over the stage's blocks (``blocks`` in each stage lists the
+    per-block numbers without histograms).
+    """
+    model.eval()
+    captured: dict[tuple[int, int], Tensor] = {}
+    handles = []
+    blocks = list(attention_blocks(model))
+    for stage, index, block in blocks:
+        tap = getattr(block, "bn3", None)
+        key = (stage, index)
+
+        def save(_module: nn.Module, args: Any, output: Any, key: tuple[int, int] = key) -> None:
+            captured[key] = (output if isinstance(output, Tensor) else args[0]).detach()
+
+        if tap is not None:
+            handles.append(tap.register_forward_hook(save))
+        else:  # unfused block: the attention's own input
+            handles.append(
+                block.attention.register_forward_hook(
+                    lambda _m, args, _o, key=key: captured.__setitem__(key, args[0].detach())
+                )
+            )
+    try:
+        model(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    result: dict[str, Any] = {
+        "attention": type(blocks[0][2].attention).__name__ if blocks else None,
+        "num_images": int(images.shape[0]),
+        "stages": {},
+    }
+    by_stage: dict[int, list[tuple[int, nn.Module]]] = {}
+    for stage, index, block in blocks:
+        by_stage.setdefault(stage, []).append((index, block))
+    for stage, members in sorted(by_stage.items()):
+        raw: dict[str, list[Tensor]] = {}
+        kernel_sizes: list[int] = []
+        per_block = []
+        channels = 0
+        for index, block in members:
+            x = captured[(stage, index)]
+            channels = x.shape[1]
+            stats = module_statistics(block.attention, x)
+            k = getattr(block.attention, "kernel_size", 0)
+            if "offset" in stats:
+                kernel_sizes.append(int(k))
+            for name, value in stats.items():
+                raw.setdefault(name, []).append(value)
+            one = _summarise(
+                {n: [v] for n, v in stats.items()}, [int(k)] if "offset" in stats else [], channels
+            )
+            per_block.append(
+                {"block": index, **{n: v for n, v in one.items() if not n.endswith("_hist")}}
+            )
+        summary = _summarise(raw, kernel_sizes, channels)
+        summary.update(channels=channels, num_blocks=len(members), blocks=per_block)
+        if members and hasattr(members[0][1].attention, "local_share"):
+            summary["local_share"] = [float(b.attention.local_share) for _, b in members]
+        result["stages"][str(stage + 1)] = summary
+    return result

@@ -1,0 +1,179 @@
+"""Find run dirs and read what each one recorded (``summary.json``, ``metrics.csv``,
+``config.yaml``) without importing the engine or training code."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+__all__ = ["RunRecord", "find_run_dirs", "load_run"]
+
+#: files any of which make a directory a run dir
+RUN_MARKERS = ("summary.json", "metrics.csv", "config.yaml")
+#: sub-directories of a run that are never runs themselves
+NOT_RUNS = {".hydra", "tb", "checkpoints"}
+
+STATUS_DONE = "done"
+STATUS_UNFINISHED = "running/failed"
+
+
+@dataclass
+class RunRecord:
+    """What one run dir says about itself. ``status`` is ``done`` when ``summary.json``
+    exists, else ``running/failed`` (the test metrics are then None)."""
+
+    path: Path
+    status: str
+    model: str
+    scheduler: str | None
+    seed: int | None
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    curve_metric: str | None = None
+    epochs_done: int = 0
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the run finished (wrote ``summary.json``)."""
+        return self.status == STATUS_DONE
+
+    @property
+    def test_top1(self) -> float | None:
+        """Final test top-1 (percent) from ``summary.json``."""
+        return _num(self.summary.get("test", {}).get("top1"))
+
+    @property
+    def test_top5(self) -> float | None:
+        """Final test top-5 (percent) from ``summary.json``."""
+        return _num(self.summary.get("test", {}).get("top5"))
+
+    @property
+    def num_params(self) -> int | None:
+        """Trainable parameters (``summary.json``)."""
+        value = self.summary.get("num_params")
+        return int(value) if value is not None else None
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Training throughput over the run (``summary.json``)."""
+        return _num(self.summary.get("images_per_s"))
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _is_run_dir(path: Path) -> bool:
+    return any((path / name).is_file() for name in RUN_MARKERS)
+
+
+def find_run_dirs(roots: Iterable[str | os.PathLike]) -> list[Path]:
+    """Run dirs under ``roots`` (each root may itself be one), sorted, without duplicates.
+
+    A run dir holds ``summary.json``, ``metrics.csv`` or ``config.yaml``; the search does
+    not descend into a run dir, nor into ``.hydra``, ``tb`` or ``checkpoints``.
+    """
+    found: set[Path] = set()
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root} is not a directory")
+        stack = [root]
+        while stack:
+            current = stack.pop()
+            if _is_run_dir(current):
+                found.add(current.resolve())
+                continue
+            stack.extend(
+                child
+                for child in current.iterdir()
+                if child.is_dir() and child.name not in NOT_RUNS and not child.is_symlink()
+            )
+    return sorted(found)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    for candidate in (path / "config.yaml", path / ".hydra" / "config.yaml"):
+        if candidate.is_file():
+            container = OmegaConf.to_container(OmegaConf.load(candidate), resolve=False)
+            return container if isinstance(container, dict) else {}
+    return {}
+
+
+def _read_curve(path: Path) -> tuple[list[tuple[int, float]], str | None, int]:
+    """``(epoch, top-1)`` pairs of the selection split (``val``, else ``test``), epochs done."""
+    csv_path = path / "metrics.csv"
+    if not csv_path.is_file():
+        return [], None, 0
+    with csv_path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return [], None, 0
+    columns = rows[0].keys()
+    metric = next((m for m in ("val_top1", "test_top1") if m in columns), None)
+    curve: list[tuple[int, float]] = []
+    for row in rows:
+        value = _num(row.get(metric)) if metric else None
+        if value is not None and row.get("epoch"):
+            curve.append((int(row["epoch"]), value))
+    return curve, metric, len(rows)
+
+
+def _model_name(config: dict[str, Any]) -> str:
+    attention = (config.get("model") or {}).get("attention", "none")
+    return "resnet50" if attention in (None, "none") else str(attention)
+
+
+def load_run(path: str | os.PathLike) -> RunRecord:
+    """Read one run dir; never raises for an unfinished or damaged run (see ``error``)."""
+    path = Path(path)
+    error = None
+    config: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    try:
+        config = _read_config(path)
+    except Exception as err:  # a half-written config must not stop the report
+        error = f"config.yaml: {err}"
+    summary_path = path / "summary.json"
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            error = f"summary.json: {err}"
+    try:
+        curve, metric, epochs = _read_curve(path)
+    except (OSError, csv.Error, ValueError) as err:
+        curve, metric, epochs, error = [], None, 0, f"metrics.csv: {err}"
+    status = STATUS_DONE if summary.get("test") else STATUS_UNFINISHED
+    model = str(summary.get("model") or _model_name(config))
+    scheduler = (config.get("scheduler") or {}).get("name")
+    seed = config.get("seed")
+    return RunRecord(
+        path=path,
+        status=status,
+        model=model,
+        scheduler=str(scheduler) if scheduler is not None else None,
+        seed=int(seed) if isinstance(seed, int) else None,
+        config=config,
+        summary=summary,
+        curve=curve,
+        curve_metric=metric,
+        epochs_done=epochs,
+        error=error,
+    )
