@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typing generics)
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from defcon_exp.data.config import DataConfig
 from defcon_exp.engine.optim import OPTIMIZER_NAMES
@@ -111,6 +111,7 @@ class TrainerConfig:
     amp: bool = False
     grad_clip_norm: Optional[float] = None  # noqa: UP045
     log_every_n_steps: int = 50
+    checkpoint_every_n_steps: int = 0  # also write last.pt every n steps inside epochs; 0 = off
     progress: bool = True
     deterministic: bool = False
 
@@ -127,7 +128,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
-    resume: Optional[str] = None  # noqa: UP045
+    resume: Optional[str] = None  # noqa: UP045  (a run dir, a checkpoint, or "auto")
     run_dir: Optional[str] = None  # noqa: UP045
     tags: List[str] = field(default_factory=list)  # noqa: UP006
 
@@ -168,6 +169,25 @@ def validate_config(cfg: DictConfig | Config) -> None:
         "must be auto, cpu, cuda or cuda:N",
     )
     rule("trainer.log_every_n_steps", get("trainer.log_every_n_steps") >= 1, "must be >= 1")
+    rule(
+        "trainer.checkpoint_every_n_steps",
+        get("trainer.checkpoint_every_n_steps") >= 0,
+        "must be >= 0 (0 = only at epoch ends)",
+    )
+    kernel = get("model.kernel_size")
+    kernels = list(kernel) if isinstance(kernel, (list, ListConfig)) else [kernel]
+    rule(
+        "model.kernel_size",
+        kernel in ("adaptive", "paper")
+        or (
+            len(kernels) in (1, 4)
+            and all(
+                isinstance(k, int) and not isinstance(k, bool) and k >= 1 and k % 2 == 1
+                for k in kernels
+            )
+        ),
+        "must be 'adaptive', 'paper', an odd positive int or a list of 4 odd positive ints",
+    )
     clip = get("trainer.grad_clip_norm")
     rule("trainer.grad_clip_norm", clip is None or clip > 0, "must be null or > 0")
     for key in ("data.batch_size", "data.eval_batch_size"):

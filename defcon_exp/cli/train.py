@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,14 @@ from torch import nn
 
 from defcon_exp.config import Config, ConfigError, validate_config
 from defcon_exp.data import DatasetNotFoundError, build_data
-from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
-from defcon_exp.engine.fit import FitSettings, Loaders, count_parameters, fit
+from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint, load_model_state
+from defcon_exp.engine.fit import (
+    FitSettings,
+    Loaders,
+    TrainingInterrupted,
+    count_parameters,
+    fit,
+)
 from defcon_exp.engine.loop import NonFiniteLossError
 from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir, unique_run_dir
 from defcon_exp.engine.seed import resolve_device, seed_everything
@@ -39,6 +47,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     NonFiniteLossError,
     ValueError,
 )
+#: keys whose change would load the checkpoint into another network: resuming refuses them
+RESUME_FORBIDDEN_PREFIXES = ("model.", "data.name", "data.num_classes")
 CONFIG_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment")
 #: keys that may differ between a checkpoint's config and the resumed one without a warning
 RESUME_NEUTRAL = {
@@ -48,6 +58,7 @@ RESUME_NEUTRAL = {
     "trainer.device",
     "trainer.epochs",
     "trainer.log_every_n_steps",
+    "trainer.checkpoint_every_n_steps",
     "data.num_workers",
     "data.pin_memory",
     "data.root",
@@ -84,12 +95,15 @@ def flat_items(container: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: container}
 
 
-def pick_run_dir(cfg: DictConfig, run_dir: str | Path | None) -> tuple[Path, Path | None]:
+def pick_run_dir(
+    cfg: DictConfig, run_dir: str | Path | None, restart_incomplete: bool = False
+) -> tuple[Path, Path | None]:
     """Decide where this run writes and which checkpoint (if any) it resumes from.
 
     Priority: ``resume`` (the original run dir, always) > ``run_dir`` argument >
     ``cfg.run_dir`` > Hydra's run dir > a fresh ``outputs/DATE/TIME_us``. A fresh run never
-    writes into a dir that already holds a run.
+    writes into a dir that already holds a run, except with ``restart_incomplete``
+    (``resume=auto``) when that run never wrote ``checkpoints/last.pt``.
     """
     if cfg.resume:
         ckpt = find_checkpoint(cfg.resume)
@@ -98,16 +112,34 @@ def pick_run_dir(cfg: DictConfig, run_dir: str | Path | None) -> tuple[Path, Pat
     if target is None and HydraConfig.initialized():
         target = HydraConfig.get().runtime.output_dir
     path = Path(target) if target is not None else unique_run_dir()
-    if is_used_run_dir(path):
+    if is_used_run_dir(path) and not (
+        restart_incomplete and not (path / "checkpoints" / "last.pt").exists()
+    ):
         raise ConfigError(
             f"run_dir={str(path)!r} is invalid: it already holds a run (checkpoints/metrics); "
             f"continue it with resume={path} or choose a new directory"
         )
-    path.mkdir(parents=True, exist_ok=True)
+    check_writable(path)
     return path, None
 
 
-def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+def check_writable(path: Path) -> None:
+    """Create ``path`` and write a probe file in it, or raise :class:`ConfigError`."""
+    probe = path / f".write-test-{uuid.uuid4().hex}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"run_dir={str(path)!r} is invalid: the output folder must be writable "
+            f"({err.strerror or err})"
+        ) from None
+
+
+def train(
+    cfg: DictConfig, run_dir: str | Path | None = None, restart_incomplete: bool = False
+) -> dict[str, Any]:
     """Run one training job described by ``cfg`` (composed ``conf/config.yaml``).
 
     Returns the summary (also ``<run_dir>/summary.json``): ``test`` top1/top5/loss,
@@ -119,8 +151,18 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
     """
     validate_config(cfg)
+    if cfg.resume == "auto":
+        target = run_dir or cfg.run_dir
+        if target is None and HydraConfig.initialized():
+            target = HydraConfig.get().runtime.output_dir
+        if target is None:
+            raise ConfigError("resume='auto' is invalid here: it needs run_dir (or Hydra's run dir)")
+        cfg, finished = resolve_auto_resume(cfg, Path(target))
+        if finished is not None:
+            return finished
+        restart_incomplete = True
     device = resolve_device(cfg.trainer.device)
-    out_dir, ckpt_path = pick_run_dir(cfg, run_dir)
+    out_dir, ckpt_path = pick_run_dir(cfg, run_dir, restart_incomplete)
     resume_state = None
     if ckpt_path is not None:
         resume_state = load_checkpoint(ckpt_path)
@@ -129,7 +171,21 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
                 f"resume={cfg.resume!r} is invalid: {ckpt_path.name} holds weights only "
                 "(best.pt is for evaluation); resume from the run dir or last.pt"
             )
-        _warn_config_changes(resume_state["config"], cfg)
+        _check_config_changes(resume_state["config"], cfg, ckpt_path)
+        summary_path = out_dir / "summary.json"
+        if (
+            resume_state.get("position") is None
+            and int(resume_state["epoch"]) >= cfg.trainer.epochs
+            and summary_path.is_file()
+        ):
+            message = (
+                f"{out_dir} already finished ({resume_state['epoch']} of trainer.epochs="
+                f"{cfg.trainer.epochs} epochs, summary.json written): nothing to do; pass a "
+                "larger trainer.epochs to train on"
+            )
+            log.info("%s", message)
+            print(f"defcon-train: {message}", file=sys.stderr)
+            return json.loads(summary_path.read_text())
 
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     name = model_name(cfg.model)
@@ -163,6 +219,8 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
     )
     model = build_model(cfg.model, data.num_classes, device)
     log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
+    if resume_state is not None:  # a clear error (mismatching keys) before anything runs
+        load_model_state(model, resume_state["model"], ckpt_path or "checkpoint")
     optimizer = instantiate(cfg.optim, model=model, _convert_="all")
     schedule, plateau = instantiate(
         cfg.scheduler,
@@ -179,6 +237,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
         amp=cfg.trainer.amp,
         grad_clip_norm=cfg.trainer.grad_clip_norm,
         log_every_n_steps=cfg.trainer.log_every_n_steps,
+        checkpoint_every_n_steps=cfg.trainer.checkpoint_every_n_steps,
         progress=cfg.trainer.progress,
         model_name=name,
         config=container,
@@ -208,7 +267,9 @@ def _hparams(container: dict[str, Any], name: str) -> dict[str, Any]:
     return {"model": name, **{k: flat.get(k) for k in keys}}
 
 
-def _warn_config_changes(stored: dict[str, Any], cfg: DictConfig) -> None:
+def _check_config_changes(stored: dict[str, Any], cfg: DictConfig, ckpt: Path) -> None:
+    """Refuse changes that alter the network (``model.*``, data name/classes); warn on the
+    rest (except :data:`RESUME_NEUTRAL` keys such as ``trainer.epochs``)."""
     before = flat_items(stored)
     after = flat_items(OmegaConf.to_container(cfg, resolve=True))
     changed = sorted(
@@ -216,6 +277,13 @@ def _warn_config_changes(stored: dict[str, Any], cfg: DictConfig) -> None:
         for k in set(before) | set(after)
         if before.get(k) != after.get(k) and k not in RESUME_NEUTRAL
     )
+    forbidden = [k for k in changed if k.startswith(RESUME_FORBIDDEN_PREFIXES)]
+    if forbidden:
+        diffs = ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in forbidden)
+        raise ConfigError(
+            f"resume={str(cfg.resume)!r} is invalid: the config differs from {ckpt}'s in keys "
+            f"that change the model ({diffs}); resume with the original values or start a new run"
+        )
     for key in changed:
         log.warning("resume: %s changed from %r to %r", key, before.get(key), after.get(key))
 
@@ -245,17 +313,54 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
 @hydra.main(config_path="pkg://defcon_exp.conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """``defcon-train [group=option ...] [key=value ...]``; returns test top-1 (for sweepers)."""
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        auto = cfg.resume == "auto"
+        if auto:
+            cfg, finished = resolve_auto_resume(cfg, output_dir)
+            if finished is not None:
+                return finished["test"]["top1"]
         if cfg.resume:
-            if HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise ConfigError(f"resume={cfg.resume!r} is invalid with -m: resume one run at a time")
+            if HydraConfig.get().mode == RunMode.MULTIRUN and not _is_own_dir(cfg, output_dir):
+                raise ConfigError(
+                    f"resume={cfg.resume!r} is invalid with -m: resume one run at a time, or "
+                    "re-launch the sweep with resume=auto and the same hydra.sweep.dir"
+                )
             cfg = resume_config(cfg, HydraConfig.get().overrides.task)
-        summary = train(cfg, run_dir=None if cfg.resume else HydraConfig.get().runtime.output_dir)
+        summary = train(cfg, None if cfg.resume else output_dir, restart_incomplete=auto)
+    except TrainingInterrupted as err:
+        print(f"defcon-train: interrupted: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
     except USER_ERRORS as err:
         log.debug("stopped by %s", type(err).__name__, exc_info=True)
         print(f"defcon-train: error: {err}", file=sys.stderr)
         sys.exit(1)
     return summary["test"]["top1"]
+
+
+def _is_own_dir(cfg: DictConfig, output_dir: Path) -> bool:
+    return resume_run_dir(find_checkpoint(cfg.resume)) == output_dir.resolve()
+
+
+def resolve_auto_resume(
+    cfg: DictConfig, output_dir: Path
+) -> tuple[DictConfig, dict[str, Any] | None]:
+    """``resume=auto``: the job's run dir (``hydra.run.dir``, or ``hydra.sweep.dir`` + job
+    number under ``-m``) decides. ``summary.json`` there -> already finished (returns its
+    summary); ``checkpoints/last.pt`` -> resume it; else a fresh start in that dir."""
+    cfg = cfg.copy()
+    summary = output_dir / "summary.json"
+    if summary.is_file():
+        message = f"{output_dir} already finished (summary.json exists): skipping"
+        log.info("%s", message)
+        print(f"defcon-train: {message}", file=sys.stderr)
+        return cfg, json.loads(summary.read_text())
+    if (output_dir / "checkpoints" / "last.pt").is_file():
+        log.info("resume=auto: resuming %s", output_dir)
+        cfg.resume = str(output_dir)
+    else:
+        cfg.resume = None
+    return cfg, None
 
 
 if __name__ == "__main__":

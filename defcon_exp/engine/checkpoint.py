@@ -8,13 +8,21 @@ into place with ``os.replace``, so a crash never leaves a half-written ``last.pt
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used; the message names the file and what is wrong."""
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -47,19 +55,71 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
 
+    A pickled object (anything but tensors and plain data) is refused, never executed.
+
     Raises:
         FileNotFoundError: with the path, when it does not exist.
-        ValueError: when the file is not a defcon_exp checkpoint.
+        CheckpointError: one line naming the file and why it is not a usable checkpoint
+            (truncated/corrupt, not a torch file, unsafe pickled objects, foreign content).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            raise CheckpointError(
+                f"{path} was refused: it holds pickled Python objects, which are not loaded "
+                f"(weights_only=True) because unpickling can run code ({first})"
+            ) from None
+        raise CheckpointError(f"{path} is not a readable checkpoint: {first}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path} is truncated or corrupt (not a complete torch checkpoint): {text}"
+        ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(
-            f"{path} is not a defcon_exp checkpoint (expected keys 'model' and 'config')"
+        found = (
+            f"a dict with keys {sorted(map(str, state))[:5]}"
+            if isinstance(state, dict)
+            else type(state).__name__
+        )
+        raise CheckpointError(
+            f"{path} is not a defcon_exp checkpoint (expected keys 'model' and 'config', "
+            f"found {found})"
         )
     return state
+
+
+def state_dict_mismatch(model: nn.Module, state_dict: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences between ``model`` and ``state_dict`` (empty = compatible)."""
+    own = model.state_dict()
+    problems = [f"missing {k}" for k in own if k not in state_dict]
+    problems += [f"unexpected {k}" for k in state_dict if k not in own]
+    for key, value in state_dict.items():
+        if key in own and isinstance(value, torch.Tensor) and value.shape != own[key].shape:
+            problems.append(
+                f"{key} shape {tuple(value.shape)} vs model {tuple(own[key].shape)}"
+            )
+    return problems
+
+
+def load_model_state(
+    model: nn.Module, state_dict: Mapping[str, Any], source: str | os.PathLike
+) -> None:
+    """``model.load_state_dict(state_dict)``, or one :class:`CheckpointError` listing the
+    mismatching keys (another model/attention/class count than the checkpoint's)."""
+    problems = state_dict_mismatch(model, state_dict)
+    if problems:
+        shown = ", ".join(problems[:8])
+        more = f" ... and {len(problems) - 8} more" if len(problems) > 8 else ""
+        raise CheckpointError(
+            f"{source} does not fit this model ({len(problems)} mismatching keys: "
+            f"{shown}{more}); was it trained with another model/attention or class count?"
+        )
+    model.load_state_dict(state_dict)
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:

@@ -4,15 +4,26 @@ Checkpoint keys (``checkpoints/last.pt``, every epoch): ``version``, ``model``,
 ``optimizer``, ``schedule``, ``plateau`` (or None), ``scaler``, ``epoch`` (epochs completed),
 ``global_step``, ``best`` (metric name, value, epoch, metrics), ``config`` (plain data),
 ``model_name``, ``num_classes``, ``num_params``, ``wall_time_s`` (all segments so far) and
-``rng`` (tensors / plain lists). ``checkpoints/best.pt`` holds the same minus
+``rng`` (tensors / plain lists) and ``position`` — None at an epoch end, else
+``{"batches_done", "metrics"}`` of the interrupted epoch ``epoch`` (0-based: the epoch after
+the ``epoch`` completed ones) for a mid-epoch checkpoint. ``checkpoints/best.pt`` holds the same minus
 optimiser/scheduler/scaler/RNG state (it is for evaluation, not for resuming).
+
+Pre-emption: while :func:`fit` runs (in the main thread) SIGTERM and SIGINT only set a flag;
+the current step finishes, a full mid-epoch checkpoint is written, the resume command is
+logged and :class:`TrainingInterrupted` is raised. A second SIGINT aborts at once
+(``KeyboardInterrupt``). Resuming skips the epoch's finished batches (the data order is a
+pure function of seed and epoch) and restores the RNG states, so it is exact.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +31,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from defcon_exp.engine.checkpoint import CHECKPOINT_VERSION, save_checkpoint
-from defcon_exp.engine.loop import StepContext, evaluate, train_one_epoch
+from defcon_exp.engine.checkpoint import CHECKPOINT_VERSION, load_model_state, save_checkpoint
+from defcon_exp.engine.loop import (
+    EpochPosition,
+    StepContext,
+    StopRequested,
+    evaluate,
+    train_one_epoch,
+)
 from defcon_exp.engine.progress import epoch_bar, progress_enabled
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 from defcon_exp.engine.seed import capture_rng_state, restore_rng_state
@@ -39,6 +56,8 @@ class FitSettings:
     grad_clip_norm: float | None = None
     log_every_n_steps: int = 50
     progress: bool = True
+    checkpoint_every_n_steps: int = 0
+    handle_signals: bool = True
     model_name: str = "model"
     config: dict[str, Any] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
@@ -52,6 +71,52 @@ class Loaders:
     val: Any | None
     test: Any
     num_classes: int
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM/SIGINT stopped the run after a clean step; a resumable checkpoint was written."""
+
+    def __init__(self, message: str, signum: int, checkpoint: Path) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+    @property
+    def exit_code(self) -> int:
+        """The shell convention for death by signal: 128 + signal number (130, 143)."""
+        return 128 + self.signum
+
+
+@contextmanager
+def stop_on_signals(enabled: bool = True) -> Iterator[Callable[[], int | None]]:
+    """While active, SIGTERM/SIGINT set a flag instead of killing the process.
+
+    Yields a function returning the received signal number (or None). A second SIGINT
+    raises ``KeyboardInterrupt`` at once. Only the main thread can own signals; elsewhere
+    (or when ``enabled`` is false) this is a no-op that never reports a signal.
+    """
+    received: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if not received:
+            log.warning(
+                "received %s: stopping after the current step and writing a checkpoint "
+                "(Ctrl-C again to abort without one)",
+                signal.Signals(signum).name,
+            )
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -97,8 +162,9 @@ def fit(
     }
     start_epoch, global_step, wall_before = 0, 0, 0.0
 
+    position: dict[str, Any] | None = None
     if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
+        load_model_state(model, resume_state["model"], resume_state.get("path", "checkpoint"))
         optimizer.load_state_dict(resume_state["optimizer"])
         schedule.load_state_dict(resume_state["schedule"])
         if plateau is not None and resume_state.get("plateau") is not None:
@@ -109,7 +175,14 @@ def fit(
         best = dict(resume_state["best"])
         wall_before = float(resume_state.get("wall_time_s", 0.0))
         restore_rng_state(resume_state["rng"])
-        log.info("resumed from epoch %d (global step %d) in %s", start_epoch, global_step, run_dir)
+        position = resume_state.get("position")
+        log.info(
+            "resumed from epoch %d%s (global step %d) in %s",
+            start_epoch,
+            f" + {position['batches_done']} batches" if position else "",
+            global_step,
+            run_dir,
+        )
 
     csv_log = MetricsCSV(
         run_dir / "metrics.csv", resume_epoch=start_epoch if resume_state else None
@@ -117,6 +190,8 @@ def fit(
     # events at the checkpoint's own step are valid; a crash's later events are purged
     tb = TensorBoardLogger(run_dir / "tb", purge_step=global_step + 1 if resume_state else None)
     show = progress_enabled(settings.progress)
+    signals = stop_on_signals(settings.handle_signals)
+    received = signals.__enter__()
     ctx = StepContext(
         model,
         optimizer,
@@ -128,9 +203,13 @@ def fit(
         grad_clip_norm=settings.grad_clip_norm,
         log_every_n_steps=max(1, settings.log_every_n_steps),
         progress=show,
+        stop_requested=lambda: received() is not None,
+        checkpoint_every_n_steps=max(0, settings.checkpoint_every_n_steps),
     )
 
-    def state(epoch_done: int, wall: float, full: bool) -> dict[str, Any]:
+    def state(
+        epoch_done: int, wall: float, full: bool, where: EpochPosition | None = None
+    ) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "version": CHECKPOINT_VERSION,
             "model": model.state_dict(),
@@ -150,8 +229,26 @@ def fit(
                 plateau=plateau.state_dict() if plateau is not None else None,
                 scaler=scaler.state_dict(),
                 rng=capture_rng_state(),
+                position=None
+                if where is None
+                else {"batches_done": where.batches_done, "metrics": where.metrics},
             )
         return payload
+
+    def save_position(where: EpochPosition) -> Path:
+        nonlocal global_step
+        global_step = where.global_step
+        wall = wall_before + time.perf_counter() - t_start
+        return save_checkpoint(state(where.epoch, wall, True, where), ckpt_dir / "last.pt")
+
+    def interrupted(signum: int, ckpt: Path, where: str) -> TrainingInterrupted:
+        name = signal.Signals(signum).name
+        message = (
+            f"{name} received: stopped {where} and saved {ckpt}; "
+            f"resume with: defcon-train resume={run_dir}"
+        )
+        log.warning("%s", message)
+        return TrainingInterrupted(message, signum, ckpt)
 
     t_start = time.perf_counter()
     train_images, train_seconds = 0, 0.0
@@ -162,14 +259,29 @@ def fit(
             if hasattr(loaders.train, "set_epoch"):
                 loaders.train.set_epoch(epoch)
             t_epoch = time.perf_counter()
-            train_metrics, global_step = train_one_epoch(
-                ctx,
-                loaders.train,
-                len(loaders.train),
-                epoch,
-                global_step,
-                on_log=lambda step, values: tb.scalars(values, step),
-            )
+            resume_here = position if epoch == start_epoch else None
+            try:
+                train_metrics, global_step = train_one_epoch(
+                    ctx,
+                    loaders.train,
+                    len(loaders.train),
+                    epoch,
+                    global_step,
+                    on_log=lambda step, values: tb.scalars(values, step),
+                    start_batch=int(resume_here["batches_done"]) if resume_here else 0,
+                    resume_metrics=resume_here["metrics"] if resume_here else None,
+                    on_checkpoint=save_position,
+                )
+            except StopRequested as stop:
+                ckpt = save_position(stop.position)
+                tb.flush()
+                signum = received() or signal.SIGTERM
+                raise interrupted(
+                    signum,
+                    ckpt,
+                    f"at global step {stop.position.global_step} (epoch {epoch + 1}, "
+                    f"batch {stop.position.batches_done}/{len(loaders.train)})",
+                ) from None
             epoch_seconds = time.perf_counter() - t_epoch
             train_images += int(train_metrics["count"])
             train_seconds += epoch_seconds
@@ -216,7 +328,7 @@ def fit(
             wall = wall_before + time.perf_counter() - t_start
             if improved:
                 save_checkpoint(state(epoch + 1, wall, full=False), ckpt_dir / "best.pt")
-            save_checkpoint(state(epoch + 1, wall, full=True), ckpt_dir / "last.pt")
+            last = save_checkpoint(state(epoch + 1, wall, full=True), ckpt_dir / "last.pt")
             log.info(
                 "epoch %d/%d  train loss %.4f top1 %.2f | %s loss %.4f top1 %.2f top5 %.2f | lr %.4g | %.1fs (%.0f img/s)",
                 epoch + 1,
@@ -237,6 +349,9 @@ def fit(
                 acc=f"{metrics[select_split]['top1']:.1f}",
                 lr=f"{train_metrics['lr']:.3g}",
             )
+            signum = received()
+            if signum is not None and epoch + 1 < settings.epochs:
+                raise interrupted(signum, last, f"after epoch {epoch + 1}")
         ebar.close()
 
         if has_val or "test" not in last_eval:
@@ -275,6 +390,7 @@ def fit(
     finally:
         ebar.close()
         tb.close()
+        signals.__exit__(None, None, None)
 
 
 def _summary(

@@ -9,8 +9,10 @@ checkpoint of the corrupted weights can be written.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,6 +24,27 @@ from defcon_exp.engine.schedulers import LRSchedule, Plateau
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN/Inf; names the global step."""
+
+
+@dataclass
+class EpochPosition:
+    """Where a training epoch stands after ``batches_done`` steps (for mid-epoch checkpoints).
+
+    ``metrics`` is :meth:`MetricAccumulator.state_dict` of the epoch's running metrics.
+    """
+
+    epoch: int
+    batches_done: int
+    global_step: int
+    metrics: dict[str, Any]
+
+
+class StopRequested(Exception):
+    """Raised by :func:`train_one_epoch` after a finished step when ``ctx.stop_requested()``."""
+
+    def __init__(self, position: EpochPosition) -> None:
+        super().__init__(f"stop requested at global step {position.global_step}")
+        self.position = position
 
 
 @dataclass
@@ -38,6 +61,10 @@ class StepContext:
     grad_clip_norm: float | None = None
     log_every_n_steps: int = 50
     progress: bool = False
+    #: polled after every step; True -> finish cleanly with :class:`StopRequested`
+    stop_requested: Callable[[], bool] | None = None
+    #: call ``on_checkpoint`` every n global steps inside an epoch (0 = only at epoch ends)
+    checkpoint_every_n_steps: int = 0
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
@@ -55,6 +82,9 @@ def train_one_epoch(
     epoch: int,
     global_step: int,
     on_log: Callable[[int, dict[str, float]], None] | None = None,
+    start_batch: int = 0,
+    resume_metrics: dict[str, Any] | None = None,
+    on_checkpoint: Callable[[EpochPosition], None] | None = None,
 ) -> tuple[dict[str, float], int]:
     """Train over ``loader`` (batches ``(images: Tensor[B,3,H,W], labels: Tensor[B])``).
 
@@ -62,16 +92,25 @@ def train_one_epoch(
     ``on_log(global_step, {"train/loss_step", "train/lr"})`` is called every
     ``log_every_n_steps`` steps (one host sync each).
 
+    Mid-epoch resume: ``start_batch`` batches of the epoch were already trained (the loader's
+    order is a pure function of seed and epoch, so they are skipped, not re-drawn) and
+    ``resume_metrics`` holds their running metrics. ``on_checkpoint(position)`` is called
+    every ``ctx.checkpoint_every_n_steps`` global steps (not on the epoch's last batch), after
+    the NaN check, so a checkpoint never holds weights trained on a non-finite loss.
+
     Returns:
         The epoch's ``{"loss", "top1", "top5", "count"}`` and the new global step.
 
     Raises:
         NonFiniteLossError: naming the first step whose loss was NaN/Inf.
+        StopRequested: ``ctx.stop_requested()`` became true; carries the :class:`EpochPosition`.
     """
     model, optimizer, device = ctx.model, ctx.optimizer, ctx.device
     model.train()
     criterion = nn.CrossEntropyLoss()
     epoch_metrics = MetricAccumulator(device)
+    if resume_metrics is not None:
+        epoch_metrics.load_state_dict(resume_metrics)
     interval_loss = torch.zeros((), dtype=torch.float64, device=device)
     interval_count = 0
     step_on_device = torch.full((), global_step, dtype=torch.int64, device=device)
@@ -80,8 +119,11 @@ def train_one_epoch(
     min_lr = ctx.plateau.min_lr if ctx.plateau is not None else 0.0
     lrs = ctx.schedule.apply(optimizer, scale, min_lr)
 
-    bar = batch_bar(loader, num_batches, f"epoch {epoch + 1}", ctx.progress)
-    for batch_idx, (images, labels) in enumerate(bar):
+    batches: Iterable = loader
+    if start_batch > 0:
+        batches = itertools.islice(loader, start_batch, None)
+    bar = batch_bar(batches, num_batches - start_batch, f"epoch {epoch + 1}", ctx.progress)
+    for batch_idx, (images, labels) in enumerate(bar, start=start_batch):
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         ctx.schedule.step_count = global_step
@@ -122,6 +164,21 @@ def train_one_epoch(
                 bar.set_postfix(loss=f"{step_loss:.3f}", acc=f"{running_acc:.1f}", lr=f"{lrs[0]:.3g}")
             if on_log is not None:
                 on_log(global_step, {"train/loss_step": step_loss, "train/lr": lrs[0]})
+        # on the last batch the epoch finishes normally; fit() stops after its checkpoint
+        stop = ctx.stop_requested is not None and ctx.stop_requested() and not last_batch
+        periodic = (
+            on_checkpoint is not None
+            and ctx.checkpoint_every_n_steps > 0
+            and global_step % ctx.checkpoint_every_n_steps == 0
+            and not last_batch
+        )
+        if stop or periodic:
+            _raise_if_nonfinite(int(first_bad_step.item()), epoch, batch_idx)
+            position = EpochPosition(epoch, batch_idx + 1, global_step, epoch_metrics.state_dict())
+            if stop:
+                raise StopRequested(position)
+            assert on_checkpoint is not None
+            on_checkpoint(position)
     if interval_count:  # the loader yielded fewer batches than len(): check the tail too
         _raise_if_nonfinite(int(first_bad_step.item()), epoch, num_batches - 1)
     result = epoch_metrics.compute()

@@ -39,6 +39,17 @@ class MetricAccumulator:
         self._sums += batch
         self._count += n
 
+    def state_dict(self) -> dict[str, torch.Tensor | int]:
+        """``{"sums": Tensor[3] (CPU), "count": int}`` for a mid-epoch checkpoint (one sync)."""
+        return {"sums": self._sums.detach().cpu().clone(), "count": self._count}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
+        """Continue from :meth:`state_dict` (a resumed epoch keeps its running metrics)."""
+        sums = state["sums"]
+        assert isinstance(sums, torch.Tensor)
+        self._sums.copy_(sums.to(self._sums.device, torch.float64))
+        self._count = int(state["count"])
+
     @property
     def sums(self) -> torch.Tensor:
         """The device-side running sums ``Tensor[3]``: loss * n, top-1 hits, top-5 hits."""

@@ -29,14 +29,14 @@ def resume_run_dir(resume: str | os.PathLike) -> Path:
 
 def hydra_run_dir(resume: str | None, default: str) -> str:
     """Resolver body for ``hydra.run.dir``: the resumed run's dir, else ``default``."""
-    if resume in (None, "", "None", "null"):
+    if resume in (None, "", "None", "null", "auto"):  # auto: the job's own (sweep) dir
         return default
     return str(resume_run_dir(resume))
 
 
 def hydra_output_subdir(resume: str | None, stamp: str) -> str:
     """Resolver body for ``hydra.output_subdir``: ``.hydra``, or ``.hydra/resume-<stamp>``."""
-    if resume in (None, "", "None", "null"):
+    if resume in (None, "", "None", "null", "auto"):
         return ".hydra"
     return f".hydra/resume-{stamp}"
 
