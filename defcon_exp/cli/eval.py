@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from defcon_exp.cli.train import USER_ERRORS, build_model, schema_config
 from defcon_exp.config import ConfigError
 from defcon_exp.data import build_data
-from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
+from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint, load_model_state
 from defcon_exp.engine.loop import evaluate
 from defcon_exp.engine.seed import resolve_device
 from defcon_exp.engine.writers import write_json
@@ -63,7 +63,7 @@ def evaluate_checkpoint(
             "split='val' is invalid: the data config has no validation split (data.val_size=0)"
         )
     model = build_model(cfg.model, data.num_classes, device)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state["model"], path)
     metrics = evaluate(model, loader, device)
     result = {
         "checkpoint": str(path.resolve()),

@@ -68,13 +68,19 @@ def load_checkpoint(
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = next(
+            (line for line in lines if "GLOBAL" in line or "Unsupported" in line),
+            lines[0] if lines else type(err).__name__,
+        )
+        if "GLOBAL" in reason:
             raise CheckpointError(
                 f"{path} was refused: it holds pickled Python objects, which are not loaded "
-                f"(weights_only=True) because unpickling can run code ({first})"
+                f"(weights_only=True) because unpickling can run code ({reason})"
             ) from None
-        raise CheckpointError(f"{path} is not a readable checkpoint: {first}") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (not a torch.save file, or corrupt): {reason}"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
@@ -113,8 +119,8 @@ def load_model_state(
     mismatching keys (another model/attention/class count than the checkpoint's)."""
     problems = state_dict_mismatch(model, state_dict)
     if problems:
-        shown = ", ".join(problems[:8])
-        more = f" ... and {len(problems) - 8} more" if len(problems) > 8 else ""
+        shown = ", ".join(problems[:12])
+        more = f" ... and {len(problems) - 12} more" if len(problems) > 12 else ""
         raise CheckpointError(
             f"{source} does not fit this model ({len(problems)} mismatching keys: "
             f"{shown}{more}); was it trained with another model/attention or class count?"
