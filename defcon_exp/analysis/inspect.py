@@ -11,7 +11,8 @@ public methods (``channel_weights``, ``Defcon.offsets``, ``DefconCorrelated.nonl
 - DEFCON family: mean |learned offset|; tap ``n`` of channel ``c`` samples position
   ``c - k//2 + n + offset`` (plus the correlation shift for ``defcon_corr``), so the
   channel distance is ``|n - k//2 + offset|``: its mean, and the share of taps reaching
-  further than the kernel half-width ``k//2`` (beyond ECA's fixed window) and outside
+  further than the kernel half-width ``k//2`` by more than :data:`REACH_TOLERANCE`
+  (beyond ECA's fixed window) and of taps sampling outside
   ``[0, C-1]`` (reading zero padding).
 
 CBAM's channel weights are ``gate(mlp(avg) + mlp(max))`` from its own submodules.
@@ -28,9 +29,14 @@ from torch import Tensor, nn
 
 from defcon_exp.attention.defcon import Defcon
 
-__all__ = ["HIST_BINS", "attention_blocks", "attention_statistics", "module_statistics"]
+__all__ = [
+    "HIST_BINS",
+    "REACH_TOLERANCE", "attention_blocks", "attention_statistics", "module_statistics"]
 
 HIST_BINS = 30
+#: a tap counts as reaching beyond ``k//2`` only by more than this (in channels), so the
+#: float noise of near-zero offsets does not count as reach
+REACH_TOLERANCE = 1e-3
 
 
 def attention_blocks(model: nn.Module) -> Iterator[tuple[int, int, nn.Module]]:
@@ -109,8 +115,9 @@ def _summarise(raw: dict[str, list[Tensor]], kernel_sizes: list[int], channels: 
         distance_parts, beyond_parts, outside_parts = [], [], []
         for dist, pos, k in zip(raw["distance"], raw["position"], kernel_sizes, strict=True):
             distance_parts.append(dist.flatten())
-            beyond_parts.append((dist > k // 2).flatten().float())
-            outside_parts.append(((pos < 0) | (pos > channels - 1)).flatten().float())
+            beyond_parts.append((dist > k // 2 + REACH_TOLERANCE).flatten().float())
+            outside = (pos < -REACH_TOLERANCE) | (pos > channels - 1 + REACH_TOLERANCE)
+            outside_parts.append(outside.flatten().float())
         distance = torch.cat(distance_parts)
         stats.update(
             kernel_size=sorted(set(kernel_sizes)),

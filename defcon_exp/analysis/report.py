@@ -150,6 +150,12 @@ def _pm(pair: tuple[float, float], digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {'n/a' if math.isnan(std) else f'{std:.{digits}f}'}"
 
 
+def _speed(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def _test_cell(result: WelchResult | None) -> str:
     if result is None:
         return ""
@@ -272,7 +278,7 @@ def _markdown(
         "",
     ]
     head = ["model", *(["scheduler"] if by_scheduler else []), "seeds", "top-1 (%)", "top-5 (%)",
-            "params (M)", "MFLOPs/img", "train img/s", "Δ vs resnet50", "Δ vs eca"]
+            "params", "MFLOPs/img", "train img/s", "Δ vs resnet50", "Δ vs eca"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         seeds = f"{row.n_seeds}{' †' if row.few_seeds else ''}"
@@ -284,9 +290,9 @@ def _markdown(
             seeds,
             _pm(row.top1),
             _pm(row.top5),
-            f"{row.params / 1e6:.3f}" if row.params is not None else "—",
+            f"{row.params:,}" if row.params is not None else "—",
             f"{row.flops / 1e6:,.1f}" if row.flops is not None else "—",
-            f"{row.images_per_s:,.0f}" if row.images_per_s is not None else "—",
+            _speed(row.images_per_s),
             _test_cell(row.tests.get("resnet50")),
             _test_cell(row.tests.get("eca")),
         ]
