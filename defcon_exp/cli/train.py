@@ -320,8 +320,8 @@ def main(cfg: DictConfig) -> float | None:
             cfg, finished = resolve_auto_resume(cfg, output_dir)
             if finished is not None:
                 return finished["test"]["top1"]
-        if cfg.resume:
-            if HydraConfig.get().mode == RunMode.MULTIRUN and not _is_own_dir(cfg, output_dir):
+        if cfg.resume and not auto:  # auto: this command's own config is the run's config
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
                 raise ConfigError(
                     f"resume={cfg.resume!r} is invalid with -m: resume one run at a time, or "
                     "re-launch the sweep with resume=auto and the same hydra.sweep.dir"
@@ -336,10 +336,6 @@ def main(cfg: DictConfig) -> float | None:
         print(f"defcon-train: error: {err}", file=sys.stderr)
         sys.exit(1)
     return summary["test"]["top1"]
-
-
-def _is_own_dir(cfg: DictConfig, output_dir: Path) -> bool:
-    return resume_run_dir(find_checkpoint(cfg.resume)) == output_dir.resolve()
 
 
 def resolve_auto_resume(
