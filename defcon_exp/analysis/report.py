@@ -222,6 +222,9 @@ def _plot(rows: Sequence[ReportRow], path: Path) -> str:
         )
         for curve in curves:
             ax.plot(*zip(*curve, strict=True), color=line.get_color(), alpha=0.25, lw=0.8)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{metric or 'val_top1'} (%)")
     ax.grid(alpha=0.3)

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 __all__ = ["RunRecord", "find_run_dirs", "load_run"]
 
 #: files any of which make a directory a run dir
-RUN_MARKERS = ("summary.json", "metrics.csv", "config.yaml")
+RUN_MARKERS = ("summary.json", "metrics.csv", "config.yaml", ".hydra/config.yaml")
 #: sub-directories of a run that are never runs themselves
 NOT_RUNS = {".hydra", "tb", "checkpoints"}
 
@@ -86,7 +86,8 @@ def _is_run_dir(path: Path) -> bool:
 def find_run_dirs(roots: Iterable[str | os.PathLike]) -> list[Path]:
     """Run dirs under ``roots`` (each root may itself be one), sorted, without duplicates.
 
-    A run dir holds ``summary.json``, ``metrics.csv`` or ``config.yaml``; the search does
+    A run dir holds ``summary.json``, ``metrics.csv``, ``config.yaml`` or
+    ``.hydra/config.yaml`` (a Hydra job that died before training); the search does
     not descend into a run dir, nor into ``.hydra``, ``tb`` or ``checkpoints``.
     """
     found: set[Path] = set()
@@ -136,7 +137,9 @@ def _read_curve(path: Path) -> tuple[list[tuple[int, float]], str | None, int]:
 
 
 def _model_name(config: dict[str, Any]) -> str:
-    attention = (config.get("model") or {}).get("attention", "none")
+    if not config.get("model"):
+        return "unknown"
+    attention = config["model"].get("attention", "none")
     return "resnet50" if attention in (None, "none") else str(attention)
 
 

@@ -184,3 +184,19 @@ def test_inspect_counts_reach_beyond_the_window() -> None:
     assert torch.allclose(raw["offset"][:, 1, :], pooled)
     assert torch.allclose(raw["distance"][:, 1, :], pooled.abs())
     assert torch.allclose(raw["distance"][:, 0, :], torch.ones(2, 16))
+
+
+def test_run_discovery_skips_hydra_dirs_and_reads_partial_runs(tmp_path: Path) -> None:
+    from defcon_exp.analysis.runs import find_run_dirs, load_run
+
+    sweep = tmp_path / "multirun"
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    (sweep / "0" / ".hydra" / "config.yaml").write_text("seed: 3\nmodel: {attention: eca}\n")
+    (sweep / "1").mkdir()
+    (sweep / "1" / "metrics.csv").write_text("epoch,val_top1\n1,5.0\n2,7.5\n")
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    found = find_run_dirs([sweep])
+    assert found == [(sweep / "0").resolve(), (sweep / "1").resolve()]
+    first, second = (load_run(p) for p in found)
+    assert (first.model, first.seed, first.status) == ("eca", 3, "running/failed")
+    assert (second.model, second.curve, second.epochs_done) == ("unknown", [(1, 5.0), (2, 7.5)], 2)
