@@ -15,9 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from defcon_exp.analysis.runs import RunRecord, find_run_dirs, load_run
-from defcon_exp.analysis.stats import WelchResult, mean_std, welch_t_test
+from defcon_exp.analysis.stats import WelchResult, mean_std, p_value_method, welch_t_test
 
-__all__ = ["BASELINES", "MIN_SEEDS", "ReportRow", "build_rows", "count_flops", "write_report"]
+__all__ = [
+    "BASELINES",
+    "MIN_SEEDS",
+    "ReportRow",
+    "build_rows",
+    "config_differences",
+    "count_flops",
+    "write_report",
+]
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +266,33 @@ def write_report(
     return {"report_md": md_path, "report_csv": csv_path, "rows": rows, "runs": runs}
 
 
+#: config keys expected to differ between the seeds of one row
+NEUTRAL_KEYS = {"seed", "run_dir", "resume", "tags", "trainer.device", "trainer.progress",
+                "trainer.log_every_n_steps", "data.num_workers", "data.pin_memory", "data.root"}
+
+
+def _flat(container: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(container, dict):
+        out: dict[str, str] = {}
+        for key, value in container.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: json.dumps(container, default=str)}
+
+
+def config_differences(runs: Sequence[RunRecord]) -> dict[str, list[str]]:
+    """Config keys (dotted) whose values differ among ``runs``, apart from seeds, paths and
+    other run-neutral keys: ``{key: sorted distinct values}`` (a missing key counts as ``-``)."""
+    flats = [_flat(r.config) for r in runs if r.config]
+    keys = set().union(*flats) if flats else set()
+    out: dict[str, list[str]] = {}
+    for key in sorted(keys - NEUTRAL_KEYS):
+        values = {f.get(key, "-") for f in flats}
+        if len(values) > 1:
+            out[key] = sorted(values)
+    return out
+
+
 def _markdown(
     roots: Sequence[Path],
     runs: Sequence[RunRecord],
@@ -276,7 +311,8 @@ def _markdown(
         "`summary.json` `test`). FLOPs: forward pass of one 32x32 image "
         "(`torch.utils.flop_counter`; the deformable 1D op is not counted, a few kFLOPs). "
         "img/s: training throughput, mean over seeds. Δ columns: top-1 difference, Welch's "
-        f"t-test two-sided p over seeds; `*` = significant at p < {ALPHA}. "
+        f"t-test two-sided p over seeds (p via {p_value_method()}); `*` = significant at "
+        f"p < {ALPHA}. "
         f"`†` = fewer than {MIN_SEEDS} seeds (std and test unreliable or undefined).",
         "",
     ]
@@ -324,5 +360,13 @@ def _markdown(
                 f"- `{run.path}`: {run.model}, seed {run.seed}, {run.epochs_done} epochs "
                 f"in metrics.csv{note}"
             )
+    differences = [
+        f"- {row.label}: runs differ in {key} ({', '.join(values)})"
+        for row in rows
+        for key, values in config_differences([*row.runs, *row.unfinished]).items()
+    ]
+    if differences:
+        lines += ["", "## Config differences within a row (check these are comparable)", ""]
+        lines += differences
     lines += ["", "## Curves", "", plot_note, ""]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ __all__ = [
     "WelchResult",
     "betainc",
     "mean_std",
+    "p_value_method",
     "student_t_two_sided_p",
     "welch_t_test",
 ]
@@ -89,6 +90,16 @@ def student_t_two_sided_p(t: float, df: float) -> float:
         return float(2.0 * stats.t.sf(abs(t), df))
     except ImportError:
         return betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def p_value_method() -> str:
+    """How :func:`student_t_two_sided_p` computes p here (for the report's footnote)."""
+    try:
+        import scipy.stats  # noqa: F401
+
+        return "scipy.stats.t"
+    except ImportError:
+        return "regularised incomplete beta (continued fraction, no SciPy)"
 
 
 @dataclass(frozen=True)

@@ -200,3 +200,15 @@ def test_run_discovery_skips_hydra_dirs_and_reads_partial_runs(tmp_path: Path) -
     first, second = (load_run(p) for p in found)
     assert (first.model, first.seed, first.status) == ("eca", 3, "running/failed")
     assert (second.model, second.curve, second.epochs_done) == ("unknown", [(1, 5.0), (2, 7.5)], 2)
+
+
+def test_config_differences_within_a_row_are_reported(tmp_path: Path) -> None:
+    _fake_run(tmp_path / "a", "eca", 0, 10.0)
+    _fake_run(tmp_path / "b", "eca", 1, 12.0)
+    config = OmegaConf.load(tmp_path / "b" / "config.yaml")
+    config.trainer = {"epochs": 5}
+    OmegaConf.save(config, tmp_path / "b" / "config.yaml")
+    write_report([tmp_path], tmp_path / "out", flops=False)
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "- eca: runs differ in trainer.epochs (-, 5)" in text
+    assert "differ in seed" not in text
