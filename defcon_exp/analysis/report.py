@@ -249,9 +249,9 @@ def write_report(
     """Find the runs under ``roots``, write ``report.md``, ``report.csv`` and (with
     matplotlib) ``top1_curves.png`` into ``out_dir``; return paths and rows."""
     roots = [Path(r) for r in roots]
+    runs = [load_run(p) for p in find_run_dirs(roots)]  # raises before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [load_run(p) for p in find_run_dirs(roots)]
     rows, by_scheduler = build_rows(runs, flops=flops)
     records = _csv_rows(rows)
     csv_path = out / "report.csv"

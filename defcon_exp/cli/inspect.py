@@ -1,4 +1,4 @@
-"""``defcon-inspect ckpt=<checkpoint or run dir> [n_images=256] [out=DIR] [split=test|val] [key=value ...]``
+"""``defcon-inspect ckpt=<checkpoint or run dir> [n_images=256] [out=DIR] [split=test|val|train] [key=value ...]``
 
 Rebuilds the model from the config stored in the checkpoint (as defcon-eval does), runs
 ``n_images`` images of the run's own data (stored data config; synthetic runs work offline)
