@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -310,8 +312,43 @@ def resume_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     return resumed
 
 
+_OPTION_LIST = re.compile(r"^[A-Za-z_][\w.-]*(,[A-Za-z_][\w.-]*)*$")
+
+
+def group_options(group: str) -> list[str]:
+    """The option names of a config group (``conf/<group>/*.yaml``)."""
+    folder = importlib.resources.files("defcon_exp.conf") / group
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def check_group_overrides(args: Sequence[str]) -> None:
+    """Refuse ``group=<not an option name>`` (``model=0``, ``model=[0]``) with the choices;
+    Hydra would answer those with a raw traceback. Unknown *names* are left to Hydra, whose
+    message lists the available options."""
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if sep and key in CONFIG_GROUPS and not _OPTION_LIST.match(value):
+            if key == "experiment" and value in ("null", ""):
+                continue
+            raise ConfigError(
+                f"{key}={value!r} is invalid: a config group takes an option name (or a "
+                f"comma-separated list under -m), one of {group_options(key)}"
+            )
+
+
+def main() -> float | None:
+    """Console entry point: check group overrides, then run the Hydra app."""
+    try:
+        check_group_overrides(sys.argv[1:])
+    except ConfigError as err:
+        print(f"defcon-train: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    return hydra_main()
+
+
 @hydra.main(config_path="pkg://defcon_exp.conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """``defcon-train [group=option ...] [key=value ...]``; returns test top-1 (for sweepers)."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     try:

@@ -18,6 +18,7 @@ import pytest
 import torch
 from cli_helpers import run_module
 from hydra import compose, initialize_config_module
+from tiny_net import TINY_NET_ARGS
 
 from defcon_exp.cli.train import train
 from defcon_exp.engine.checkpoint import CheckpointError, load_checkpoint
@@ -25,12 +26,7 @@ from defcon_exp.engine.checkpoint import CheckpointError, load_checkpoint
 pytestmark = pytest.mark.slow
 TRAIN = "defcon_exp.cli.train"
 HERE = Path(__file__).resolve().parent
-ARGS = [
-    "data=synthetic", "model=resnet50", "model._target_=tiny_net.tiny_cifar_model", "model.kernel_size=3",
-    "data.train_size=64", "data.val_size=16", "data.test_size=16", "data.batch_size=8",
-    "data.eval_batch_size=16", "data.loader=tensor", "data.num_workers=0", "trainer.epochs=3",
-    "trainer.device=cpu", "trainer.log_every_n_steps=1", "trainer.progress=false", "optim.lr=0.05", "seed=1",
-]
+ARGS = TINY_NET_ARGS
 ENV = {"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
 SLOW_ENV = {**ENV, "DEFCON_TEST_STEP_SLEEP": "0.1"}  # 6 steps per epoch: >= 0.6 s an epoch
 

@@ -39,3 +39,12 @@ def tiny_cifar_model(num_classes: int = 10, attention: str = "none", kernel_size
     """``kernel_size``: an odd int (anything else -> 3); ``attention`` is ignored."""
     kernel = kernel_size if isinstance(kernel_size, int) else 3
     return TinyNet(num_classes, kernel).to(device=device, dtype=dtype)
+
+
+#: ``defcon-train`` overrides for a run of a few seconds with :func:`tiny_cifar_model`
+TINY_NET_ARGS = [
+    "data=synthetic", "model=resnet50", "model._target_=tiny_net.tiny_cifar_model", "model.kernel_size=3",
+    "data.train_size=64", "data.val_size=16", "data.test_size=16", "data.batch_size=8",
+    "data.eval_batch_size=16", "data.loader=tensor", "data.num_workers=0", "trainer.epochs=3",
+    "trainer.device=cpu", "trainer.log_every_n_steps=1", "trainer.progress=false", "optim.lr=0.05", "seed=1",
+]
