@@ -191,8 +191,9 @@ def _raise_if_nonfinite(bad: int, epoch: int, batch_idx: int) -> None:
         raise NonFiniteLossError(
             f"training loss became NaN/Inf at global step {bad} (epoch {epoch + 1}, detected by "
             f"batch {batch_idx + 1}); stopping without saving. checkpoints/last.pt (if any) is the "
-            f"last good state, from epoch {epoch}. Try a lower optim.lr, trainer.grad_clip_norm=5 "
-            "or scheduler.warmup_epochs=1."
+            f"last good state (end of epoch {epoch}, or a later trainer.checkpoint_every_n_steps "
+            "checkpoint). Try a lower optim.lr, trainer.grad_clip_norm=5 or "
+            "scheduler.warmup_epochs=1."
         )
 
 
