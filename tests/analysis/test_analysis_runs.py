@@ -212,3 +212,9 @@ def test_config_differences_within_a_row_are_reported(tmp_path: Path) -> None:
     text = (tmp_path / "out" / "report.md").read_text()
     assert "- eca: runs differ in trainer.epochs (-, 5)" in text
     assert "differ in seed" not in text
+
+
+def test_report_cli_rejects_a_missing_dir_without_writing(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    assert report_cli.main([str(missing)]) == 1
+    assert not missing.exists()
