@@ -143,3 +143,24 @@ def test_relaunched_sweep_skips_finished_and_resumes_interrupted_jobs(tmp_path: 
     assert [int(r["epoch"]) for r in rows(sweep / "1")] == [1, 2, 3]
     assert json.loads((sweep / "1" / "summary.json").read_text())["epochs"] == 3
     assert_same_run(sweep / "0", reference)  # job 0 is the reference config (lr 0.05)
+
+
+def test_ctrl_c_to_the_process_group_with_dataloader_workers(tmp_path: Path) -> None:
+    """A terminal Ctrl-C reaches the workers too; the run still stops cleanly with exit 130."""
+    run_dir = tmp_path / "run"
+    args = [a for a in ARGS if not a.startswith(("data.loader=", "data.num_workers="))]
+    env = {**os.environ, **SLOW_ENV}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, "-m", TRAIN, *args, "data.loader=dataloader", "data.num_workers=2",
+                             "data.pin_memory=false", f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    last = run_dir / "checkpoints" / "last.pt"
+    wait_for(proc, lambda: ckpt_where(last) is not None)
+    time.sleep(0.15)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, stderr[-3000:]
+    assert "SIGINT received" in stderr and "resume with: defcon-train resume=" in stderr
+    assert "Traceback" not in stderr
+    where = ckpt_where(last)
+    assert where is not None and where[0] == 1 and where[1] > 0, where
