@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
+import os
 import re
 import sys
 import uuid
@@ -337,10 +338,33 @@ def check_group_overrides(args: Sequence[str]) -> None:
             )
 
 
+def check_output_dirs(args: Sequence[str]) -> None:
+    """Refuse an explicit ``hydra.run.dir=``/``hydra.sweep.dir=`` (or, without one, the current
+    folder) that cannot be created or written: Hydra would fail there with a traceback."""
+    if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") for a in args):
+        return  # nothing is written
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [a.partition("=")[2] for a in args if a.startswith(f"{key}=")]
+    target = Path(given[-1]) if given else Path.cwd() / ("multirun" if multirun else "outputs")
+    if "${" in str(target):
+        return
+    existing = target.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not a folder" if not existing.is_dir() else "is not writable"
+        raise ConfigError(
+            f"{key}={str(target)!r} is invalid: the output folder must be writable "
+            f"({existing} {what})"
+        )
+
+
 def main() -> float | None:
-    """Console entry point: check group overrides, then run the Hydra app."""
+    """Console entry point: check group overrides and the output folder, then run Hydra."""
     try:
         check_group_overrides(sys.argv[1:])
+        check_output_dirs(sys.argv[1:])
     except ConfigError as err:
         print(f"defcon-train: error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 from tiny_net import TINY_NET_ARGS
 
-from defcon_exp.cli.train import check_group_overrides, train
+from defcon_exp.cli.train import check_group_overrides, check_output_dirs, train
 from defcon_exp.config import ConfigError, validate_config
 from defcon_exp.engine.checkpoint import load_checkpoint
 
@@ -71,6 +71,16 @@ def test_unwritable_output_folder_fails_before_training(tmp_path: Path) -> None:
     blocker.write_text("not a folder")  # works as root too, unlike chmod
     with pytest.raises(ConfigError, match=r"run_dir='.*a_file/run' is invalid: the output folder must be writable"):
         train(make_cfg(), run_dir=blocker / "run")
+
+
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_cli_precheck_refuses_an_unusable_hydra_output_dir(tmp_path: Path, key: str) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    args = [f"{key}={blocker}/run", *(["-m"] if key == "hydra.sweep.dir" else [])]
+    with pytest.raises(ConfigError, match=rf"{key}='.*a_file/run' is invalid: .*a_file is not a folder"):
+        check_output_dirs(args)
+    check_output_dirs([f"{key}={tmp_path}/new/run"])  # creatable: fine
 
 
 # ---------------------------------------------------------------- resume misuse (point 8)
