@@ -1,4 +1,5 @@
-"""defcon-report and defcon-inspect on real tiny runs (synthetic data, 1 epoch, CPU)."""
+"""defcon-report and defcon-inspect on real tiny runs (synthetic data, 1 epoch, CPU; the
+three runs take a few seconds on an idle machine) and on hand-made run dirs."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def _summaries(root: Path) -> dict[str, list[dict]]:
     return out
 
 
+@pytest.mark.slow
 def test_report_numbers_equal_the_summaries(runs_root: Path, tmp_path: Path) -> None:
     assert report_cli.main([str(runs_root), "--out", str(tmp_path)]) == 0
     rows = _csv(tmp_path / "report.csv")
@@ -89,9 +91,10 @@ def test_report_numbers_equal_the_summaries(runs_root: Path, tmp_path: Path) -> 
     assert "matplotlib" in text or (tmp_path / "top1_curves.png").is_file()
 
 
+@pytest.mark.slow
 def test_unfinished_run_is_listed_not_fatal(runs_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "runs"
-    shutil.copytree(runs_root, root)
+    shutil.copytree(runs_root, root, ignore=shutil.ignore_patterns("checkpoints", "tb"))
     running = root / "3"
     shutil.copytree(root / "2", running)  # a defcon seed 7 still "running": no summary.json
     (running / "summary.json").unlink()
@@ -146,6 +149,7 @@ def test_scheduler_splits_rows_when_runs_differ(tmp_path: Path) -> None:
     assert _csv(tmp_path / "out" / "report.csv")["eca"]["scheduler"] in ("cosine", "step")
 
 
+@pytest.mark.slow
 def test_inspect_defcon_run(runs_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run = runs_root / "2"
     assert inspect_cli.main([f"ckpt={run}", "n_images=4", f"out={tmp_path}"]) == 0
