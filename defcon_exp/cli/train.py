@@ -52,6 +52,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 #: keys whose change would load the checkpoint into another network: resuming refuses them
 RESUME_FORBIDDEN_PREFIXES = ("model.", "data.name", "data.num_classes")
+#: keys fixing the data order: a mid-epoch checkpoint can only resume with them unchanged
+MID_EPOCH_FIXED_PREFIXES = ("data.", "seed")
 CONFIG_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment")
 #: keys that may differ between a checkpoint's config and the resumed one without a warning
 RESUME_NEUTRAL = {
@@ -174,7 +176,9 @@ def train(
                 f"resume={cfg.resume!r} is invalid: {ckpt_path.name} holds weights only "
                 "(best.pt is for evaluation); resume from the run dir or last.pt"
             )
-        _check_config_changes(resume_state["config"], cfg, ckpt_path)
+        _check_config_changes(
+            resume_state["config"], cfg, ckpt_path, resume_state.get("position") is not None
+        )
         summary_path = out_dir / "summary.json"
         if (
             resume_state.get("position") is None
@@ -270,7 +274,9 @@ def _hparams(container: dict[str, Any], name: str) -> dict[str, Any]:
     return {"model": name, **{k: flat.get(k) for k in keys}}
 
 
-def _check_config_changes(stored: dict[str, Any], cfg: DictConfig, ckpt: Path) -> None:
+def _check_config_changes(
+    stored: dict[str, Any], cfg: DictConfig, ckpt: Path, mid_epoch: bool = False
+) -> None:
     """Refuse changes that alter the network (``model.*``, data name/classes); warn on the
     rest (except :data:`RESUME_NEUTRAL` keys such as ``trainer.epochs``)."""
     before = flat_items(stored)
@@ -281,6 +287,14 @@ def _check_config_changes(stored: dict[str, Any], cfg: DictConfig, ckpt: Path) -
         if before.get(k) != after.get(k) and k not in RESUME_NEUTRAL
     )
     forbidden = [k for k in changed if k.startswith(RESUME_FORBIDDEN_PREFIXES)]
+    if mid_epoch:
+        order = [k for k in changed if k.startswith(MID_EPOCH_FIXED_PREFIXES) and k not in forbidden]
+        if order:
+            diffs = ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in order)
+            raise ConfigError(
+                f"resume={str(cfg.resume)!r} is invalid: {ckpt} was saved inside an epoch and "
+                f"skipping its finished batches needs the same data order ({diffs})"
+            )
     if forbidden:
         diffs = ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in forbidden)
         raise ConfigError(

@@ -3,12 +3,14 @@ and 8), and a fuzz test over random overrides (compose() + validate_config in pr
 
 from __future__ import annotations
 
+import shutil
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hydra.errors import HydraException
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +21,7 @@ from tiny_net import TINY_NET_ARGS
 
 from defcon_exp.cli.train import check_group_overrides, check_output_dirs, train
 from defcon_exp.config import ConfigError, validate_config
-from defcon_exp.engine.checkpoint import load_checkpoint
+from defcon_exp.engine.checkpoint import load_checkpoint, save_checkpoint
 
 
 def make_cfg(*overrides: str, base: list[str] | None = None) -> DictConfig:
@@ -111,6 +113,16 @@ def test_resume_refuses_model_changes_naming_the_keys(finished_run: Path, overri
         train(make_cfg("trainer.epochs=2", override, f"resume={finished_run}"))
     assert needle in str(info.value) and "\n" not in str(info.value)
     assert load_checkpoint(finished_run / "checkpoints" / "last.pt")["epoch"] == 1
+
+
+def test_mid_epoch_checkpoint_refuses_a_changed_data_order(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    state["position"] = {"batches_done": 2, "metrics": {"sums": torch.zeros(3, dtype=torch.float64), "count": 16}}
+    save_checkpoint(state, run_dir / "checkpoints" / "last.pt")
+    with pytest.raises(ConfigError, match=r"saved inside an epoch .*data.batch_size: 8 -> 4"):
+        train(make_cfg("data.batch_size=4", f"resume={run_dir}"))
 
 
 def test_resume_allows_more_epochs(tmp_path: Path) -> None:
