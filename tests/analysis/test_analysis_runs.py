@@ -20,10 +20,10 @@ from defcon_exp.cli import inspect as inspect_cli
 from defcon_exp.cli import report as report_cli
 from defcon_exp.cli.train import train
 
-#: one batch of 8 training images, 8 val, 8 test: a few seconds of ResNet-50 on the CPU
+#: one batch of 4 training images, 4 val, 4 test: a few seconds of ResNet-50 on the CPU
 TINY = [
-    "data=synthetic", "data.train_size=16", "data.val_size=8", "data.test_size=8",
-    "data.batch_size=8", "data.eval_batch_size=8", "data.loader=tensor", "data.num_workers=0",
+    "data=synthetic", "data.train_size=8", "data.val_size=4", "data.test_size=4",
+    "data.batch_size=4", "data.eval_batch_size=4", "data.loader=tensor", "data.num_workers=0",
     "trainer.epochs=1", "trainer.device=cpu", "trainer.log_every_n_steps=1", "optim.lr=0.01",
     "trainer.progress=false",
 ]
