@@ -26,7 +26,7 @@ from defcon_exp.analysis.inspect import attention_statistics
 from defcon_exp.cli.train import USER_ERRORS, build_model, schema_config
 from defcon_exp.config import ConfigError
 from defcon_exp.data import build_data
-from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
+from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint, load_model_state
 from defcon_exp.engine.seed import resolve_device
 from defcon_exp.engine.writers import write_json
 
@@ -84,7 +84,7 @@ def inspect_checkpoint(
     if loader is None:
         raise ConfigError(f"split={split!r} is invalid: the data config has no such split")
     model = build_model(cfg.model, data.num_classes, device)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state["model"], path)
     images = _images(loader, n_images, device)
     stats = attention_statistics(model, images)
     stats.update(
