@@ -374,15 +374,16 @@ def check_output_dirs(args: Sequence[str]) -> None:
         )
 
 
-def main() -> float | None:
-    """Console entry point: check group overrides and the output folder, then run Hydra."""
+def main() -> None:
+    """Console entry point: check group overrides and the output folder, then run Hydra
+    (returns None: the console script's ``sys.exit(main())`` must see 0)."""
     try:
         check_group_overrides(sys.argv[1:])
         check_output_dirs(sys.argv[1:])
     except ConfigError as err:
         print(f"defcon-train: error: {err}", file=sys.stderr)
         sys.exit(1)
-    return hydra_main()
+    hydra_main()
 
 
 @hydra.main(config_path="pkg://defcon_exp.conf", config_name="config", version_base="1.3")
