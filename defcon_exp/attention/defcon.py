@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from defcon_exp.attention.base import ChannelAttention
 from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
+from defcon_exp.attention.pooled_conv import pooled_conv1d
 from defcon_exp.ops import deform_conv1d
 
 __all__ = ["Defcon"]
@@ -65,7 +66,7 @@ class Defcon(ChannelAttention):
 
     def offsets(self, signal: Tensor) -> Tensor:
         """``Tensor[B, 1, C]`` pooled signal -> ``Tensor[B, k, C]``: offset of tap n at channel c."""
-        return self.offset_conv(signal)
+        return pooled_conv1d(signal, self.offset_conv.weight)
 
     def channel_logits(self, pooled: Tensor) -> Tensor:
         signal = pooled[:, None, :]

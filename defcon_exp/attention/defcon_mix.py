@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from defcon_exp.attention.defcon import Defcon
+from defcon_exp.attention.pooled_conv import pooled_conv1d
 
 __all__ = ["DefconMix"]
 
@@ -34,6 +35,6 @@ class DefconMix(Defcon):
         return torch.sigmoid(self.mix_logit)
 
     def channel_logits(self, pooled: Tensor) -> Tensor:
-        local = self.local_conv(pooled[:, None, :])[:, 0, :]
+        local = pooled_conv1d(pooled[:, None, :], self.local_conv.weight)[:, 0, :]
         deformable = super().channel_logits(pooled)
         return torch.lerp(deformable, local, self.local_share)

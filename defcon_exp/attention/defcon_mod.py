@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from defcon_exp.attention.defcon import Defcon
+from defcon_exp.attention.pooled_conv import pooled_conv1d
 from defcon_exp.ops import deform_conv1d
 
 __all__ = ["DefconModulated"]
@@ -33,7 +34,7 @@ class DefconModulated(Defcon):
 
     def modulation(self, signal: Tensor) -> Tensor:
         """``Tensor[B, 1, C]`` -> tap weights ``Tensor[B, k, C]`` in (0, 2)."""
-        return 2.0 * torch.sigmoid(self.mask_conv(signal))
+        return 2.0 * torch.sigmoid(pooled_conv1d(signal, self.mask_conv.weight))
 
     def channel_logits(self, pooled: Tensor) -> Tensor:
         signal = pooled[:, None, :]

@@ -12,6 +12,7 @@ from defcon_exp.attention.channel_shuffle import (
     shuffle_groups,
 )
 from defcon_exp.attention.defcon import Defcon
+from defcon_exp.attention.pooled_conv import pooled_conv1d
 
 __all__ = ["DefconShuffle"]
 
@@ -36,7 +37,9 @@ class DefconShuffle(Defcon):
             )
 
     def offsets(self, signal: Tensor) -> Tensor:
-        shuffled_offsets = self.offset_conv(channel_shuffle(signal, self.shuffle_groups))
+        shuffled_offsets = pooled_conv1d(
+            channel_shuffle(signal, self.shuffle_groups), self.offset_conv.weight
+        )
         # Position j of `shuffled_offsets` belongs to the channel that the shuffle moved to j;
         # the inverse permutation puts every offset back at its own channel before sampling
         # the unshuffled signal.

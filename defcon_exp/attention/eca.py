@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from defcon_exp.attention.base import ChannelAttention
 from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
+from defcon_exp.attention.pooled_conv import pooled_conv1d
 
 __all__ = ["EfficientChannelAttention"]
 
@@ -44,4 +45,4 @@ class EfficientChannelAttention(ChannelAttention):
         )
 
     def channel_logits(self, pooled: Tensor) -> Tensor:
-        return self.conv(pooled[:, None, :])[:, 0, :]
+        return pooled_conv1d(pooled[:, None, :], self.conv.weight)[:, 0, :]
