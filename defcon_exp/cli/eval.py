@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from defcon_exp.cli.checkpoint_args import parse_checkpoint_args
 from defcon_exp.cli.train import USER_ERRORS, build_model, schema_config
 from defcon_exp.config import ConfigError
 from defcon_exp.data import build_data
@@ -85,20 +86,10 @@ def evaluate_checkpoint(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit code (0 ok, 1 user error, 2 usage)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0 if args else 2
-    logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
-    )
-    special = {
-        a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if a.split("=", 1)[0] in SPECIAL_KEYS
-    }
-    rest = [a for a in args if a.split("=", 1)[0] not in SPECIAL_KEYS]
-    if "ckpt" not in special:
-        print("defcon-eval: error: ckpt=<checkpoint or run dir> is required", file=sys.stderr)
-        return 2
+    parsed = parse_checkpoint_args("defcon-eval", __doc__, argv, SPECIAL_KEYS, logging.INFO)
+    if isinstance(parsed, int):
+        return parsed
+    special, rest = parsed
     try:
         result = evaluate_checkpoint(
             special["ckpt"], rest, special.get("split", "test"), special.get("out")

@@ -23,6 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from defcon_exp.analysis.inspect import attention_statistics
+from defcon_exp.cli.checkpoint_args import parse_checkpoint_args
 from defcon_exp.cli.train import USER_ERRORS, build_model, schema_config
 from defcon_exp.config import ConfigError
 from defcon_exp.data import build_data
@@ -165,20 +166,10 @@ def format_table(stats: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit code (0 ok, 1 user error, 2 usage)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0 if args else 2
-    logging.basicConfig(
-        level=logging.WARNING, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
-    )
-    special = {
-        a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if a.split("=", 1)[0] in SPECIAL_KEYS
-    }
-    rest = [a for a in args if a.split("=", 1)[0] not in SPECIAL_KEYS]
-    if "ckpt" not in special:
-        print("defcon-inspect: error: ckpt=<checkpoint or run dir> is required", file=sys.stderr)
-        return 2
+    parsed = parse_checkpoint_args("defcon-inspect", __doc__, argv, SPECIAL_KEYS, logging.WARNING)
+    if isinstance(parsed, int):
+        return parsed
+    special, rest = parsed
     try:
         n_images = int(special.get("n_images", 256))
     except ValueError:
