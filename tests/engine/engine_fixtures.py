@@ -7,7 +7,7 @@ models or data packages.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -57,16 +57,22 @@ def tiny_model(classes: int = 4) -> nn.Module:
 
 
 class NaNAfter(nn.Module):
-    """Wraps a model; returns NaN logits from the ``after``-th training call on."""
+    """Wraps a model; from the ``after``-th training call on, returns ``fault(logits)``
+    (NaN logits by default)."""
 
-    def __init__(self, inner: nn.Module, after: int) -> None:
+    def __init__(
+        self,
+        inner: nn.Module,
+        after: int,
+        fault: Callable[[torch.Tensor], torch.Tensor] = lambda logits: logits * float("nan"),
+    ) -> None:
         super().__init__()
-        self.inner, self.after, self.calls = inner, after, 0
+        self.inner, self.after, self.fault, self.calls = inner, after, fault, 0
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = self.inner(images)
         if self.training:
             self.calls += 1
             if self.calls > self.after:
-                return logits * float("nan")
+                return self.fault(logits)
         return logits

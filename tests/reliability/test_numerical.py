@@ -6,30 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_fixtures import TinyLoader, tiny_data, tiny_model
-from torch import nn
+from engine_fixtures import NaNAfter, TinyLoader, tiny_data, tiny_model
 
 from defcon_exp.engine.checkpoint import load_checkpoint
 from defcon_exp.engine.fit import FitSettings, Loaders, fit
 from defcon_exp.engine.loop import NonFiniteLossError, StepContext, train_one_epoch
 from defcon_exp.engine.optim import build_optimizer
 from defcon_exp.engine.schedulers import build_schedulers
-
-
-class InfAfter(nn.Module):
-    """From the ``after``-th training call on, class 0 gets -Inf logits: a +Inf (not NaN) loss."""
-
-    def __init__(self, inner: nn.Module, after: int) -> None:
-        super().__init__()
-        self.inner, self.after, self.calls = inner, after, 0
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.inner(images)
-        if self.training:
-            self.calls += 1
-            if self.calls > self.after:
-                return logits - torch.tensor([float("inf"), 0.0, 0.0, 0.0])  # loss = +Inf, not NaN
-        return logits
 
 
 def loaders() -> Loaders:
@@ -40,7 +23,9 @@ def loaders() -> Loaders:
 
 def test_inf_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = InfAfter(tiny_model(), after=7)  # global step 7 = epoch 2, batch 2
+    # class 0 gets -Inf logits: a +Inf (not NaN) loss from global step 7 (epoch 2, batch 2)
+    inf_row = torch.tensor([float("inf"), 0.0, 0.0, 0.0])
+    model = NaNAfter(tiny_model(), after=7, fault=lambda logits: logits - inf_row)
     optimizer = build_optimizer(model, "sgd", lr=0.1)
     schedule, plateau = build_schedulers("constant", optimizer=optimizer, epochs=3, steps_per_epoch=6)
     settings = FitSettings(epochs=3, log_every_n_steps=50, progress=False)
