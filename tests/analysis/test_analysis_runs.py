@@ -174,6 +174,28 @@ def test_inspect_defcon_run(runs_root: Path, tmp_path: Path, capsys: pytest.Capt
         assert sum(values["offset_hist"]["counts"]) == 4 * k * channels * values["num_blocks"]
 
 
+@pytest.mark.slow
+def test_training_histograms_equal_inspect_on_the_same_images(runs_root: Path, tmp_path: Path) -> None:
+    """The run logged attention histograms during training on the first val images; defcon-inspect
+    on those images (split=val) and the 1-epoch checkpoint gives the same numbers."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = runs_root / "2"
+    assert inspect_cli.main([f"ckpt={run}", "n_images=4", "split=val", f"out={tmp_path}"]) == 0
+    stats = json.loads((tmp_path / "inspect.json").read_text())["stages"]
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"histograms": 0, "scalars": 0})
+    acc.Reload()
+    for stage in "1234":
+        for name in ("weights", "offset", "channel_distance"):
+            assert len(acc.Histograms(f"attention/stage{stage}/{name}")) == 1
+        for name in ("offset_abs_mean", "channel_distance_mean", "entropy_normalised", "weight_mean"):
+            logged = acc.Scalars(f"attention/stage{stage}/{name}")[0].value
+            assert logged == pytest.approx(stats[stage][name], rel=1e-4, abs=1e-6), (stage, name)
+    baseline = EventAccumulator(str(runs_root / "0" / "tb"))
+    baseline.Reload()
+    assert not baseline.Tags()["histograms"]  # plain ResNet-50: nothing to show
+
+
 def test_inspect_counts_reach_beyond_the_window() -> None:
     from defcon_exp.analysis.inspect import module_statistics
     from defcon_exp.attention.defcon import Defcon
