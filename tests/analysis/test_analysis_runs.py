@@ -244,3 +244,18 @@ def test_report_cli_rejects_a_missing_dir_without_writing(tmp_path: Path) -> Non
     missing = tmp_path / "nope"
     assert report_cli.main([str(missing)]) == 1
     assert not missing.exists()
+
+
+@pytest.mark.slow
+def test_pngs_are_real_figures(runs_root: Path, tmp_path: Path) -> None:
+    """With matplotlib (in the test extra) the report and inspect draw real PNGs: readable
+    images of the advertised size with more than one colour (not blank canvases)."""
+    image = pytest.importorskip("matplotlib.image")
+    assert report_cli.main([str(runs_root), "--out", str(tmp_path / "report")]) == 0
+    assert inspect_cli.main([f"ckpt={runs_root / '2'}", "n_images=4", f"out={tmp_path / 'inspect'}"]) == 0
+    figures = [tmp_path / "report" / "top1_curves.png",
+               *(tmp_path / "inspect" / f"inspect_stage{s}.png" for s in "1234")]
+    for path in figures:
+        pixels = image.imread(path)
+        assert pixels.ndim == 3 and pixels.shape[0] >= 200 and pixels.shape[1] >= 300, path
+        assert len({tuple(p) for p in pixels.reshape(-1, pixels.shape[2])[::97].tolist()}) > 5, path
