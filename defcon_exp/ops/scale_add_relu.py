@@ -19,6 +19,9 @@ __all__ = ["scale_add_relu"]
 class _ScaleAddReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, features: Tensor, weights: Tensor, identity: Tensor) -> Tensor:
+        # Under autocast the three may differ (half features, float32 weights or identity):
+        # compute in the features' dtype, return each gradient in its input's dtype.
+        ctx.input_dtypes = (weights.dtype, identity.dtype)
         weights = weights.to(features.dtype)
         out = torch.addcmul(identity.to(features.dtype), features, weights).relu_()
         ctx.save_for_backward(features, weights, out)
@@ -27,14 +30,15 @@ class _ScaleAddReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         features, weights, out = ctx.saved_tensors
-        grad = torch.ops.aten.threshold_backward(grad_out, out, 0)
+        weights_dtype, identity_dtype = ctx.input_dtypes
+        grad = torch.ops.aten.threshold_backward(grad_out.to(out.dtype), out, 0)
         grad_features = grad * weights if ctx.needs_input_grad[0] else None
         grad_weights = None
         if ctx.needs_input_grad[1]:
             grad_weights = torch.linalg.vecdot(
                 grad.flatten(2), features.flatten(2), dim=-1
-            ).view_as(weights)
-        return grad_features, grad_weights, grad
+            ).view_as(weights).to(weights_dtype)
+        return grad_features, grad_weights, grad.to(identity_dtype)
 
 
 def scale_add_relu(features: Tensor, weights: Tensor, identity: Tensor) -> Tensor:
@@ -46,7 +50,9 @@ def scale_add_relu(features: Tensor, weights: Tensor, identity: Tensor) -> Tenso
         identity: ``Tensor[B, C, H, W]`` the residual branch.
 
     Returns:
-        ``Tensor[B, C, H, W]`` in ``features``' dtype.
+        ``Tensor[B, C, H, W]`` in ``features``' dtype (``weights`` and ``identity`` are cast to
+        it, so under autocast half-precision features keep the residual stream in half).
+        Gradients come back in each input's own dtype.
     """
     if weights.dim() != 4 or weights.shape[2:] != (1, 1) or weights.shape[:2] != features.shape[:2]:
         raise ValueError(
