@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from defcon_exp.attention import create_attention
+from defcon_exp.attention import create_attention, get_attention_class
 from defcon_exp.models import Bottleneck
 
 BATCH = 16  # = data.batch_size = data.eval_batch_size: one static shape (no recompiles)
@@ -27,6 +27,8 @@ def tiny_attention_net(
     -> pool -> linear. ``Tensor[B, 3, H, W] -> Tensor[B, num_classes]``. Takes the model
     config's keys, so ``model._target_`` can point here."""
     factory = {"device": device}
+    uses_kernel_size = getattr(get_attention_class(attention), "uses_kernel_size", False)
+    kwargs = {"kernel_size": kernel_size} if uses_kernel_size else {}
     return nn.Sequential(
         nn.Conv2d(3, 16, 3, padding=1, bias=False, **factory),
         nn.BatchNorm2d(16, **factory),
@@ -35,9 +37,7 @@ def tiny_attention_net(
             16,
             4,
             1,
-            create_attention(
-                attention, 16, kernel_size=kernel_size, **(attention_kwargs or {}), **factory
-            ),
+            create_attention(attention, 16, **kwargs, **(attention_kwargs or {}), **factory),
             **factory,
         ),
         nn.AdaptiveAvgPool2d(1),

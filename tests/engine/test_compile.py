@@ -93,3 +93,19 @@ def test_load_model_state_sees_through_compile_wrappers(inductor):
     load_model_state(plain, compiled.state_dict(), "compiled")  # _orig_mod. keys into plain
     for key, value in model.state_dict().items():
         assert torch.equal(plain.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize(
+    "attention", ["defcon", "defcon_shuffle", "defcon_corr", "defcon_mix", "defcon_mod", "cbam"]
+)
+@pytest.mark.parametrize("precision", [None, torch.bfloat16], ids=["32", "bf16"])
+def test_attention_blocks_trace_without_graph_breaks(attention, precision):
+    # Dynamo only (no inductor): the custom autograd Functions (deform op, fused tail) and
+    # the op's autocast switch trace into one graph, in channels_last too.
+    torch._dynamo.reset()
+    model = tiny_attention_net(attention=attention).to(memory_format=torch.channels_last)
+    images = torch.randn(2, 3, 8, 8).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=precision or torch.bfloat16, enabled=precision is not None):
+        explanation = torch._dynamo.explain(model)(images)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
