@@ -195,3 +195,6 @@ def test_legacy_amp_checkpoint_resumes_and_evaluates(tmp_path, caplog):
 
     result = evaluate_checkpoint(run / "checkpoints" / "best.pt", ["trainer.device=cpu"])
     assert result["precision"] == "bf16" and 0 <= result["top1"] <= 100
+    as_float32 = evaluate_checkpoint(run / "checkpoints" / "best.pt", ["trainer.precision=32"])
+    assert as_float32["precision"] == "32"
+    assert abs(as_float32["loss"] - result["loss"]) < 0.05  # same weights, other arithmetic
