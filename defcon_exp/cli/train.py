@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.resources
 import json
 import logging
@@ -37,8 +38,14 @@ from defcon_exp.engine.fit import (
     fit,
 )
 from defcon_exp.engine.loop import NonFiniteLossError
+from defcon_exp.engine.precision import (
+    check_precision_supported,
+    parse_precision,
+    precision_from_amp,
+)
 from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir, unique_run_dir
 from defcon_exp.engine.seed import resolve_device, seed_everything
+from defcon_exp.engine.speedups import compile_model, parse_compile
 
 log = logging.getLogger("defcon_exp.train")
 
@@ -66,6 +73,8 @@ RESUME_NEUTRAL = {
     "trainer.checkpoint_every_n_steps",
     "trainer.histograms_every_n_epochs",
     "trainer.histogram_images",
+    "trainer.channels_last",
+    "trainer.compile",
     "data.num_workers",
     "data.pin_memory",
     "data.root",
@@ -88,8 +97,38 @@ def build_model(model_cfg: Any, num_classes: int, device: torch.device) -> nn.Mo
 
 
 def schema_config(container: dict[str, Any]) -> DictConfig:
-    """A plain-data config (e.g. from a checkpoint) merged onto the typed schema."""
-    return OmegaConf.merge(OmegaConf.structured(Config), container)
+    """A plain-data config (e.g. from a checkpoint) merged onto the typed schema; retired
+    keys are upgraded first (:func:`upgrade_config`)."""
+    return OmegaConf.merge(OmegaConf.structured(Config), upgrade_config(container))
+
+
+def upgrade_config(container: dict[str, Any], warn: bool = True) -> dict[str, Any]:
+    """A copy of a stored config with retired keys replaced (the input is not modified).
+
+    ``trainer.amp`` (before ``trainer.precision``): ``false`` -> ``precision: "32"``; ``true``
+    -> what it meant on the run's ``trainer.device`` (``"16-mixed"`` on CUDA, ``"bf16"`` on the
+    CPU, see :func:`~defcon_exp.engine.precision.precision_from_amp`), with a deprecation
+    warning when ``warn``. An explicit ``trainer.precision`` next to it wins.
+    """
+    trainer = container.get("trainer")
+    if not isinstance(trainer, dict) or "amp" not in trainer:
+        return container
+    container = copy.deepcopy(container)
+    trainer = container["trainer"]
+    amp = bool(trainer.pop("amp"))
+    spec = str(trainer.get("device", "auto"))
+    cuda = spec.startswith("cuda") or (spec == "auto" and torch.cuda.is_available())
+    precision = precision_from_amp(amp, torch.device("cuda" if cuda else "cpu"))
+    if "precision" not in trainer:
+        trainer["precision"] = precision
+    if warn and amp:
+        log.warning(
+            "the config uses the retired trainer.amp=true: running it as trainer.precision=%r "
+            "(what amp meant on trainer.device=%s); pass trainer.precision=... to choose",
+            trainer["precision"],
+            spec,
+        )
+    return container
 
 
 def flat_items(container: Any, prefix: str = "") -> dict[str, Any]:
@@ -169,6 +208,8 @@ def train(
             return finished
         restart_incomplete = True
     device = resolve_device(cfg.trainer.device)
+    precision = parse_precision(cfg.trainer.precision)
+    check_precision_supported(precision, device)
     out_dir, ckpt_path = pick_run_dir(cfg, run_dir, restart_incomplete)
     resume_state = None
     if ckpt_path is not None:
@@ -230,6 +271,16 @@ def train(
     log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
     if resume_state is not None:  # a clear error (mismatching keys) before anything runs
         load_model_state(model, resume_state["model"], ckpt_path or "checkpoint")
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # same Parameter objects
+    compile_mode = parse_compile(cfg.trainer.compile)
+    forward_model = compile_model(model, compile_mode)  # checkpoints keep `model`'s keys
+    log.info(
+        "precision=%s channels_last=%s compile=%s",
+        precision,
+        cfg.trainer.channels_last,
+        compile_mode or "off",
+    )
     optimizer = instantiate(cfg.optim, model=model, _convert_="all")
     schedule, plateau = instantiate(
         cfg.scheduler,
@@ -243,7 +294,8 @@ def train(
     OmegaConf.save(OmegaConf.create(container), out_dir / "config.yaml")
     settings = FitSettings(
         epochs=cfg.trainer.epochs,
-        amp=cfg.trainer.amp,
+        precision=precision,
+        channels_last=cfg.trainer.channels_last,
         grad_clip_norm=cfg.trainer.grad_clip_norm,
         log_every_n_steps=cfg.trainer.log_every_n_steps,
         checkpoint_every_n_steps=cfg.trainer.checkpoint_every_n_steps,
@@ -256,7 +308,16 @@ def train(
     )
     loaders = Loaders(data.train, data.val, data.test, data.num_classes)
     return fit(
-        model, optimizer, schedule, plateau, loaders, device, out_dir, settings, resume_state
+        model,
+        optimizer,
+        schedule,
+        plateau,
+        loaders,
+        device,
+        out_dir,
+        settings,
+        resume_state,
+        forward_model=forward_model,
     )
 
 
@@ -269,6 +330,9 @@ def _hparams(container: dict[str, Any], name: str) -> dict[str, Any]:
         "scheduler.name",
         "scheduler.warmup_epochs",
         "trainer.epochs",
+        "trainer.precision",
+        "trainer.channels_last",
+        "trainer.compile",
         "data.name",
         "data.batch_size",
         "model.kernel_size",
@@ -283,7 +347,7 @@ def _check_config_changes(
 ) -> None:
     """Refuse changes that alter the network (``model.*``, data name/classes); warn on the
     rest (except :data:`RESUME_NEUTRAL` keys such as ``trainer.epochs``)."""
-    before = flat_items(stored)
+    before = flat_items(upgrade_config(stored, warn=False))
     after = flat_items(OmegaConf.to_container(cfg, resolve=True))
     changed = sorted(
         k
@@ -347,6 +411,12 @@ def check_group_overrides(args: Sequence[str]) -> None:
     for arg in args:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
+        if key == "trainer.amp":
+            raise ConfigError(
+                f"trainer.amp={value!r} is invalid: trainer.amp was replaced by "
+                "trainer.precision; use trainer.precision=bf16 (or 16-mixed: float16 + "
+                "GradScaler, what amp=true did on CUDA; 32 for float32)"
+            )
         if sep and key in CONFIG_GROUPS and not _OPTION_LIST.match(value):
             if key == "experiment" and value in ("null", ""):
                 continue

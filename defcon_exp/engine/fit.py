@@ -40,6 +40,7 @@ from defcon_exp.engine.loop import (
     evaluate,
     train_one_epoch,
 )
+from defcon_exp.engine.precision import grad_scaler
 from defcon_exp.engine.progress import epoch_bar, progress_enabled
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 from defcon_exp.engine.seed import capture_rng_state, restore_rng_state
@@ -53,7 +54,8 @@ class FitSettings:
     """Plain-data trainer settings (``cfg.trainer`` plus run identity)."""
 
     epochs: int
-    amp: bool = False
+    precision: str = "32"  # "32" | "bf16" | "16-mixed" (defcon_exp.engine.precision)
+    channels_last: bool = False  # input batches in torch.channels_last (convert the model too)
     grad_clip_norm: float | None = None
     log_every_n_steps: int = 50
     progress: bool = True
@@ -145,15 +147,22 @@ def fit(
     run_dir: str | Path,
     settings: FitSettings,
     resume_state: Mapping[str, Any] | None = None,
+    forward_model: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` for ``settings.epochs`` epochs writing everything under ``run_dir``.
 
+    ``forward_model`` (None = ``model``) runs every forward pass, in training and in
+    evaluation: a wrapper sharing ``model``'s parameters (``torch.compile(model)``, DDP).
+    ``model`` itself is what is saved and loaded, so checkpoint keys stay the plain module's.
+
     Returns the summary dict also written to ``run_dir/summary.json``.
     """
+    if forward_model is None:
+        forward_model = model
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    scaler = torch.amp.GradScaler(device.type, enabled=settings.amp and device.type == "cuda")
+    scaler = grad_scaler(settings.precision, device)
     num_params = count_parameters(model)
     has_val = loaders.val is not None
     select_split = "val" if has_val else "test"
@@ -173,7 +182,8 @@ def fit(
         schedule.load_state_dict(resume_state["schedule"])
         if plateau is not None and resume_state.get("plateau") is not None:
             plateau.load_state_dict(resume_state["plateau"])
-        scaler.load_state_dict(resume_state["scaler"])
+        if resume_state.get("scaler"):  # empty when saved with another precision than 16-mixed
+            scaler.load_state_dict(resume_state["scaler"])
         start_epoch = int(resume_state["epoch"])
         global_step = int(resume_state["global_step"])
         best = dict(resume_state["best"])
@@ -197,13 +207,14 @@ def fit(
     signals = stop_on_signals(settings.handle_signals)
     received = signals.__enter__()
     ctx = StepContext(
-        model,
+        forward_model,
         optimizer,
         schedule,
         plateau,
         scaler,
         device,
-        amp=settings.amp,
+        precision=settings.precision,
+        channels_last=settings.channels_last,
         grad_clip_norm=settings.grad_clip_norm,
         log_every_n_steps=max(1, settings.log_every_n_steps),
         progress=show,
@@ -298,7 +309,11 @@ def fit(
             train_seconds += epoch_seconds
             metrics = {"train": train_metrics}
             metrics[select_split] = evaluate(
-                model, loaders.val if has_val else loaders.test, device, settings.amp
+                forward_model,
+                loaders.val if has_val else loaders.test,
+                device,
+                settings.precision,
+                settings.channels_last,
             )
             last_eval = metrics
 
@@ -368,7 +383,9 @@ def fit(
         ebar.close()
 
         if has_val or "test" not in last_eval:
-            test_metrics = evaluate(model, loaders.test, device, settings.amp)
+            test_metrics = evaluate(
+                forward_model, loaders.test, device, settings.precision, settings.channels_last
+            )
         else:
             test_metrics = last_eval["test"]
         wall = wall_before + time.perf_counter() - t_start

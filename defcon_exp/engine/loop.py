@@ -8,7 +8,6 @@ checkpoint of the corrupted weights can be written.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from defcon_exp.engine.metrics import MetricAccumulator
+from defcon_exp.engine.precision import autocast
 from defcon_exp.engine.progress import batch_bar
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 
@@ -57,7 +57,10 @@ class StepContext:
     plateau: Plateau | None
     scaler: torch.amp.GradScaler
     device: torch.device
-    amp: bool = False
+    #: "32" | "bf16" | "16-mixed" (:mod:`defcon_exp.engine.precision`); the scaler must match
+    precision: str = "32"
+    #: move input batches to torch.channels_last (the model should be converted too)
+    channels_last: bool = False
     grad_clip_norm: float | None = None
     log_every_n_steps: int = 50
     progress: bool = False
@@ -65,14 +68,6 @@ class StepContext:
     stop_requested: Callable[[], bool] | None = None
     #: call ``on_checkpoint`` every n global steps inside an epoch (0 = only at epoch ends)
     checkpoint_every_n_steps: int = 0
-
-
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """Mixed precision: float16 on CUDA, bfloat16 on CPU; a no-op when disabled."""
-    if not enabled:
-        return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def train_one_epoch(
@@ -123,12 +118,13 @@ def train_one_epoch(
     if start_batch > 0:
         batches = itertools.islice(loader, start_batch, None)
     bar = batch_bar(batches, num_batches - start_batch, f"epoch {epoch + 1}", ctx.progress)
+    image_format = torch.channels_last if ctx.channels_last else torch.preserve_format
     for batch_idx, (images, labels) in enumerate(bar, start=start_batch):
-        images = images.to(device, non_blocking=True)
+        images = images.to(device, non_blocking=True, memory_format=image_format)
         labels = labels.to(device, non_blocking=True)
         ctx.schedule.step_count = global_step
         lrs = ctx.schedule.apply(optimizer, scale, min_lr)
-        with autocast(device, ctx.amp):
+        with autocast(ctx.precision, device):
             logits = model(images)  # [B, K]
             loss = criterion(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -199,16 +195,25 @@ def _raise_if_nonfinite(bad: int, epoch: int, batch_idx: int) -> None:
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, loader: Iterable, device: torch.device, amp: bool = False
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device,
+    precision: str = "32",
+    channels_last: bool = False,
 ) -> dict[str, float]:
-    """Mean loss and top-1/top-5 accuracy (percent) of ``model`` over ``loader``; one sync."""
+    """Mean loss and top-1/top-5 accuracy (percent) of ``model`` over ``loader``; one sync.
+
+    ``precision`` ("32" | "bf16" | "16-mixed") and ``channels_last`` (input batches
+    ``Tensor[B, 3, H, W]`` in ``torch.channels_last``) as in training.
+    """
     model.eval()
     criterion = nn.CrossEntropyLoss()
     metrics = MetricAccumulator(device)
+    image_format = torch.channels_last if channels_last else torch.preserve_format
     for images, labels in loader:
-        images = images.to(device, non_blocking=True)
+        images = images.to(device, non_blocking=True, memory_format=image_format)
         labels = labels.to(device, non_blocking=True)
-        with autocast(device, amp):
+        with autocast(precision, device):
             logits = model(images).float()  # [B, K]
         metrics.update(logits, labels, criterion(logits, labels))
     return metrics.compute()
