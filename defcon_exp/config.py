@@ -114,6 +114,7 @@ class TrainerConfig:
     checkpoint_every_n_steps: int = 0  # also write last.pt every n steps inside epochs; 0 = off
     progress: bool = True
     deterministic: bool = False
+    sync_batchnorm: bool = True  # torchrun runs: BatchNorm statistics over the global batch
 
 
 @dataclass
