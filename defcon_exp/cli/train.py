@@ -290,7 +290,7 @@ def train(
     forward_model = model
     if distributed.is_active():
         if cfg.trainer.sync_batchnorm:
-            model = distributed.convert_sync_batchnorm(model)
+            model = distributed.convert_sync_batchnorm(model, device)
         forward_model = distributed.wrap_ddp(model, device)
     optimizer = instantiate(cfg.optim, model=model, _convert_="all")
     schedule, plateau = instantiate(
@@ -542,10 +542,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
     """``defcon-train [group=option ...] [key=value ...]``; returns test top-1 (for sweepers)."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     where = "" if distributed.is_main() else f" (rank {distributed.rank()})"
-    if not distributed.is_main():  # Hydra configured no logging here (hydra/job_logging=none)
+    if not distributed.is_main():  # WARNING+ only, to stderr (no train.log: job_logging=none)
         logging.basicConfig(
             level=logging.WARNING,
             format=f"[rank {distributed.rank()}] %(levelname)s %(name)s: %(message)s",
+            force=True,
         )
     try:
         auto = cfg.resume == "auto"

@@ -32,10 +32,10 @@ from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import nn
 
 __all__ = [
+    "CPUSyncBatchNorm",
     "Discard",
     "DistEnv",
     "DistributedError",
@@ -365,26 +365,51 @@ class SignalAgreement:
 # --- model ---------------------------------------------------------------------------------
 
 
-class _SyncBatchNorm(nn.SyncBatchNorm):
-    """:class:`nn.SyncBatchNorm` that also runs on CPU tensors (torch's only takes GPU input):
-    batch statistics are summed over ranks with autograd-aware all-reduces (two passes: mean,
-    then the centred sum of squares). GPU input goes to torch's implementation unchanged."""
+class _AllReduceSum(torch.autograd.Function):
+    """Differentiable sum over ranks: the gradient of every rank's input is the sum of all
+    ranks' output gradients."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, group: Any) -> torch.Tensor:
+        ctx.group = group
+        out = tensor.clone()
+        dist.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
+
+
+class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Synchronised BatchNorm for CPU tensors (gloo), which torch's :class:`nn.SyncBatchNorm`
+    refuses (GPU only, and DDP rejects it in CPU modules): batch statistics are summed over
+    ranks with autograd-aware all-reduces (two passes: the mean, then the centred sum of
+    squares), so forward and backward match BatchNorm over the global batch. Same parameters
+    and buffers as ``BatchNorm*d``; outside training (or a process group) it is plain BN."""
+
+    process_group: Any = None
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if input.device.type != "cpu" or not self.training or not is_active():
+        if not self.training or not is_active():
             return super().forward(input)
         self._check_input_dim(input)
-        self._check_non_zero_input_channels(input)
         group = self.process_group or dist.group.WORLD
         channels = input.shape[1]
         dims = [0, *range(2, input.dim())]
         shape = [1, channels] + [1] * (input.dim() - 2)
         count = torch.tensor([input.numel() / channels], dtype=input.dtype)
-        totals = dist_fn.all_reduce(torch.cat([input.sum(dims), count]), group=group)
+        totals = _AllReduceSum.apply(torch.cat([input.sum(dims), count]), group)
         n = totals[-1].detach()
         mean = totals[:-1] / n
         centred = input - mean.view(shape)
-        var = dist_fn.all_reduce((centred * centred).sum(dims), group=group) / n
+        var = _AllReduceSum.apply((centred * centred).sum(dims), group) / n
         if self.track_running_stats and self.running_mean is not None:
             with torch.no_grad():
                 factor = 0.0 if self.momentum is None else self.momentum
@@ -401,14 +426,16 @@ class _SyncBatchNorm(nn.SyncBatchNorm):
         return out
 
 
-def convert_sync_batchnorm(model: nn.Module) -> nn.Module:
+def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     """Every BatchNorm of ``model`` as a synchronised BatchNorm (statistics over the global
-    batch): torch's :meth:`nn.SyncBatchNorm.convert_sync_batchnorm`, whose modules also accept
-    CPU input here (gloo). Parameter and buffer names are unchanged (plain checkpoints)."""
+    batch): torch's :meth:`nn.SyncBatchNorm.convert_sync_batchnorm`, and on the CPU
+    :class:`CPUSyncBatchNorm` instead. Parameter and buffer names are unchanged (plain
+    checkpoints)."""
     model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    for module in model.modules():
-        if type(module) is nn.SyncBatchNorm:
-            module.__class__ = _SyncBatchNorm
+    if device.type == "cpu":
+        for module in model.modules():
+            if type(module) is nn.SyncBatchNorm:
+                module.__class__ = CPUSyncBatchNorm
     return model
 
 
