@@ -406,10 +406,11 @@ def fit(
             hp_metrics[f"hparam/best_{select_split}_top1"] = best["value"]
         tb.hparams(settings.hparams, hp_metrics, global_step)
         log.info(
-            "test top1 %.2f top5 %.2f loss %.4f | summary: %s",
+            "test top1 %.2f top5 %.2f loss %.4f (%d images) | summary: %s",
             test_metrics["top1"],
             test_metrics["top5"],
             test_metrics["loss"],
+            test_metrics["count"],
             run_dir / "summary.json",
         )
         return summary
