@@ -584,7 +584,8 @@ def resolve_auto_resume(
     if summary.is_file():
         message = f"{output_dir} already finished (summary.json exists): skipping"
         log.info("%s", message)
-        print(f"defcon-train: {message}", file=sys.stderr)
+        if distributed.is_main():
+            print(f"defcon-train: {message}", file=sys.stderr)
         return cfg, json.loads(summary.read_text())
     if (output_dir / "checkpoints" / "last.pt").is_file():
         log.info("resume=auto: resuming %s", output_dir)
