@@ -2,8 +2,11 @@
 
 A process is part of a distributed run when ``torchrun`` (or any launcher following its
 contract) set ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` (plus ``MASTER_ADDR`` /
-``MASTER_PORT``); :func:`detect` reads them. Without them — a single plain process — every
-helper here is the identity or a no-op, so single-process runs behave exactly as before.
+``MASTER_PORT``), or when Slurm's ``srun`` started it as one of several tasks of a job step
+(``SLURM_STEP_NUM_TASKS`` > 1, ``SLURM_PROCID``, ``SLURM_LOCALID``; the first node of the
+step is the rendezvous host); :func:`detect` reads them. Without them — a single plain
+process — every helper here is the identity or a no-op, so single-process runs behave
+exactly as before.
 
 One process group serves everything. With CUDA available its backend is
 ``cpu:gloo,cuda:nccl``: CUDA tensors (DDP gradients, SyncBatchNorm, metric sums on the GPU)
@@ -25,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -48,6 +52,7 @@ __all__ = [
     "convert_sync_batchnorm",
     "detect",
     "device_for",
+    "first_host",
     "init",
     "is_active",
     "is_main",
@@ -82,27 +87,59 @@ class DistEnv:
     rank: int
     world_size: int
     local_rank: int
+    #: ``torchrun`` (its variables are used as they are) or ``slurm`` (srun tasks)
+    launcher: str = "torchrun"
+    #: Slurm only: the rendezvous host and port :func:`init` exports for ``env://``
+    master_addr: str | None = None
+    master_port: int | None = None
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a Slurm node list: ``gpu[03-05,09],cpu1`` -> ``gpu03``."""
+    match = re.match(r"\s*([^,\[\s]+)(?:\[([^\]]+)\])?", nodelist)
+    if match is None:
+        raise ValueError(f"SLURM_STEP_NODELIST={nodelist!r} is not a Slurm node list")
+    prefix, ranges = match.groups()
+    return prefix if ranges is None else prefix + re.split(r"[,-]", ranges)[0]
+
+
+def _slurm(env: Mapping[str, str]) -> DistEnv | None:
+    """The srun task's environment (``SLURM_STEP_NUM_TASKS`` > 1), else None. A batch
+    script or ``salloc`` shell has no ``SLURM_STEP_NUM_TASKS``, so it stays one process."""
+    tasks = env.get("SLURM_STEP_NUM_TASKS", "")
+    if not tasks.isdigit() or int(tasks) < 2 or "SLURM_PROCID" not in env:
+        return None
+    nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST", "")
+    addr = env.get("MASTER_ADDR") or (first_host(nodelist) if nodelist else None)
+    if addr is None:
+        raise ValueError(
+            "srun started several tasks but neither MASTER_ADDR nor SLURM_STEP_NODELIST is "
+            "set; export MASTER_ADDR=<first node> (or use srun ... torchrun)"
+        )
+    job = int(env.get("SLURM_JOB_ID", "0") or 0)
+    step = int(env.get("SLURM_STEP_ID", "0") or 0)
+    port = int(env.get("MASTER_PORT") or 20000 + (job * 16 + step) % 20000)
+    return DistEnv(
+        int(env["SLURM_PROCID"]),
+        int(tasks),
+        int(env.get("SLURM_LOCALID", "0")),
+        launcher="slurm",
+        master_addr=addr,
+        master_port=port,
+    )
 
 
 def detect(environ: Mapping[str, str] | None = None) -> DistEnv | None:
     """The distributed environment set by ``torchrun`` (``WORLD_SIZE``, ``RANK``,
-    ``LOCAL_RANK``), or None for a plain single process (also for ``WORLD_SIZE=1``).
+    ``LOCAL_RANK``) or by ``srun`` (several tasks in the job step), or None for a plain
+    single process (also for ``WORLD_SIZE=1``).
 
     Raises:
-        ValueError: the variables are inconsistent, or Slurm started several tasks without
-            torchrun (each would train alone); the message says how to launch.
+        ValueError: the variables are inconsistent; the message says what to set.
     """
     env = os.environ if environ is None else environ
     if "WORLD_SIZE" not in env:
-        tasks = env.get("SLURM_NTASKS") or env.get("SLURM_NPROCS")
-        if tasks is not None and tasks.isdigit() and int(tasks) > 1 and "SLURM_PROCID" in env:
-            raise ValueError(
-                f"SLURM_NTASKS={tasks} is invalid without torchrun: each task would train a "
-                "separate model; start one task per node running torchrun, e.g. "
-                "srun --ntasks-per-node=1 torchrun --nnodes=$SLURM_NNODES --nproc_per_node=GPUS "
-                "--rdzv_backend=c10d --rdzv_endpoint=$MASTER_ADDR:29500 -m defcon_exp.train ..."
-            )
-        return None
+        return _slurm(env)
     try:
         world = int(env["WORLD_SIZE"])
         rank_ = int(env.get("RANK", "0"))
@@ -125,10 +162,23 @@ def detect(environ: Mapping[str, str] | None = None) -> DistEnv | None:
 
 def init(env: DistEnv, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
     """Join the process group described by ``env`` (``env://`` rendezvous: torchrun's
-    ``MASTER_ADDR``/``MASTER_PORT``). Backend ``cpu:gloo,cuda:nccl`` with CUDA, else gloo.
+    ``MASTER_ADDR``/``MASTER_PORT``; for srun tasks they and ``WORLD_SIZE``/``RANK``/
+    ``LOCAL_RANK`` are exported first). Backend ``cpu:gloo,cuda:nccl`` with CUDA, else gloo.
     With CUDA, the current device becomes ``cuda:LOCAL_RANK`` (when that GPU exists)."""
     if dist.is_initialized():
         return
+    if env.launcher == "slurm":
+        local = env.local_rank
+        if torch.cuda.is_available() and torch.cuda.device_count() == 1:
+            local = 0  # srun bound one GPU to each task (--gpus-per-task=1): it is cuda:0
+        os.environ.update(  # what torchrun would have set (env:// rendezvous, local_rank())
+            MASTER_ADDR=str(env.master_addr),
+            MASTER_PORT=str(env.master_port),
+            WORLD_SIZE=str(env.world_size),
+            RANK=str(env.rank),
+            LOCAL_RANK=str(local),
+        )
+        env = DistEnv(env.rank, env.world_size, local)
     backend = "gloo"
     if torch.cuda.is_available():
         backend = "cpu:gloo,cuda:nccl"

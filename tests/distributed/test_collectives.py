@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import ddp_workers
+import pytest
 import torch.multiprocessing as mp
 
 from defcon_exp.engine import distributed
@@ -41,9 +42,25 @@ def test_detect_reads_torchrun_variables() -> None:
             assert "torchrun" in str(err)
         else:
             raise AssertionError(f"{bad} accepted")
-    try:
-        distributed.detect({"SLURM_NTASKS": "8", "SLURM_PROCID": "0"})
-    except ValueError as err:
-        assert "SLURM_NTASKS=8 is invalid without torchrun" in str(err) and "srun" in str(err)
-    else:
-        raise AssertionError("srun without torchrun accepted")
+
+
+def test_detect_reads_srun_tasks() -> None:
+    step = {"SLURM_STEP_NUM_TASKS": "8", "SLURM_PROCID": "5", "SLURM_LOCALID": "1",
+            "SLURM_STEP_NODELIST": "gpu[07-08]", "SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0",
+            "SLURM_NTASKS": "8"}
+    env = distributed.detect(step)
+    assert env is not None and (env.rank, env.world_size, env.local_rank) == (5, 8, 1)
+    assert env.launcher == "slurm" and env.master_addr == "gpu07"
+    assert env.master_port == distributed.detect(step).master_port  # same on every task
+    assert 20000 <= env.master_port < 40000
+    assert distributed.detect({**step, "MASTER_ADDR": "head", "MASTER_PORT": "2950"}).master_port == 2950
+    # a batch script / salloc shell (no SLURM_STEP_NUM_TASKS) is one process; torchrun wins
+    assert distributed.detect({"SLURM_NTASKS": "8", "SLURM_PROCID": "0"}) is None
+    assert distributed.detect({**step, "WORLD_SIZE": "2", "RANK": "1"}).launcher == "torchrun"
+
+
+@pytest.mark.parametrize(("nodelist", "host"), [
+    ("gpu[03-05,09],cpu1", "gpu03"), ("node7", "node7"), ("a1,b2", "a1"), ("n[9]", "n9"),
+])
+def test_first_host_of_a_slurm_node_list(nodelist: str, host: str) -> None:
+    assert distributed.first_host(nodelist) == host

@@ -177,6 +177,24 @@ def test_sigterm_to_one_rank_stops_both_and_resume_is_exact(ddp_run, tmp_path: P
     assert_same_training(run_dir, straight, tol=1e-6)
 
 
+def test_srun_tasks_train_together_without_torchrun(ddp_run, tmp_path: Path) -> None:
+    """Two processes with the variables srun gives the tasks of a 2-task job step."""
+    port = str(free_port())
+    procs = []
+    for rank in range(2):
+        env = environment({"SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": str(rank),
+                           "SLURM_LOCALID": str(rank), "SLURM_STEP_NODELIST": "localhost",
+                           "SLURM_JOB_ID": "77", "MASTER_PORT": port})
+        procs.append(subprocess.Popen([sys.executable, "-m", "defcon_exp.train", *DDP_ARGS],
+                                      cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outputs = [proc.communicate(timeout=TIMEOUT) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    (run_dir,) = (tmp_path / "outputs").glob("*/*")  # one run dir for both tasks
+    (straight,) = (ddp_run[0] / "outputs").glob("*/*")
+    assert_same_training(run_dir, straight, tol=1e-6)
+
+
 def test_multirun_is_refused_under_torchrun(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "defcon_exp.train", "-m", "optim.lr=0.1,0.2"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT,
