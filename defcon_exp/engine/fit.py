@@ -207,7 +207,9 @@ def fit(
             run_dir / "metrics.csv", resume_epoch=start_epoch if resume_state else None
         )
         # events at the checkpoint's own step are valid; a crash's later events are purged
-        tb = TensorBoardLogger(run_dir / "tb", purge_step=global_step + 1 if resume_state else None)
+        tb = TensorBoardLogger(
+            run_dir / "tb", purge_step=global_step + 1 if resume_state else None
+        )
     show = progress_enabled(settings.progress) and main
     signals = stop_on_signals(settings.handle_signals)
     # distributed: every call is a tiny collective, so all ranks stop at the same step
@@ -298,7 +300,8 @@ def fit(
             except StopRequested as stop:
                 ckpt = save_position(stop.position)
                 tb.flush()
-                distributed.barrier()  # no rank exits (and gets torchrun to kill rank 0) before the write
+                # no rank exits (and makes torchrun kill rank 0) before the write is done
+                distributed.barrier()
                 signum = received.last or signal.SIGTERM
                 raise interrupted(
                     signum,
@@ -311,8 +314,9 @@ def fit(
             train_seconds += epoch_seconds
             metrics = {"train": train_metrics}
             distributed.broadcast_buffers(model)  # every rank evaluates rank 0's weights
+            split_loader = loaders.val if has_val else loaders.test
             metrics[select_split] = evaluate(
-                forward_model, loaders.val if has_val else loaders.test, device, settings.amp, reduce
+                forward_model, split_loader, device, settings.amp, reduce
             )
             last_eval = metrics
 

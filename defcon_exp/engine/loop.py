@@ -155,8 +155,9 @@ def train_one_epoch(
         last_batch = batch_idx + 1 == num_batches
         if global_step % ctx.log_every_n_steps == 0 or last_batch:
             # one host sync per log interval: NaN flag, interval loss and running hits together
+            agreed_bad = _agreed(ctx, first_bad_step).double().view(1)
             bad, loss_sum, _, top1_sum, _ = torch.cat(
-                [_agreed(ctx, first_bad_step).double().view(1), interval_loss.view(1), epoch_metrics.sums]
+                [agreed_bad, interval_loss.view(1), epoch_metrics.sums]
             ).tolist()
             _raise_if_nonfinite(int(bad), epoch, batch_idx)
             step_loss = loss_sum / interval_count

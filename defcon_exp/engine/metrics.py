@@ -75,7 +75,8 @@ class MetricAccumulator:
             count = self._count
         else:
             counted = torch.tensor([self._count], dtype=torch.float64, device=self.device)
-            loss_sum, top1, top5, total = all_reduce(torch.cat([self._sums, counted]), "sum").tolist()
+            summed = all_reduce(torch.cat([self._sums, counted]), "sum")
+            loss_sum, top1, top5, total = summed.tolist()
             count = int(total)
         if count == 0:
             return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "count": 0}
