@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -170,11 +171,19 @@ def test_sigterm_to_one_rank_stops_both_and_resume_is_exact(ddp_run, tmp_path: P
     assert 0 < state["position"]["batches_done"] < 6
     assert state["position"]["metrics"]["count"] == 8 * state["position"]["batches_done"]  # global
 
+    # the data order does not depend on the number of processes: one process can go on too
+    copy = tmp_path.parent / f"{tmp_path.name}-single"
+    shutil.copytree(run_dir, copy)
+    with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+        cfg = compose("config", overrides=[*DDP_ARGS, f"resume={copy}"])
+    train(cfg)
+
     resumed = torchrun([f"resume={run_dir}"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["killed"]  # no second run dir
     (straight,) = (ddp_run[0] / "outputs").glob("*/*")
     assert_same_training(run_dir, straight, tol=1e-6)
+    assert_same_training(copy, straight, tol=1e-5)
 
 
 def test_srun_tasks_train_together_without_torchrun(ddp_run, tmp_path: Path) -> None:
