@@ -120,6 +120,7 @@ class TrainerConfig:
     histogram_images: int = 64  # probe images (first of the val/test split) for them
     progress: bool = True
     deterministic: bool = False
+    sync_batchnorm: bool = True  # torchrun runs: BatchNorm statistics over the global batch
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 
 import hydra
 import torch
+from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
@@ -29,6 +30,7 @@ from torch import nn
 
 from defcon_exp.config import Config, ConfigError, validate_config
 from defcon_exp.data import DatasetNotFoundError, build_data
+from defcon_exp.engine import distributed
 from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint, load_model_state
 from defcon_exp.engine.fit import (
     FitSettings,
@@ -56,6 +58,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError,
     NonFiniteLossError,
     ValueError,
+    distributed.DistributedError,
 )
 #: keys whose change would load the checkpoint into another network: resuming refuses them
 RESUME_FORBIDDEN_PREFIXES = ("model.", "data.name", "data.num_classes")
@@ -197,45 +200,73 @@ def train(
         NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
     """
     validate_config(cfg)
-    if cfg.resume == "auto":
-        target = run_dir or cfg.run_dir
-        if target is None and HydraConfig.initialized():
-            target = HydraConfig.get().runtime.output_dir
-        if target is None:
-            raise ConfigError("resume='auto' is invalid here: it needs run_dir (or Hydra's run dir)")
-        cfg, finished = resolve_auto_resume(cfg, Path(target))
-        if finished is not None:
-            return finished
-        restart_incomplete = True
-    device = resolve_device(cfg.trainer.device)
+    world = distributed.world_size()
+    if world > 1 and cfg.data.batch_size % world:
+        raise ConfigError(
+            f"data.batch_size={cfg.data.batch_size} is invalid: it is the global batch and must "
+            f"be divisible by the {world} processes (each trains on batch_size / {world}); use "
+            f"e.g. data.batch_size={max(1, cfg.data.batch_size // world) * world}"
+        )
+    stash: dict[str, Any] = {}
+
+    def locate() -> tuple[str | None, Path, Path | None, dict[str, Any] | None]:
+        """(resume, run dir, checkpoint, finished summary): decided once, by rank 0."""
+        nonlocal cfg, restart_incomplete
+        if cfg.resume == "auto":
+            target = run_dir or cfg.run_dir
+            if target is None and HydraConfig.initialized():
+                target = HydraConfig.get().runtime.output_dir
+            if target is None:
+                raise ConfigError("resume='auto' is invalid here: it needs run_dir (or Hydra's run dir)")
+            cfg, finished = resolve_auto_resume(cfg, Path(target))
+            if finished is not None:
+                return cfg.resume, Path(target), None, finished
+            restart_incomplete = True
+        if not distributed.is_active():
+            stash["device"] = resolve_device(cfg.trainer.device)
+        out_dir, ckpt_path = pick_run_dir(cfg, run_dir, restart_incomplete)
+        if ckpt_path is not None:
+            resume_state = stash["resume_state"] = load_checkpoint(ckpt_path)
+            if "optimizer" not in resume_state:
+                raise ConfigError(
+                    f"resume={cfg.resume!r} is invalid: {ckpt_path.name} holds weights only "
+                    "(best.pt is for evaluation); resume from the run dir or last.pt"
+                )
+            _check_config_changes(
+                resume_state["config"], cfg, ckpt_path, resume_state.get("position") is not None
+            )
+            summary_path = out_dir / "summary.json"
+            if (
+                resume_state.get("position") is None
+                and int(resume_state["epoch"]) >= cfg.trainer.epochs
+                and summary_path.is_file()
+            ):
+                message = (
+                    f"{out_dir} already finished ({resume_state['epoch']} of trainer.epochs="
+                    f"{cfg.trainer.epochs} epochs, summary.json written): nothing to do; pass a "
+                    "larger trainer.epochs to train on"
+                )
+                log.info("%s", message)
+                print(f"defcon-train: {message}", file=sys.stderr)
+                return cfg.resume, out_dir, ckpt_path, json.loads(summary_path.read_text())
+        return cfg.resume, out_dir, ckpt_path, None
+
+    # rank 0 alone reads and creates the run dir; the others get its decision (or its error)
+    resume, out_dir, ckpt_path, finished = distributed.share_from_main(locate)
+    if finished is not None:
+        return finished
+    cfg.resume = resume
+    if "device" in stash:
+        device = stash["device"]
+    else:  # distributed: cuda:LOCAL_RANK or cpu
+        device = distributed.device_for(cfg.trainer.device, distributed.local_rank())
+    resume_state = stash.get("resume_state")
+    if ckpt_path is not None and distributed.is_active():  # every rank loads it (to the CPU)
+        resume_state = distributed.run_everywhere(
+            lambda: stash.get("resume_state") or load_checkpoint(ckpt_path)
+        )
     precision = parse_precision(cfg.trainer.precision)
     check_precision_supported(precision, device)
-    out_dir, ckpt_path = pick_run_dir(cfg, run_dir, restart_incomplete)
-    resume_state = None
-    if ckpt_path is not None:
-        resume_state = load_checkpoint(ckpt_path)
-        if "optimizer" not in resume_state:
-            raise ConfigError(
-                f"resume={cfg.resume!r} is invalid: {ckpt_path.name} holds weights only "
-                "(best.pt is for evaluation); resume from the run dir or last.pt"
-            )
-        _check_config_changes(
-            resume_state["config"], cfg, ckpt_path, resume_state.get("position") is not None
-        )
-        summary_path = out_dir / "summary.json"
-        if (
-            resume_state.get("position") is None
-            and int(resume_state["epoch"]) >= cfg.trainer.epochs
-            and summary_path.is_file()
-        ):
-            message = (
-                f"{out_dir} already finished ({resume_state['epoch']} of trainer.epochs="
-                f"{cfg.trainer.epochs} epochs, summary.json written): nothing to do; pass a "
-                "larger trainer.epochs to train on"
-            )
-            log.info("%s", message)
-            print(f"defcon-train: {message}", file=sys.stderr)
-            return json.loads(summary_path.read_text())
 
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     name = model_name(cfg.model)
@@ -257,7 +288,18 @@ def train(
     )
     log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
 
-    data = build_data(cfg.data, seed=cfg.seed, device=device)
+    # rank 0 first (a CIFAR download happens once), then the others; errors stop every rank
+    data = distributed.main_first(
+        lambda: build_data(
+            cfg.data,
+            seed=cfg.seed,
+            device=device,
+            rank=distributed.rank(),
+            world_size=distributed.world_size(),
+        )
+    )
+    # every rank must run the same number of steps, or DDP would wait for the missing ones
+    distributed.check_same(len(data.train), "training batches per epoch")
     log.info(
         "data %s: train %d images (%d batches) | val %s | test %d images | %d classes",
         cfg.data.name,
@@ -267,14 +309,37 @@ def train(
         data.test.num_samples,
         data.num_classes,
     )
-    model = build_model(cfg.model, data.num_classes, device)
+    if distributed.is_active():
+        log.info(
+            "distributed: %d processes, global batch %d = %d per process, sync_batchnorm=%s; "
+            "rank 0 trains on %d images (%d batches) and evaluates %d test images per epoch",
+            distributed.world_size(),
+            cfg.data.batch_size,
+            cfg.data.batch_size // distributed.world_size(),
+            cfg.trainer.sync_batchnorm,
+            data.train.num_samples,
+            len(data.train),
+            data.test.num_samples,
+        )
+
+    def make_model() -> nn.Module:
+        built = build_model(cfg.model, data.num_classes, device)
+        if resume_state is not None:  # a clear error (mismatching keys) before anything runs
+            load_model_state(built, resume_state["model"], ckpt_path or "checkpoint")
+        return built
+
+    model = distributed.run_everywhere(make_model)
     log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
-    if resume_state is not None:  # a clear error (mismatching keys) before anything runs
-        load_model_state(model, resume_state["model"], ckpt_path or "checkpoint")
+    if distributed.is_active() and cfg.trainer.sync_batchnorm:
+        model = distributed.convert_sync_batchnorm(model, device)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)  # same Parameter objects
+    forward_model: nn.Module = model
+    if distributed.is_active():
+        forward_model = distributed.wrap_ddp(model, device)
+    # compile last (it wraps DDP, as PyTorch recommends); checkpoints keep `model`'s keys
     compile_mode = parse_compile(cfg.trainer.compile)
-    forward_model = compile_model(model, compile_mode)  # checkpoints keep `model`'s keys
+    forward_model = compile_model(forward_model, compile_mode)
     log.info(
         "precision=%s channels_last=%s compile=%s",
         precision,
@@ -291,7 +356,8 @@ def train(
     )
     container = OmegaConf.to_container(cfg, resolve=True)
     # the effective config of this (re)start; on resume it differs from Hydra's .hydra/ record
-    OmegaConf.save(OmegaConf.create(container), out_dir / "config.yaml")
+    if distributed.is_main():
+        OmegaConf.save(OmegaConf.create(container), out_dir / "config.yaml")
     settings = FitSettings(
         epochs=cfg.trainer.epochs,
         precision=precision,
@@ -448,22 +514,106 @@ def check_output_dirs(args: Sequence[str]) -> None:
         )
 
 
+INFO_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info")
+#: Hydra flags refused under torchrun (rank 0 resolves the run dir from the default config)
+DISTRIBUTED_REFUSED = ("-m", "--multirun", "-cn", "--config-name", "-cp", "--config-path",
+                       "-cd", "--config-dir", "--experimental-rerun")
+
+
 def main() -> None:
     """Console entry point: check group overrides and the output folder, then run Hydra
-    (returns None: the console script's ``sys.exit(main())`` must see 0)."""
+    (returns None: the console script's ``sys.exit(main())`` must see 0).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) it first joins the process group; rank 0 resolves
+    Hydra's run dir once and every rank runs with that ``hydra.run.dir``, so all ranks share
+    one folder; ranks > 0 write no ``.hydra/`` record and no ``train.log`` and log WARNING+
+    only. ``-m`` is refused (run one torchrun per sweep job).
+    """
+    args = sys.argv[1:]
     try:
-        check_group_overrides(sys.argv[1:])
-        check_output_dirs(sys.argv[1:])
-    except ConfigError as err:
+        check_group_overrides(args)
+        check_output_dirs(args)
+        env = distributed.detect()
+        if env is not None:
+            check_distributed_args(args)
+    except (ConfigError, ValueError) as err:
         print(f"defcon-train: error: {err}", file=sys.stderr)
         sys.exit(1)
-    hydra_main()
+    if env is None:
+        hydra_main()
+        return
+    if any(a in INFO_FLAGS for a in args):  # help / printed config: once, nothing to train
+        if env.rank == 0:
+            hydra_main()
+        return
+    distributed.init(env)
+    try:
+        run_dir = distributed.share_from_main(lambda: resolve_hydra_run_dir(args))
+        sys.argv = [sys.argv[0], *distributed_hydra_args(args, run_dir, env.rank == 0)]
+        hydra_main()
+    finally:
+        distributed.teardown()
+
+
+def check_distributed_args(args: Sequence[str]) -> None:
+    """Refuse Hydra flags that cannot work under torchrun (``-m`` and config-source flags)."""
+    for arg in args:
+        flag = arg.partition("=")[0]
+        if flag in ("-m", "--multirun"):
+            raise ConfigError(
+                f"{flag} is invalid under torchrun: every process would run the whole sweep; "
+                "launch one torchrun per job (e.g. a shell loop or a Slurm array, each with its "
+                "own hydra.run.dir=...), or sweep without torchrun"
+            )
+        if flag in DISTRIBUTED_REFUSED:
+            raise ConfigError(
+                f"{flag} is invalid under torchrun: the packaged config is used; pass "
+                "group=option and key=value overrides instead"
+            )
+
+
+def resolve_hydra_run_dir(args: Sequence[str]) -> str | None:
+    """Hydra's ``hydra.run.dir`` for these command-line overrides (``${now:...}`` evaluated
+    once, here), or None when the overrides do not compose (Hydra then reports the error)."""
+    overrides = [a for a in args if not a.startswith("-")]
+    try:
+        with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+            composed = compose("config", overrides=overrides, return_hydra_config=True)
+        return str(composed.hydra.run.dir)
+    except Exception:  # Hydra's own run reports the problem properly
+        return None
+
+
+def _quote_override(value: str) -> str:
+    """``value`` as a Hydra override value (quoted unless it is a plain path)."""
+    if re.fullmatch(r"[\w./~+-]+", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def distributed_hydra_args(args: Sequence[str], run_dir: str | None, main: bool) -> list[str]:
+    """The command line each rank gives Hydra: the user's, with rank 0's ``hydra.run.dir``;
+    ranks > 0 also keep Hydra from writing ``.hydra/`` and ``train.log`` there."""
+    out = list(args)
+    if run_dir is not None:
+        out = [a for a in out if not a.lstrip("+").startswith("hydra.run.dir=")]
+        out.append(f"hydra.run.dir={_quote_override(run_dir)}")
+    if not main:
+        out += ["hydra.output_subdir=null", "hydra/job_logging=none"]
+    return out
 
 
 @hydra.main(config_path="pkg://defcon_exp.conf", config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     """``defcon-train [group=option ...] [key=value ...]``; returns test top-1 (for sweepers)."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
+    where = "" if distributed.is_main() else f" (rank {distributed.rank()})"
+    if not distributed.is_main():  # WARNING+ only, to stderr (no train.log: job_logging=none)
+        logging.basicConfig(
+            level=logging.WARNING,
+            format=f"[rank {distributed.rank()}] %(levelname)s %(name)s: %(message)s",
+            force=True,
+        )
     try:
         auto = cfg.resume == "auto"
         if auto:
@@ -479,11 +629,12 @@ def hydra_main(cfg: DictConfig) -> float | None:
             cfg = resume_config(cfg, HydraConfig.get().overrides.task)
         summary = train(cfg, None if cfg.resume else output_dir, restart_incomplete=auto)
     except TrainingInterrupted as err:
-        print(f"defcon-train: interrupted: {err}", file=sys.stderr)
+        if distributed.is_main():
+            print(f"defcon-train: interrupted: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     except USER_ERRORS as err:
         log.debug("stopped by %s", type(err).__name__, exc_info=True)
-        print(f"defcon-train: error: {err}", file=sys.stderr)
+        print(f"defcon-train: error{where}: {err}", file=sys.stderr)
         sys.exit(1)
     return summary["test"]["top1"]
 
@@ -499,7 +650,8 @@ def resolve_auto_resume(
     if summary.is_file():
         message = f"{output_dir} already finished (summary.json exists): skipping"
         log.info("%s", message)
-        print(f"defcon-train: {message}", file=sys.stderr)
+        if distributed.is_main():
+            print(f"defcon-train: {message}", file=sys.stderr)
         return cfg, json.loads(summary.read_text())
     if (output_dir / "checkpoints" / "last.pt").is_file():
         log.info("resume=auto: resuming %s", output_dir)

@@ -68,6 +68,9 @@ class StepContext:
     stop_requested: Callable[[], bool] | None = None
     #: call ``on_checkpoint`` every n global steps inside an epoch (0 = only at epoch ends)
     checkpoint_every_n_steps: int = 0
+    #: distributed runs: ``all_reduce(tensor, "sum"|"min")`` over all processes (None = single
+    #: process); makes epoch metrics global and the NaN check agree on every rank
+    all_reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None
 
 
 def train_one_epoch(
@@ -148,8 +151,9 @@ def train_one_epoch(
         last_batch = batch_idx + 1 == num_batches
         if global_step % ctx.log_every_n_steps == 0 or last_batch:
             # one host sync per log interval: NaN flag, interval loss and running hits together
+            agreed_bad = _agreed(ctx, first_bad_step).double().view(1)
             bad, loss_sum, _, top1_sum, _ = torch.cat(
-                [first_bad_step.double().view(1), interval_loss.view(1), epoch_metrics.sums]
+                [agreed_bad, interval_loss.view(1), epoch_metrics.sums]
             ).tolist()
             _raise_if_nonfinite(int(bad), epoch, batch_idx)
             step_loss = loss_sum / interval_count
@@ -169,17 +173,27 @@ def train_one_epoch(
             and not last_batch
         )
         if stop or periodic:
-            _raise_if_nonfinite(int(first_bad_step.item()), epoch, batch_idx)
+            _raise_if_nonfinite(int(_agreed(ctx, first_bad_step).item()), epoch, batch_idx)
             position = EpochPosition(epoch, batch_idx + 1, global_step, epoch_metrics.state_dict())
             if stop:
                 raise StopRequested(position)
             assert on_checkpoint is not None
             on_checkpoint(position)
     if interval_count:  # the loader yielded fewer batches than len(): check the tail too
-        _raise_if_nonfinite(int(first_bad_step.item()), epoch, num_batches - 1)
-    result = epoch_metrics.compute()
+        _raise_if_nonfinite(int(_agreed(ctx, first_bad_step).item()), epoch, num_batches - 1)
+    result = epoch_metrics.compute(ctx.all_reduce)
     result["lr"] = lrs[0]
     return result, global_step
+
+
+def _agreed(ctx: StepContext, first_bad_step: torch.Tensor) -> torch.Tensor:
+    """The first step with a non-finite loss on ANY process (-1: none), so that all ranks
+    raise at the same check; ``first_bad_step`` itself in a single process."""
+    if ctx.all_reduce is None:
+        return first_bad_step
+    none = torch.iinfo(torch.int64).max
+    earliest = ctx.all_reduce(torch.where(first_bad_step < 0, none, first_bad_step), "min")
+    return torch.where(earliest == none, -1, earliest)
 
 
 def _raise_if_nonfinite(bad: int, epoch: int, batch_idx: int) -> None:
@@ -200,11 +214,15 @@ def evaluate(
     device: torch.device,
     precision: str = "32",
     channels_last: bool = False,
+    all_reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Mean loss and top-1/top-5 accuracy (percent) of ``model`` over ``loader``; one sync.
 
     ``precision`` ("32" | "bf16" | "16-mixed") and ``channels_last`` (input batches
     ``Tensor[B, 3, H, W]`` in ``torch.channels_last``) as in training.
+
+    Distributed: each process evaluates its shard and ``all_reduce`` sums the loss/hit/sample
+    counts, so every rank gets the metrics of the whole set.
     """
     model.eval()
     criterion = nn.CrossEntropyLoss()
@@ -216,4 +234,4 @@ def evaluate(
         with autocast(precision, device):
             logits = model(images).float()  # [B, K]
         metrics.update(logits, labels, criterion(logits, labels))
-    return metrics.compute()
+    return metrics.compute(all_reduce)
