@@ -27,11 +27,13 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch's first allocation
 
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from defcon_exp.engine.precision import PRECISIONS, autocast, grad_scaler
@@ -59,6 +61,20 @@ def forward_flops(model: nn.Module, device: torch.device) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.randn(1, 3, 32, 32, device=device))
     return counter.get_total_flops()
+
+
+def fresh_allocation_mib(step: Callable[[], object], device: torch.device) -> float:
+    """MiB the step allocates in blocks of >= 1 MiB (feature-map-sized tensors), one profiled
+    step. Deterministic, unlike time: on a CPU each fresh block of this size costs page faults
+    on first touch, often more than the arithmetic done in it."""
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities, profile_memory=True) as prof:
+        step()
+    usage = "self_device_memory_usage" if device.type == "cuda" else "self_cpu_memory_usage"
+    sizes = (getattr(event, usage, 0) for event in prof.events())
+    return sum(size for size in sizes if size >= 1 << 20) / 2**20
 
 
 def main() -> None:
@@ -147,6 +163,7 @@ def main() -> None:
         for name in order:
             infer_times[name].append(inference(name))
 
+    allocated = {name: fresh_allocation_mib(lambda n=name: train_step(n), device) for name in names}
     baseline = statistics.median(step_times["resnet50"])
     print(
         f"# train step (fwd+bwd+SGD), batch {args.batch_size}, 32x32, {device}, "
@@ -161,9 +178,9 @@ def main() -> None:
     )
     print(
         "| model | params | fwd MFLOPs/img | step ms | step vs resnet50 | infer img/s "
-        "| 200-epoch CIFAR-100 (h) |"
+        "| 200-epoch CIFAR-100 (h) | step allocs MiB |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, model in variants.items():
         step = statistics.median(step_times[name])
         infer = args.batch_size / statistics.median(infer_times[name])
@@ -172,7 +189,8 @@ def main() -> None:
         hours = paper_run_hours(args.batch_size / step, infer)
         print(
             f"| {name} | {params:,} | {flops:,.1f} | {step * 1e3:.1f} | "
-            f"{step / baseline:.3f}x | {infer:,.0f} | {hours:,.1f} |"
+            f"{step / baseline:.3f}x | {infer:,.0f} | {hours:,.1f} | "
+            f"{allocated[name]:,.0f} ({allocated[name] / allocated['resnet50']:.2f}x) |"
         )
 
 
