@@ -114,6 +114,7 @@ class TrainerConfig:
     checkpoint_every_n_steps: int = 0  # also write last.pt every n steps inside epochs; 0 = off
     progress: bool = True
     deterministic: bool = False
+    num_threads: Optional[int] = None  # noqa: UP045  (torch CPU threads; null = torch's default)
 
 
 @dataclass
@@ -167,6 +168,12 @@ def validate_config(cfg: DictConfig | Config) -> None:
         "trainer.device",
         bool(_DEVICE.match(str(get("trainer.device")))),
         "must be auto, cpu, cuda or cuda:N",
+    )
+    threads = get("trainer.num_threads")
+    rule(
+        "trainer.num_threads",
+        threads is None or threads >= 1,
+        "must be null (torch's default) or >= 1 (CPU threads of this run)",
     )
     rule("trainer.log_every_n_steps", get("trainer.log_every_n_steps") >= 1, "must be >= 1")
     rule(

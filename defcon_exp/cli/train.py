@@ -21,6 +21,7 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -50,6 +51,15 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     NonFiniteLossError,
     ValueError,
 )
+
+
+class SweepJobError(CompactHydraException):
+    """One job of a sweep (``-m``) failed. Raised instead of ``sys.exit`` so that Hydra marks
+    just that job as failed and the launcher runs the others (a ``SystemExit`` in a joblib
+    worker would abort the whole sweep); once every job has ended, Hydra prints the first
+    failed job's message (no traceback) and exits 1. Picklable: it crosses process borders."""
+
+
 #: keys whose change would load the checkpoint into another network: resuming refuses them
 RESUME_FORBIDDEN_PREFIXES = ("model.", "data.name", "data.num_classes")
 #: keys fixing the data order: a mid-epoch checkpoint can only resume with them unchanged
@@ -64,6 +74,7 @@ RESUME_NEUTRAL = {
     "trainer.epochs",
     "trainer.log_every_n_steps",
     "trainer.checkpoint_every_n_steps",
+    "trainer.num_threads",
     "data.num_workers",
     "data.pin_memory",
     "data.root",
@@ -194,12 +205,14 @@ def train(
             print(f"defcon-train: {message}", file=sys.stderr)
             return json.loads(summary_path.read_text())
 
+    if cfg.trainer.num_threads is not None:
+        torch.set_num_threads(cfg.trainer.num_threads)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     name = model_name(cfg.model)
     log.info("run dir: %s%s", out_dir, f" (resuming {ckpt_path})" if ckpt_path else "")
     log.info(
         "model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
-        "epochs=%d | seed=%d | device=%s",
+        "epochs=%d | seed=%d | device=%s threads=%d",
         name,
         cfg.model.get("kernel_size"),
         cfg.data.name,
@@ -211,6 +224,7 @@ def train(
         cfg.trainer.epochs,
         cfg.seed,
         device,
+        torch.get_num_threads(),
     )
     log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
 
@@ -404,14 +418,43 @@ def hydra_main(cfg: DictConfig) -> float | None:
                 )
             cfg = resume_config(cfg, HydraConfig.get().overrides.task)
         summary = train(cfg, None if cfg.resume else output_dir, restart_incomplete=auto)
-    except TrainingInterrupted as err:
+    except TrainingInterrupted as err:  # Ctrl-C / SIGTERM stop the whole sweep, too
         print(f"defcon-train: interrupted: {err}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            print(
+                "defcon-train: to continue the whole sweep, run the same command with resume=auto "
+                f"hydra.sweep.dir={output_dir.parent}",
+                file=sys.stderr,
+            )
         sys.exit(err.exit_code)
     except USER_ERRORS as err:
         log.debug("stopped by %s", type(err).__name__, exc_info=True)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise _sweep_job_error(output_dir, str(err)) from err
         print(f"defcon-train: error: {err}", file=sys.stderr)
         sys.exit(1)
+    except Exception as err:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise  # Hydra prints the traceback
+        log.exception("job crashed")  # the traceback goes to the job's train.log
+        raise _sweep_job_error(
+            output_dir, f"{type(err).__name__}: {err} (traceback in {output_dir / 'train.log'})"
+        ) from err
     return summary["test"]["top1"]
+
+
+def _sweep_job_error(output_dir: Path, reason: str) -> SweepJobError:
+    """Report a failed sweep job now (stderr and its train.log) and build the error that
+    Hydra re-raises, with a pointer to the other jobs, once the whole sweep has ended."""
+    job = HydraConfig.get().job.num
+    message = f"job {job} ({output_dir}) failed: {reason}"
+    log.error("%s", message)
+    print(f"defcon-train: error: {message} (the other jobs go on)", file=sys.stderr)
+    return SweepJobError(
+        f"defcon-train: error: {message}\nThe sweep's other jobs ran to the end; each failed job "
+        f"printed its error when it failed. `defcon-report {output_dir.parent}` lists the runs, "
+        "failed ones without a summary.json."
+    )
 
 
 def resolve_auto_resume(
