@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import json
 import logging
 import os
 import re
+import socket
 import sys
 import uuid
 from collections.abc import Sequence
@@ -209,7 +211,13 @@ def train(
         torch.set_num_threads(cfg.trainer.num_threads)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     name = model_name(cfg.model)
-    log.info("run dir: %s%s", out_dir, f" (resuming {ckpt_path})" if ckpt_path else "")
+    log.info(
+        "run dir: %s%s | host %s pid %d",
+        out_dir,
+        f" (resuming {ckpt_path})" if ckpt_path else "",
+        socket.gethostname(),
+        os.getpid(),
+    )
     log.info(
         "model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
         "epochs=%d | seed=%d | device=%s threads=%d",
@@ -388,11 +396,49 @@ def check_output_dirs(args: Sequence[str]) -> None:
         )
 
 
+#: Hydra launcher plugins (their ``hydra/launcher`` option) -> (module, pip name, our extra)
+LAUNCHER_PLUGINS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm"),
+}
+
+
+def module_available(name: str) -> bool:
+    """Whether ``name`` can be imported (a missing parent package counts as missing)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def check_launcher(args: Sequence[str]) -> None:
+    """Refuse ``hydra/launcher=<option>`` when the plugin behind it (for our
+    ``conf/hydra/launcher/*.yaml``: the plugin option in their defaults) is not installed, with
+    the pip command; Hydra would only say that ``hydra/launcher/joblib`` cannot be found."""
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if key.lstrip("+") != "hydra/launcher" or not sep:
+            continue
+        base = value
+        ours = importlib.resources.files("defcon_exp.conf") / "hydra" / "launcher" / f"{value}.yaml"
+        if ours.is_file():
+            defaults = OmegaConf.create(ours.read_text()).get("defaults") or []
+            base = next((d for d in defaults if isinstance(d, str) and d != "_self_"), value)
+        if base in LAUNCHER_PLUGINS and not module_available(LAUNCHER_PLUGINS[base][0]):
+            _, pip_name, extra = LAUNCHER_PLUGINS[base]
+            raise ConfigError(
+                f"hydra/launcher={value} is invalid here: it needs the Hydra plugin {pip_name}, "
+                f"which is not installed; pip install 'defcon_exp[{extra}]' (or {pip_name})"
+            )
+
+
 def main() -> None:
-    """Console entry point: check group overrides and the output folder, then run Hydra
-    (returns None: the console script's ``sys.exit(main())`` must see 0)."""
+    """Console entry point: check group overrides, the launcher plugin and the output folder,
+    then run Hydra (returns None: the console script's ``sys.exit(main())`` must see 0)."""
     try:
         check_group_overrides(sys.argv[1:])
+        check_launcher(sys.argv[1:])
         check_output_dirs(sys.argv[1:])
     except ConfigError as err:
         print(f"defcon-train: error: {err}", file=sys.stderr)
