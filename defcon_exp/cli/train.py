@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
 import sys
 import uuid
@@ -466,6 +467,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
         summary = train(cfg, None if cfg.resume else output_dir, restart_incomplete=auto)
     except TrainingInterrupted as err:  # Ctrl-C / SIGTERM stop the whole sweep, too
         print(f"defcon-train: interrupted: {err}", file=sys.stderr)
+        handler = signal.getsignal(err.signum)
+        if err.signum not in (signal.SIGTERM, signal.SIGINT) and callable(handler):
+            handler(err.signum, None)  # submitit's: requeues this job (resume=auto continues it)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             print(
                 "defcon-train: to continue the whole sweep, run the same command with resume=auto "

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +183,51 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path, launcher: str) ->
     assert failure in (sweep / "0" / "train.log").read_text()
     assert not (sweep / "0" / "summary.json").exists()
     assert json.loads((sweep / "1" / "summary.json").read_text())["epochs"] == 1  # the other job ran
+
+
+@pytest.mark.slow
+def test_submitit_preemption_signal_checkpoints_then_the_requeued_job_resumes(tmp_path: Path) -> None:
+    """submitit's SIGUSR2 (sent before a SLURM time limit or at pre-emption): the run writes its
+    checkpoint, submitit requeues the same job, and resume=auto continues it. Rehearsed with
+    submitit's local executor (the same job pickles, signal handlers and requeue logic)."""
+    pytest.importorskip(SUBMITIT, reason="hydra-submitit-launcher is not installed (pip install '.[slurm]')")
+    sweep = tmp_path / "sweep"
+    args = ["-m", *TINY_NET, "data.train_size=64", "trainer.epochs=3", "hydra/launcher=local_submitit",
+            "resume=auto", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, **TINY_NET_ENV, "OMP_NUM_THREADS": "1", "DEFCON_TEST_STEP_SLEEP": "0.3"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "defcon_exp.cli.train", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = sweep / "0"
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "checkpoints" / "last.pt").is_file():  # epoch 1 of 3 done
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the job never wrote its first checkpoint"
+            time.sleep(0.05)
+        (job_pid,) = pids(run)
+        os.kill(job_pid, signal.SIGUSR2)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    log_text = (run / "train.log").read_text()
+    assert "SIGUSR2 received: stopped" in log_text and "this job is preempted" in log_text
+    assert "resumed from epoch" in log_text  # the requeued job continued, not from zero
+    assert len(pids(run)) == 2  # two processes: the pre-empted one and the requeued one
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 3
+
+
+def test_requeue_signal_only_when_a_python_handler_owns_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from defcon_exp.engine.fit import requeue_signal
+
+    monkeypatch.delenv("SUBMITIT_PREEMPT_SIGNAL", raising=False)
+    previous = signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+    try:
+        assert requeue_signal() is None  # outside submitit: SIGUSR2 keeps its default meaning
+        signal.signal(signal.SIGUSR2, lambda signum, frame: None)  # what submitit installs
+        assert requeue_signal() == signal.SIGUSR2
+        monkeypatch.setenv("SUBMITIT_PREEMPT_SIGNAL", "USR1")  # submitit's own setting
+        assert requeue_signal() is None  # SIGUSR1 has no Python handler
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
