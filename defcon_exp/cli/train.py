@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import importlib.util
 import json
 import logging
+import multiprocessing
 import os
 import re
 import signal
@@ -444,7 +446,26 @@ def main() -> None:
     except ConfigError as err:
         print(f"defcon-train: error: {err}", file=sys.stderr)
         sys.exit(1)
+    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+        signal.signal(signal.SIGTERM, forward_sigterm_to_workers)
     hydra_main()
+
+
+def forward_sigterm_to_workers(signum: int, _frame: Any) -> None:
+    """SIGTERM handler of a sweep's main process. A launcher's worker processes (joblib) get the
+    signal too: each training job checkpoints and stops (exit 143), which ends the sweep, instead
+    of training on as orphans after ``kill <defcon-train>``. Without workers (the basic launcher
+    between jobs, submitit): the default action, exit at once. The basic launcher's running job
+    has its own handler (:func:`defcon_exp.engine.fit.stop_on_signals`)."""
+    workers = multiprocessing.active_children()
+    if not workers:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    log.warning("received SIGTERM: passing it to the %d worker processes", len(workers))
+    for worker in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signum)
 
 
 @hydra.main(config_path="pkg://defcon_exp.conf", config_name="config", version_base="1.3")

@@ -231,3 +231,55 @@ def test_requeue_signal_only_when_a_python_handler_owns_it(monkeypatch: pytest.M
         assert requeue_signal() is None  # SIGUSR1 has no Python handler
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_parallel_sweep_stops_its_workers_with_checkpoints(tmp_path: Path) -> None:
+    """``kill <defcon-train>`` reaches the joblib workers: each job writes its checkpoint and stops
+    (no orphan keeps training into the run dir), and the same command with resume=auto finishes."""
+    pytest.importorskip(JOBLIB, reason="hydra-joblib-launcher is not installed (pip install '.[joblib]')")
+    sweep = tmp_path / "sweep"
+    command = ["-m", *TINY_NET, "data.train_size=64", "trainer.epochs=3", "hydra/launcher=local_parallel",
+               "hydra.launcher.n_jobs=2", "optim.lr=0.05,0.02", "resume=auto", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, **TINY_NET_ENV, "OMP_NUM_THREADS": "1", "DEFCON_TEST_STEP_SLEEP": "0.3"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "defcon_exp.cli.train", *command], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not all((sweep / job / "checkpoints" / "last.pt").is_file() for job in ("0", "1")):
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the jobs never wrote their first checkpoints"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # to the main process only, as `kill` does
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    workers = [pid for job in ("0", "1") for pid in pids(sweep / job)]
+    deadline = time.monotonic() + 60
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers), "a worker outlived the sweep"
+    logs = [(sweep / job / "train.log").read_text() for job in ("0", "1")]
+    assert all("received SIGTERM: stopping after the current step" in text for text in logs)
+    # the first job to stop ends the sweep; joblib then kills the other worker, which may still
+    # be writing its checkpoint: that job keeps its previous last.pt (atomic writes)
+    assert any("SIGTERM received: stopped" in text for text in logs)
+    assert not any((sweep / job / "summary.json").exists() for job in ("0", "1"))
+    assert f"run the same command with resume=auto hydra.sweep.dir={sweep}" in stderr
+
+    again = run_module("defcon_exp.cli.train", command, tmp_path, timeout=300,
+                       env={**TINY_NET_ENV, "OMP_NUM_THREADS": "1"})
+    assert again.returncode == 0, again.stderr[-3000:]
+    for job in ("0", "1"):
+        assert "resumed from epoch" in (sweep / job / "train.log").read_text()
+        assert json.loads((sweep / job / "summary.json").read_text())["epochs"] == 3
