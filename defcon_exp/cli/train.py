@@ -457,7 +457,8 @@ def forward_sigterm_to_workers(signum: int, _frame: Any) -> None:
     of training on as orphans after ``kill <defcon-train>``. Without workers (the basic launcher
     between jobs, submitit): the default action, exit at once. The basic launcher's running job
     has its own handler (:func:`defcon_exp.engine.fit.stop_on_signals`)."""
-    workers = multiprocessing.active_children()
+    # joblib's loky workers only: torch DataLoader workers are children too, and not launchers'
+    workers = [p for p in multiprocessing.active_children() if type(p).__name__ == "LokyProcess"]
     if not workers:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
