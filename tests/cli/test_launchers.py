@@ -24,7 +24,10 @@ from defcon_exp.config import ConfigError
 
 HERE = Path(__file__).resolve().parent
 #: the tiny CNN of the reliability tests (tests/reliability/tiny_net.py): a job of about a second
-TINY_NET_ENV = {"PYTHONPATH": os.pathsep.join([str(HERE.parent / "reliability"), os.environ.get("PYTHONPATH", "")])}
+TINY_NET_ENV = {"PYTHONPATH": os.pathsep.join([str(HERE.parent / "reliability"), str(HERE),
+                                               os.environ.get("PYTHONPATH", "")])}
+#: job_return_probe.py: each job's status and return value as Hydra saw them
+PROBE = "+hydra.callbacks.probe._target_=job_return_probe.RecordJobReturn"
 TINY_NET = [
     "data=synthetic", "model=resnet50", "model._target_=tiny_net.tiny_cifar_model", "model.kernel_size=3",
     "data.train_size=32", "data.val_size=8", "data.test_size=16", "data.batch_size=8", "data.eval_batch_size=16",
@@ -166,23 +169,32 @@ def test_parallel_sweep_in_joblib_workers_then_resume_auto_skips_it(tmp_path: Pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["basic", "local_parallel"])
+@pytest.mark.parametrize("launcher", ["basic", "local_parallel", "local_submitit"])
 def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path, launcher: str) -> None:
-    if launcher != "basic":
+    if launcher == "local_parallel":
         pytest.importorskip(JOBLIB, reason="hydra-joblib-launcher is not installed (pip install '.[joblib]')")
+    if launcher == "local_submitit":
+        pytest.importorskip(SUBMITIT, reason="hydra-submitit-launcher is not installed (pip install '.[slurm]')")
     sweep = tmp_path / "sweep"
     result = run_module("defcon_exp.cli.train", [
-        "-m", *TINY_NET, f"hydra/launcher={launcher}", "optim.lr=-1,0.05", f"hydra.sweep.dir={sweep}",
+        "-m", *TINY_NET, f"hydra/launcher={launcher}", "optim.lr=-1,0.05", f"hydra.sweep.dir={sweep}", PROBE,
     ], tmp_path, timeout=300, env={**TINY_NET_ENV, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 1, result.stderr[-3000:]
     failure = f"job 0 ({sweep / '0'}) failed: optim.lr=-1.0 is invalid: must be > 0"
-    assert f"defcon-train: error: {failure} (the other jobs go on)" in result.stderr  # when it failed
+    if launcher != "local_submitit":  # submitit keeps a job's own output in .submitit/<id>/
+        assert f"defcon-train: error: {failure} (the other jobs go on)" in result.stderr  # when it failed
     assert f"defcon-train: error: {failure}\nThe sweep's other jobs ran to the end" in result.stderr  # at the end
     assert f"defcon-report {sweep}" in result.stderr
     assert "Traceback" not in result.stderr
     assert failure in (sweep / "0" / "train.log").read_text()
     assert not (sweep / "0" / "summary.json").exists()
-    assert json.loads((sweep / "1" / "summary.json").read_text())["epochs"] == 1  # the other job ran
+    summary = json.loads((sweep / "1" / "summary.json").read_text())
+    assert summary["epochs"] == 1  # the other job ran
+    failed = json.loads((sweep / "0" / "job_return.json").read_text())
+    assert failed["status"] == "FAILED" and "SweepJobError" in failed["return_value"]
+    # what a sweeper (Optuna, Nevergrad...) optimises: the job's test top-1
+    assert json.loads((sweep / "1" / "job_return.json").read_text()) == {
+        "status": "COMPLETED", "return_value": summary["test"]["top1"]}
 
 
 @pytest.mark.slow
