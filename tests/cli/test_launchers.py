@@ -1,6 +1,9 @@
 """Sweeps through Hydra launcher plugins (``conf/hydra/launcher/``): the packaged configs compose
-onto the plugins' schemas, a real parallel sweep runs in joblib worker processes, re-launching it
-with ``resume=auto`` skips the finished jobs, and a failing job does not stop the others."""
+onto the plugins' schemas (and the SLURM one into an sbatch script), a real parallel sweep runs in
+joblib worker processes and re-launching it with ``resume=auto`` skips the finished jobs, a
+failing or crashing job does not stop the others, SIGTERM to a parallel sweep reaches its
+workers, and submitit's pre-emption signal checkpoints before submitit requeues the job.
+Real runs use ResNet-50 (the joblib sweep) or the reliability tests' tiny CNN (the rest)."""
 
 from __future__ import annotations
 
