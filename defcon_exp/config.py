@@ -112,6 +112,8 @@ class TrainerConfig:
     grad_clip_norm: Optional[float] = None  # noqa: UP045
     log_every_n_steps: int = 50
     checkpoint_every_n_steps: int = 0  # also write last.pt every n steps inside epochs; 0 = off
+    histograms_every_n_epochs: int = 1  # TensorBoard attention histograms; 0 = off
+    histogram_images: int = 64  # probe images (first of the val/test split) for them
     progress: bool = True
     deterministic: bool = False
     num_threads: Optional[int] = None  # noqa: UP045  (torch CPU threads; null = torch's default)
@@ -181,6 +183,12 @@ def validate_config(cfg: DictConfig | Config) -> None:
         get("trainer.checkpoint_every_n_steps") >= 0,
         "must be >= 0 (0 = only at epoch ends)",
     )
+    rule(
+        "trainer.histograms_every_n_epochs",
+        get("trainer.histograms_every_n_epochs") >= 0,
+        "must be >= 0 (0 = no attention histograms)",
+    )
+    rule("trainer.histogram_images", get("trainer.histogram_images") >= 1, "must be >= 1")
     kernel = get("model.kernel_size")
     kernels = list(kernel) if isinstance(kernel, (list, ListConfig)) else [kernel]
     rule(

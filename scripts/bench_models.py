@@ -8,13 +8,20 @@ ratio to ResNet-50, and inference images/s.
     python scripts/bench_models.py                         # CPU, batch 64, 10 rounds
     python scripts/bench_models.py --device cuda --batch-size 128
     python scripts/bench_models.py --models resnet50 eca defcon --unfused
+    THP_MEM_ALLOC_ENABLE=0 python scripts/bench_models.py   # without huge pages
+
+Like the console scripts, it backs large CPU tensors with transparent huge pages
+(``THP_MEM_ALLOC_ENABLE=1``, set before torch is imported) unless the environment says 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch's first allocation
 
 import torch
 from torch import nn
@@ -91,16 +98,21 @@ def main() -> None:
     for name in variants:  # warm-up
         train_step(name)
         inference(name)
-    for _ in range(args.rounds):
-        for name in variants:
+    names = list(variants)
+    for round_index in range(args.rounds):
+        # rotate the order every round so no model always runs first (or after the same one)
+        shift = round_index % len(names)
+        order = names[shift:] + names[:shift]
+        for name in order:
             step_times[name].append(train_step(name))
-        for name in variants:
+        for name in order:
             infer_times[name].append(inference(name))
 
     baseline = statistics.median(step_times["resnet50"])
     print(
         f"# train step (fwd+bwd+SGD), batch {args.batch_size}, 32x32, {device}, "
-        f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds"
+        f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds, "
+        f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}"
     )
     print("| model | params | fwd MFLOPs/img | step ms | step vs resnet50 | infer img/s |")
     print("|---|---:|---:|---:|---:|---:|")

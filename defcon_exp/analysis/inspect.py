@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,7 +32,15 @@ from defcon_exp.attention.defcon import Defcon
 
 __all__ = [
     "HIST_BINS",
-    "REACH_TOLERANCE", "attention_blocks", "attention_statistics", "module_statistics"]
+    "REACH_TOLERANCE",
+    "StageRaw",
+    "attention_blocks",
+    "attention_statistics",
+    "capture_attention_inputs",
+    "module_statistics",
+    "stage_statistics",
+    "summarise_raw",
+]
 
 HIST_BINS = 30
 #: a tap counts as reaching beyond ``k//2`` only by more than this (in channels), so the
@@ -98,7 +107,11 @@ def _histogram(values: Tensor, bins: int = HIST_BINS) -> dict[str, list[float]]:
     return {"edges": edges.tolist(), "counts": counts.tolist()}
 
 
-def _summarise(raw: dict[str, list[Tensor]], kernel_sizes: list[int], channels: int) -> dict[str, Any]:
+def summarise_raw(
+    raw: dict[str, list[Tensor]], kernel_sizes: list[int], channels: int
+) -> dict[str, Any]:
+    """Aggregate one stage's raw tensors (:class:`StageRaw` fields) into the numbers and
+    histograms ``defcon-inspect`` prints (see the module docstring for their meaning)."""
     stats: dict[str, Any] = {}
     if raw.get("weights"):
         weights = torch.cat([w.flatten() for w in raw["weights"]])
@@ -132,19 +145,12 @@ def _summarise(raw: dict[str, list[Tensor]], kernel_sizes: list[int], channels: 
     return stats
 
 
-@torch.no_grad()
-def attention_statistics(model: nn.Module, images: Tensor) -> dict[str, Any]:
-    """Run ``images`` through ``model`` (eval mode) and summarise every stage's attention.
-
-    Returns ``{"attention": class name or None, "num_images": B, "stages": {"1": {...}, ...}}``
-    with per-stage aggregates over the stage's blocks (``blocks`` in each stage lists the
-    per-block numbers without histograms).
-    """
-    model.eval()
+def capture_attention_inputs(model: nn.Module, images: Tensor) -> dict[tuple[int, int], Tensor]:
+    """Run ``images`` through ``model`` as it is (no mode change) and return the input
+    ``Tensor[B, C, H, W]`` of every attention module, keyed by ``(stage, block)``."""
     captured: dict[tuple[int, int], Tensor] = {}
     handles = []
-    blocks = list(attention_blocks(model))
-    for stage, index, block in blocks:
+    for stage, index, block in attention_blocks(model):
         tap = getattr(block, "bn3", None)
         key = (stage, index)
 
@@ -164,37 +170,70 @@ def attention_statistics(model: nn.Module, images: Tensor) -> dict[str, Any]:
     finally:
         for handle in handles:
             handle.remove()
+    return captured
+
+
+@dataclass
+class StageRaw:
+    """One stage's raw statistics: ``raw[name]`` lists one tensor per block (see
+    :func:`module_statistics`), ``blocks`` the ``(block index, bottleneck)`` pairs."""
+
+    raw: dict[str, list[Tensor]]
+    kernel_sizes: list[int]
+    channels: int
+    blocks: list[tuple[int, nn.Module]]
+
+    def values(self, name: str) -> Tensor | None:
+        """All blocks' ``name`` values flattened into one ``Tensor[N]`` (None if absent)."""
+        parts = self.raw.get(name)
+        return torch.cat([p.flatten() for p in parts]) if parts else None
+
+
+@torch.no_grad()
+def stage_statistics(model: nn.Module, images: Tensor) -> dict[int, StageRaw]:
+    """Per stage (0-based), the raw attention statistics of ``images`` (model in its current
+    mode: call ``model.eval()`` first for running-statistics behaviour)."""
+    captured = capture_attention_inputs(model, images)
+    stages: dict[int, StageRaw] = {}
+    for stage, index, block in attention_blocks(model):
+        x = captured[(stage, index)]
+        entry = stages.setdefault(stage, StageRaw({}, [], x.shape[1], []))
+        stats = module_statistics(block.attention, x)
+        if "offset" in stats:
+            entry.kernel_sizes.append(int(block.attention.kernel_size))
+        for name, value in stats.items():
+            entry.raw.setdefault(name, []).append(value)
+        entry.blocks.append((index, block))
+    return stages
+
+
+@torch.no_grad()
+def attention_statistics(model: nn.Module, images: Tensor) -> dict[str, Any]:
+    """Run ``images`` through ``model`` (eval mode) and summarise every stage's attention.
+
+    Returns ``{"attention": class name or None, "num_images": B, "stages": {"1": {...}, ...}}``
+    with per-stage aggregates over the stage's blocks (``blocks`` in each stage lists the
+    per-block numbers without histograms).
+    """
+    model.eval()
+    blocks = list(attention_blocks(model))
     result: dict[str, Any] = {
         "attention": type(blocks[0][2].attention).__name__ if blocks else None,
         "num_images": int(images.shape[0]),
         "stages": {},
     }
-    by_stage: dict[int, list[tuple[int, nn.Module]]] = {}
-    for stage, index, block in blocks:
-        by_stage.setdefault(stage, []).append((index, block))
-    for stage, members in sorted(by_stage.items()):
-        raw: dict[str, list[Tensor]] = {}
-        kernel_sizes: list[int] = []
+    for stage, entry in sorted(stage_statistics(model, images).items()):
         per_block = []
-        channels = 0
-        for index, block in members:
-            x = captured[(stage, index)]
-            channels = x.shape[1]
-            stats = module_statistics(block.attention, x)
-            k = getattr(block.attention, "kernel_size", 0)
-            if "offset" in stats:
-                kernel_sizes.append(int(k))
-            for name, value in stats.items():
-                raw.setdefault(name, []).append(value)
-            one = _summarise(
-                {n: [v] for n, v in stats.items()}, [int(k)] if "offset" in stats else [], channels
-            )
+        for position, (index, _block) in enumerate(entry.blocks):
+            one_raw = {name: [values[position]] for name, values in entry.raw.items()}
+            k = [entry.kernel_sizes[position]] if entry.kernel_sizes else []
+            one = summarise_raw(one_raw, k, entry.channels)
             per_block.append(
                 {"block": index, **{n: v for n, v in one.items() if not n.endswith("_hist")}}
             )
-        summary = _summarise(raw, kernel_sizes, channels)
-        summary.update(channels=channels, num_blocks=len(members), blocks=per_block)
-        if members and hasattr(members[0][1].attention, "local_share"):
-            summary["local_share"] = [float(b.attention.local_share) for _, b in members]
+        summary = summarise_raw(entry.raw, entry.kernel_sizes, entry.channels)
+        summary.update(channels=entry.channels, num_blocks=len(entry.blocks), blocks=per_block)
+        if entry.blocks and hasattr(entry.blocks[0][1].attention, "local_share"):
+            summary["local_share"] = [float(b.attention.local_share) for _, b in entry.blocks]
         result["stages"][str(stage + 1)] = summary
     return result

@@ -230,6 +230,9 @@ def _plot(rows: Sequence[ReportRow], path: Path) -> str:
         )
         for curve in curves:
             ax.plot(*zip(*curve, strict=True), color=line.get_color(), alpha=0.25, lw=0.8)
+    if metric is None:
+        plt.close(fig)
+        return "No plot: no run has a finished epoch in metrics.csv yet."
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -7,6 +7,7 @@ from typing import ClassVar
 from torch import Tensor, nn
 
 from defcon_exp.attention.gate import get_gate
+from defcon_exp.ops.spatial_mean import spatial_mean
 
 __all__ = ["ChannelAttention"]
 
@@ -37,7 +38,7 @@ class ChannelAttention(nn.Module):
 
     def channel_weights(self, x: Tensor) -> Tensor:
         """``Tensor[B, C, H, W]`` -> gated weights ``Tensor[B, C, 1, 1]``."""
-        pooled = x.mean(dim=(2, 3))
+        pooled = spatial_mean(x)
         return self.gate(self.channel_logits(pooled))[:, :, None, None]
 
     def forward(self, x: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from defcon_exp.attention.gate import get_gate
 from defcon_exp.attention.se import make_divisible
+from defcon_exp.ops.spatial_mean import spatial_mean
 
 __all__ = ["Cbam"]
 
@@ -52,7 +53,7 @@ class Cbam(nn.Module):
         self.spatial_norm = nn.BatchNorm2d(1, **factory)
 
     def forward(self, x: Tensor) -> Tensor:
-        channel_logits = self.mlp(x.mean(dim=(2, 3))) + self.mlp(x.amax(dim=(2, 3)))
+        channel_logits = self.mlp(spatial_mean(x)) + self.mlp(x.amax(dim=(2, 3)))
         x = x * self.gate(channel_logits)[:, :, None, None]
         spatial = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
         return x * self.gate(self.spatial_norm(self.spatial_conv(spatial)))

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from defcon_exp.engine.attention_logging import AttentionHistograms
 from defcon_exp.engine.checkpoint import CHECKPOINT_VERSION, load_model_state, save_checkpoint
 from defcon_exp.engine.loop import (
     EpochPosition,
@@ -60,6 +61,9 @@ class FitSettings:
     log_every_n_steps: int = 50
     progress: bool = True
     checkpoint_every_n_steps: int = 0
+    #: TensorBoard attention histograms every n epochs (0 = off) on this many probe images
+    histograms_every_n_epochs: int = 0
+    histogram_images: int = 64
     handle_signals: bool = True
     model_name: str = "model"
     config: dict[str, Any] = field(default_factory=dict)
@@ -265,6 +269,13 @@ def fit(
         log.warning("%s", message)
         return TrainingInterrupted(message, signum, ckpt)
 
+    histograms = AttentionHistograms.create(
+        model,
+        loaders.val if has_val else loaders.test,
+        device,
+        settings.histograms_every_n_epochs,
+        settings.histogram_images,
+    )
     t_start = time.perf_counter()
     train_images, train_seconds = 0, 0.0
     last_eval: dict[str, dict[str, float]] = {}
@@ -338,6 +349,8 @@ def fit(
                 global_step,
             )
             tb.scalars({"epoch": epoch + 1, "train/lr_epoch_end": train_metrics["lr"]}, global_step)
+            if histograms is not None:
+                histograms.log(tb, epoch + 1, global_step)
             tb.flush()
 
             wall = wall_before + time.perf_counter() - t_start

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
@@ -63,6 +64,10 @@ class TensorBoardLogger:
         """Log each ``tag -> value`` at ``step``."""
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, global_step=step)
+
+    def histogram(self, tag: str, values: Tensor, step: int) -> None:
+        """Log the distribution of ``values`` (any shape) at ``step``."""
+        self.writer.add_histogram(tag, values.detach().float(), global_step=step)
 
     def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float], step: int) -> None:
         """Write an HParams record into this run's own event file (for sweep comparison)."""

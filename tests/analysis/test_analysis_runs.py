@@ -174,6 +174,28 @@ def test_inspect_defcon_run(runs_root: Path, tmp_path: Path, capsys: pytest.Capt
         assert sum(values["offset_hist"]["counts"]) == 4 * k * channels * values["num_blocks"]
 
 
+@pytest.mark.slow
+def test_training_histograms_equal_inspect_on_the_same_images(runs_root: Path, tmp_path: Path) -> None:
+    """The run logged attention histograms during training on the first val images; defcon-inspect
+    on those images (split=val) and the 1-epoch checkpoint gives the same numbers."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = runs_root / "2"
+    assert inspect_cli.main([f"ckpt={run}", "n_images=4", "split=val", f"out={tmp_path}"]) == 0
+    stats = json.loads((tmp_path / "inspect.json").read_text())["stages"]
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"histograms": 0, "scalars": 0})
+    acc.Reload()
+    for stage in "1234":
+        for name in ("weights", "offset", "channel_distance"):
+            assert len(acc.Histograms(f"attention/stage{stage}/{name}")) == 1
+        for name in ("offset_abs_mean", "channel_distance_mean", "entropy_normalised", "weight_mean"):
+            logged = acc.Scalars(f"attention/stage{stage}/{name}")[0].value
+            assert logged == pytest.approx(stats[stage][name], rel=1e-4, abs=1e-6), (stage, name)
+    baseline = EventAccumulator(str(runs_root / "0" / "tb"))
+    baseline.Reload()
+    assert not baseline.Tags()["histograms"]  # plain ResNet-50: nothing to show
+
+
 def test_inspect_counts_reach_beyond_the_window() -> None:
     from defcon_exp.analysis.inspect import module_statistics
     from defcon_exp.attention.defcon import Defcon
@@ -222,3 +244,18 @@ def test_report_cli_rejects_a_missing_dir_without_writing(tmp_path: Path) -> Non
     missing = tmp_path / "nope"
     assert report_cli.main([str(missing)]) == 1
     assert not missing.exists()
+
+
+@pytest.mark.slow
+def test_pngs_are_real_figures(runs_root: Path, tmp_path: Path) -> None:
+    """With matplotlib (in the test extra) the report and inspect draw real PNGs: readable
+    images of the advertised size with more than one colour (not blank canvases)."""
+    image = pytest.importorskip("matplotlib.image")
+    assert report_cli.main([str(runs_root), "--out", str(tmp_path / "report")]) == 0
+    assert inspect_cli.main([f"ckpt={runs_root / '2'}", "n_images=4", f"out={tmp_path / 'inspect'}"]) == 0
+    figures = [tmp_path / "report" / "top1_curves.png",
+               *(tmp_path / "inspect" / f"inspect_stage{s}.png" for s in "1234")]
+    for path in figures:
+        pixels = image.imread(path)
+        assert pixels.ndim == 3 and pixels.shape[0] >= 200 and pixels.shape[1] >= 300, path
+        assert len({tuple(p) for p in pixels.reshape(-1, pixels.shape[2])[::97].tolist()}) > 5, path

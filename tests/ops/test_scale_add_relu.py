@@ -1,3 +1,5 @@
+import importlib
+
 import pytest
 import torch
 
@@ -68,3 +70,16 @@ def test_fused_model_equals_unfused_model(name):
         torch.testing.assert_close(
             fused_param.grad, plain_param.grad, rtol=1e-8, atol=1e-10, msg=pname
         )
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("batch", [0, 1, 5, 7])
+def test_spatial_dot_chunks_equal_the_full_reduction(monkeypatch, channels_last, batch):
+    module = importlib.import_module("defcon_exp.ops.scale_add_relu")
+
+    monkeypatch.setattr(module, "CHUNK_BYTES", 3 * 6 * 5 * 4 * 8)  # 3 samples per chunk
+    a = torch.randn(batch, 6, 5, 4, dtype=torch.float64)
+    b = torch.randn(batch, 6, 5, 4, dtype=torch.float64)
+    if channels_last:
+        a, b = (t.to(memory_format=torch.channels_last) for t in (a, b))
+    torch.testing.assert_close(module.spatial_dot(a, b), (a * b).sum(dim=(2, 3)), rtol=0, atol=1e-13)
