@@ -24,8 +24,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from defcon_exp.data.config import DataConfig
 from defcon_exp.engine.optim import OPTIMIZER_NAMES
+from defcon_exp.engine.precision import parse_precision
 from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
 from defcon_exp.engine.schedulers import SCHEDULE_NAMES
+from defcon_exp.engine.speedups import parse_compile
 
 __all__ = [
     "Config",
@@ -108,7 +110,9 @@ class TrainerConfig:
 
     epochs: int = 200
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False
+    precision: str = "32"  # 32 | bf16 | 16-mixed (also 32-true, bf16-mixed, 16)
+    channels_last: bool = False  # model and input batches in torch.channels_last
+    compile: Any = False  # false | true | default | reduce-overhead | max-autotune
     grad_clip_norm: Optional[float] = None  # noqa: UP045
     log_every_n_steps: int = 50
     checkpoint_every_n_steps: int = 0  # also write last.pt every n steps inside epochs; 0 = off
@@ -116,6 +120,7 @@ class TrainerConfig:
     histogram_images: int = 64  # probe images (first of the val/test split) for them
     progress: bool = True
     deterministic: bool = False
+    sync_batchnorm: bool = True  # torchrun runs: BatchNorm statistics over the global batch
     num_threads: Optional[int] = None  # noqa: UP045  (torch CPU threads; null = torch's default)
 
 
@@ -178,6 +183,11 @@ def validate_config(cfg: DictConfig | Config) -> None:
         "must be null (torch's default) or >= 1 (CPU threads of this run)",
     )
     rule("trainer.log_every_n_steps", get("trainer.log_every_n_steps") >= 1, "must be >= 1")
+    for key, parse in (("trainer.precision", parse_precision), ("trainer.compile", parse_compile)):
+        try:
+            parse(get(key))
+        except ValueError as err:  # the parser's message names key, value and rule
+            raise ConfigError(str(err)) from None
     rule(
         "trainer.checkpoint_every_n_steps",
         get("trainer.checkpoint_every_n_steps") >= 0,

@@ -3,11 +3,18 @@
 For each model: parameters, forward FLOPs per image (``torch.utils.flop_counter``; the
 deformable op is a custom autograd function the counter does not see, a few kFLOPs), the
 median train-step time (forward + backward + SGD step) over interleaved rounds and its
-ratio to ResNet-50, and inference images/s.
+ratio to ResNet-50, inference images/s, and what the paper's run would take at these speeds:
+200 epochs of CIFAR-100, each 50,000 training images (train steps) plus 10,000 test images
+(inference), data loading not counted.
+
+``--precision``, ``--channels-last`` and ``--compile`` apply to every model alike, as
+``trainer.precision``, ``trainer.channels_last`` and ``trainer.compile`` do in training
+(compilation happens in the warm-up step and is not timed).
 
     python scripts/bench_models.py                         # CPU, batch 64, 10 rounds
     python scripts/bench_models.py --device cuda --batch-size 128
     python scripts/bench_models.py --models resnet50 eca defcon --unfused
+    python scripts/bench_models.py --device cuda --batch-size 128 --precision bf16 --channels-last --compile
     THP_MEM_ALLOC_ENABLE=0 python scripts/bench_models.py   # without huge pages
 
 Like the console scripts, it backs large CPU tensors with transparent huge pages
@@ -27,9 +34,19 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from defcon_exp.engine.precision import PRECISIONS, autocast, grad_scaler
+from defcon_exp.engine.speedups import COMPILE_MODES, compile_model, memory_format
 from defcon_exp.models import MODEL_NAMES, create_model
 
 PAPER_MODELS = ["resnet50", "se", "eca", "cbam", "defcon", "defcon_shuffle"]
+#: the paper's CIFAR-100 run: 200 epochs of 50,000 training and 10,000 test images
+PAPER_EPOCHS, TRAIN_IMAGES, TEST_IMAGES = 200, 50_000, 10_000
+
+
+def paper_run_hours(train_images_per_s: float, test_images_per_s: float) -> float:
+    """Hours for the paper's 200-epoch CIFAR-100 run at the given throughputs."""
+    seconds_per_epoch = TRAIN_IMAGES / train_images_per_s + TEST_IMAGES / test_images_per_s
+    return PAPER_EPOCHS * seconds_per_epoch / 3600
 
 
 def sync(device: torch.device) -> None:
@@ -52,11 +69,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--unfused", action="store_true", help="also time fused_tail=False")
+    parser.add_argument(
+        "--precision", default="32", choices=PRECISIONS, help="as trainer.precision (default 32)"
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="models and batches in torch.channels_last"
+    )
+    parser.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=None,
+        choices=COMPILE_MODES,
+        help="torch.compile every model (optionally a mode; default 'default')",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
+    layout = memory_format(args.channels_last)
 
     variants: dict[str, nn.Module] = {}
     for name in dict.fromkeys(["resnet50", *args.models]):
@@ -65,30 +97,37 @@ def main() -> None:
             variants[f"{name} (unfused)"] = create_model(
                 name, num_classes=100, fused_tail=False, device=device
             )
+    if args.channels_last:
+        for model in variants.values():
+            model.to(memory_format=torch.channels_last)
     optimizers = {
         name: torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         for name, model in variants.items()
     }
-    images = torch.randn(args.batch_size, 3, 32, 32, device=device)
+    scalers = {name: grad_scaler(args.precision, device) for name in variants}
+    forwards = {name: compile_model(model, args.compile) for name, model in variants.items()}
+    images = torch.randn(args.batch_size, 3, 32, 32, device=device).to(memory_format=layout)
     labels = torch.randint(0, 100, (args.batch_size,), device=device)
 
     def train_step(name: str) -> float:
-        model, optimizer = variants[name], optimizers[name]
+        model, optimizer, scaler = forwards[name], optimizers[name], scalers[name]
         model.train()
         sync(device)
         start = time.perf_counter()
-        loss = nn.functional.cross_entropy(model(images), labels)
+        with autocast(args.precision, device):
+            loss = nn.functional.cross_entropy(model(images).float(), labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()  # a disabled scaler (32, bf16) passes loss through
+        scaler.step(optimizer)
+        scaler.update()
         sync(device)
         return time.perf_counter() - start
 
     def inference(name: str) -> float:
-        model = variants[name].eval()
+        model = forwards[name].eval()
         sync(device)
         start = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(args.precision, device):
             model(images)
         sync(device)
         return time.perf_counter() - start
@@ -111,19 +150,29 @@ def main() -> None:
     baseline = statistics.median(step_times["resnet50"])
     print(
         f"# train step (fwd+bwd+SGD), batch {args.batch_size}, 32x32, {device}, "
-        f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds, "
+        f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds; "
+        f"precision {args.precision}, channels_last {args.channels_last}, "
+        f"compile {args.compile or 'off'}, "
         f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}"
     )
-    print("| model | params | fwd MFLOPs/img | step ms | step vs resnet50 | infer img/s |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        f"# paper run: {PAPER_EPOCHS} epochs x ({TRAIN_IMAGES:,} train images at the step speed "
+        f"+ {TEST_IMAGES:,} test images at the inference speed), data loading excluded"
+    )
+    print(
+        "| model | params | fwd MFLOPs/img | step ms | step vs resnet50 | infer img/s "
+        "| 200-epoch CIFAR-100 (h) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, model in variants.items():
         step = statistics.median(step_times[name])
         infer = args.batch_size / statistics.median(infer_times[name])
         params = sum(p.numel() for p in model.parameters())
         flops = forward_flops(model, device) / 1e6
+        hours = paper_run_hours(args.batch_size / step, infer)
         print(
             f"| {name} | {params:,} | {flops:,.1f} | {step * 1e3:.1f} | "
-            f"{step / baseline:.3f}x | {infer:,.0f} |"
+            f"{step / baseline:.3f}x | {infer:,.0f} | {hours:,.1f} |"
         )
 
 

@@ -42,5 +42,6 @@ class ChannelAttention(nn.Module):
         return self.gate(self.channel_logits(pooled))[:, :, None, None]
 
     def forward(self, x: Tensor) -> Tensor:
-        """``Tensor[B, C, H, W] -> Tensor[B, C, H, W]``."""
-        return x * self.channel_weights(x)
+        """``Tensor[B, C, H, W] -> Tensor[B, C, H, W]`` in ``x``'s dtype and memory format
+        (under autocast the weights may be float32 while ``x`` is half precision)."""
+        return x * self.channel_weights(x).to(x.dtype)

@@ -91,5 +91,8 @@ class DefconCorrelated(Defcon):
         if self.training and pooled.shape[0] > 1:
             self._update_correlation(pooled)
         signal = pooled[:, None, :]
-        offsets = self.offsets(signal) + self.nonlocal_offsets(signal.dtype)
+        # float32 at least: the integer shifts reach +-(C - 1), beyond what bfloat16 (256) and
+        # float16 (2048) represent exactly, so half precision would move taps off their channel.
+        dtype = torch.promote_types(signal.dtype, torch.float32)
+        offsets = self.offsets(signal).to(dtype) + self.nonlocal_offsets(dtype)
         return deform_conv1d(signal, offsets, self.weight, padding=self.kernel_size // 2)[:, 0, :]

@@ -37,4 +37,6 @@ class DefconMix(Defcon):
     def channel_logits(self, pooled: Tensor) -> Tensor:
         local = pooled_conv1d(pooled[:, None, :], self.local_conv.weight)[:, 0, :]
         deformable = super().channel_logits(pooled)
-        return torch.lerp(deformable, local, self.local_share)
+        # Under autocast the deformable branch is float32 and the local one half precision.
+        dtype = torch.promote_types(deformable.dtype, local.dtype)
+        return torch.lerp(deformable.to(dtype), local.to(dtype), self.local_share.to(dtype))

@@ -3,7 +3,10 @@
 Rebuilds the model from the config stored in the checkpoint, evaluates it and prints
 top-1 / top-5 / loss; the JSON goes next to the checkpoint (``<name>.eval.json``) or to ``out=``.
 Overrides change the stored config (``data.eval_batch_size=1024``, ``trainer.device=cpu``,
-``data.root=/datasets``); ``data=<option>`` swaps the whole data group.
+``data.root=/datasets``, ``trainer.precision=32``); ``data=<option>`` swaps the whole data
+group. The run's ``trainer.precision`` and ``trainer.channels_last`` apply (a checkpoint of the
+retired ``trainer.amp`` maps as in training); ``trainer.compile`` does not (one pass would
+mostly time the compiler).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -24,6 +28,7 @@ from defcon_exp.config import ConfigError
 from defcon_exp.data import build_data
 from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint, load_model_state
 from defcon_exp.engine.loop import evaluate
+from defcon_exp.engine.precision import check_precision_supported, parse_precision
 from defcon_exp.engine.seed import resolve_device
 from defcon_exp.engine.writers import write_json
 
@@ -57,6 +62,8 @@ def evaluate_checkpoint(
     if split not in ("test", "val"):
         raise ConfigError(f"split={split!r} is invalid: must be 'test' or 'val'")
     device = resolve_device(cfg.trainer.device)
+    precision = parse_precision(cfg.trainer.precision)
+    check_precision_supported(precision, device)
     data = build_data(cfg.data, seed=cfg.seed, device=device)
     loader = data.test if split == "test" else data.val
     if loader is None:
@@ -65,13 +72,16 @@ def evaluate_checkpoint(
         )
     model = build_model(cfg.model, data.num_classes, device)
     load_model_state(model, state["model"], path)
-    metrics = evaluate(model, loader, device)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    metrics = evaluate(model, loader, device, precision, cfg.trainer.channels_last)
     result = {
         "checkpoint": str(path.resolve()),
         "epoch": state.get("epoch"),
         "model": state.get("model_name"),
         "split": split,
         "data": cfg.data.name,
+        "precision": precision,
         "top1": metrics["top1"],
         "top5": metrics["top5"],
         "loss": metrics["loss"],

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.resources
 import importlib.util
 import json
@@ -24,6 +25,7 @@ from typing import Any
 
 import hydra
 import torch
+from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException
@@ -34,6 +36,7 @@ from torch import nn
 
 from defcon_exp.config import Config, ConfigError, validate_config
 from defcon_exp.data import DatasetNotFoundError, build_data
+from defcon_exp.engine import distributed
 from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint, load_model_state
 from defcon_exp.engine.fit import (
     FitSettings,
@@ -43,8 +46,14 @@ from defcon_exp.engine.fit import (
     fit,
 )
 from defcon_exp.engine.loop import NonFiniteLossError
+from defcon_exp.engine.precision import (
+    check_precision_supported,
+    parse_precision,
+    precision_from_amp,
+)
 from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir, unique_run_dir
 from defcon_exp.engine.seed import resolve_device, seed_everything
+from defcon_exp.engine.speedups import compile_model, parse_compile
 
 log = logging.getLogger("defcon_exp.train")
 
@@ -55,6 +64,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FileNotFoundError,
     NonFiniteLossError,
     ValueError,
+    distributed.DistributedError,
 )
 
 
@@ -82,6 +92,8 @@ RESUME_NEUTRAL = {
     "trainer.num_threads",
     "trainer.histograms_every_n_epochs",
     "trainer.histogram_images",
+    "trainer.channels_last",
+    "trainer.compile",
     "data.num_workers",
     "data.pin_memory",
     "data.root",
@@ -104,8 +116,38 @@ def build_model(model_cfg: Any, num_classes: int, device: torch.device) -> nn.Mo
 
 
 def schema_config(container: dict[str, Any]) -> DictConfig:
-    """A plain-data config (e.g. from a checkpoint) merged onto the typed schema."""
-    return OmegaConf.merge(OmegaConf.structured(Config), container)
+    """A plain-data config (e.g. from a checkpoint) merged onto the typed schema; retired
+    keys are upgraded first (:func:`upgrade_config`)."""
+    return OmegaConf.merge(OmegaConf.structured(Config), upgrade_config(container))
+
+
+def upgrade_config(container: dict[str, Any], warn: bool = True) -> dict[str, Any]:
+    """A copy of a stored config with retired keys replaced (the input is not modified).
+
+    ``trainer.amp`` (before ``trainer.precision``): ``false`` -> ``precision: "32"``; ``true``
+    -> what it meant on the run's ``trainer.device`` (``"16-mixed"`` on CUDA, ``"bf16"`` on the
+    CPU, see :func:`~defcon_exp.engine.precision.precision_from_amp`), with a deprecation
+    warning when ``warn``. An explicit ``trainer.precision`` next to it wins.
+    """
+    trainer = container.get("trainer")
+    if not isinstance(trainer, dict) or "amp" not in trainer:
+        return container
+    container = copy.deepcopy(container)
+    trainer = container["trainer"]
+    amp = bool(trainer.pop("amp"))
+    spec = str(trainer.get("device", "auto"))
+    cuda = spec.startswith("cuda") or (spec == "auto" and torch.cuda.is_available())
+    precision = precision_from_amp(amp, torch.device("cuda" if cuda else "cpu"))
+    if "precision" not in trainer:
+        trainer["precision"] = precision
+    if warn and amp:
+        log.warning(
+            "the config uses the retired trainer.amp=true: running it as trainer.precision=%r "
+            "(what amp meant on trainer.device=%s); pass trainer.precision=... to choose",
+            trainer["precision"],
+            spec,
+        )
+    return container
 
 
 def flat_items(container: Any, prefix: str = "") -> dict[str, Any]:
@@ -174,43 +216,73 @@ def train(
         NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
     """
     validate_config(cfg)
-    if cfg.resume == "auto":
-        target = run_dir or cfg.run_dir
-        if target is None and HydraConfig.initialized():
-            target = HydraConfig.get().runtime.output_dir
-        if target is None:
-            raise ConfigError("resume='auto' is invalid here: it needs run_dir (or Hydra's run dir)")
-        cfg, finished = resolve_auto_resume(cfg, Path(target))
-        if finished is not None:
-            return finished
-        restart_incomplete = True
-    device = resolve_device(cfg.trainer.device)
-    out_dir, ckpt_path = pick_run_dir(cfg, run_dir, restart_incomplete)
-    resume_state = None
-    if ckpt_path is not None:
-        resume_state = load_checkpoint(ckpt_path)
-        if "optimizer" not in resume_state:
-            raise ConfigError(
-                f"resume={cfg.resume!r} is invalid: {ckpt_path.name} holds weights only "
-                "(best.pt is for evaluation); resume from the run dir or last.pt"
-            )
-        _check_config_changes(
-            resume_state["config"], cfg, ckpt_path, resume_state.get("position") is not None
+    world = distributed.world_size()
+    if world > 1 and cfg.data.batch_size % world:
+        raise ConfigError(
+            f"data.batch_size={cfg.data.batch_size} is invalid: it is the global batch and must "
+            f"be divisible by the {world} processes (each trains on batch_size / {world}); use "
+            f"e.g. data.batch_size={max(1, cfg.data.batch_size // world) * world}"
         )
-        summary_path = out_dir / "summary.json"
-        if (
-            resume_state.get("position") is None
-            and int(resume_state["epoch"]) >= cfg.trainer.epochs
-            and summary_path.is_file()
-        ):
-            message = (
-                f"{out_dir} already finished ({resume_state['epoch']} of trainer.epochs="
-                f"{cfg.trainer.epochs} epochs, summary.json written): nothing to do; pass a "
-                "larger trainer.epochs to train on"
+    stash: dict[str, Any] = {}
+
+    def locate() -> tuple[str | None, Path, Path | None, dict[str, Any] | None]:
+        """(resume, run dir, checkpoint, finished summary): decided once, by rank 0."""
+        nonlocal cfg, restart_incomplete
+        if cfg.resume == "auto":
+            target = run_dir or cfg.run_dir
+            if target is None and HydraConfig.initialized():
+                target = HydraConfig.get().runtime.output_dir
+            if target is None:
+                raise ConfigError("resume='auto' is invalid here: it needs run_dir (or Hydra's run dir)")
+            cfg, finished = resolve_auto_resume(cfg, Path(target))
+            if finished is not None:
+                return cfg.resume, Path(target), None, finished
+            restart_incomplete = True
+        if not distributed.is_active():
+            stash["device"] = resolve_device(cfg.trainer.device)
+        out_dir, ckpt_path = pick_run_dir(cfg, run_dir, restart_incomplete)
+        if ckpt_path is not None:
+            resume_state = stash["resume_state"] = load_checkpoint(ckpt_path)
+            if "optimizer" not in resume_state:
+                raise ConfigError(
+                    f"resume={cfg.resume!r} is invalid: {ckpt_path.name} holds weights only "
+                    "(best.pt is for evaluation); resume from the run dir or last.pt"
+                )
+            _check_config_changes(
+                resume_state["config"], cfg, ckpt_path, resume_state.get("position") is not None
             )
-            log.info("%s", message)
-            print(f"defcon-train: {message}", file=sys.stderr)
-            return json.loads(summary_path.read_text())
+            summary_path = out_dir / "summary.json"
+            if (
+                resume_state.get("position") is None
+                and int(resume_state["epoch"]) >= cfg.trainer.epochs
+                and summary_path.is_file()
+            ):
+                message = (
+                    f"{out_dir} already finished ({resume_state['epoch']} of trainer.epochs="
+                    f"{cfg.trainer.epochs} epochs, summary.json written): nothing to do; pass a "
+                    "larger trainer.epochs to train on"
+                )
+                log.info("%s", message)
+                print(f"defcon-train: {message}", file=sys.stderr)
+                return cfg.resume, out_dir, ckpt_path, json.loads(summary_path.read_text())
+        return cfg.resume, out_dir, ckpt_path, None
+
+    # rank 0 alone reads and creates the run dir; the others get its decision (or its error)
+    resume, out_dir, ckpt_path, finished = distributed.share_from_main(locate)
+    if finished is not None:
+        return finished
+    cfg.resume = resume
+    if "device" in stash:
+        device = stash["device"]
+    else:  # distributed: cuda:LOCAL_RANK or cpu
+        device = distributed.device_for(cfg.trainer.device, distributed.local_rank())
+    resume_state = stash.get("resume_state")
+    if ckpt_path is not None and distributed.is_active():  # every rank loads it (to the CPU)
+        resume_state = distributed.run_everywhere(
+            lambda: stash.get("resume_state") or load_checkpoint(ckpt_path)
+        )
+    precision = parse_precision(cfg.trainer.precision)
+    check_precision_supported(precision, device)
 
     if cfg.trainer.num_threads is not None:
         torch.set_num_threads(cfg.trainer.num_threads)
@@ -241,7 +313,18 @@ def train(
     )
     log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
 
-    data = build_data(cfg.data, seed=cfg.seed, device=device)
+    # rank 0 first (a CIFAR download happens once), then the others; errors stop every rank
+    data = distributed.main_first(
+        lambda: build_data(
+            cfg.data,
+            seed=cfg.seed,
+            device=device,
+            rank=distributed.rank(),
+            world_size=distributed.world_size(),
+        )
+    )
+    # every rank must run the same number of steps, or DDP would wait for the missing ones
+    distributed.check_same(len(data.train), "training batches per epoch")
     log.info(
         "data %s: train %d images (%d batches) | val %s | test %d images | %d classes",
         cfg.data.name,
@@ -251,10 +334,43 @@ def train(
         data.test.num_samples,
         data.num_classes,
     )
-    model = build_model(cfg.model, data.num_classes, device)
+    if distributed.is_active():
+        log.info(
+            "distributed: %d processes, global batch %d = %d per process, sync_batchnorm=%s; "
+            "rank 0 trains on %d images (%d batches) and evaluates %d test images per epoch",
+            distributed.world_size(),
+            cfg.data.batch_size,
+            cfg.data.batch_size // distributed.world_size(),
+            cfg.trainer.sync_batchnorm,
+            data.train.num_samples,
+            len(data.train),
+            data.test.num_samples,
+        )
+
+    def make_model() -> nn.Module:
+        built = build_model(cfg.model, data.num_classes, device)
+        if resume_state is not None:  # a clear error (mismatching keys) before anything runs
+            load_model_state(built, resume_state["model"], ckpt_path or "checkpoint")
+        return built
+
+    model = distributed.run_everywhere(make_model)
     log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
-    if resume_state is not None:  # a clear error (mismatching keys) before anything runs
-        load_model_state(model, resume_state["model"], ckpt_path or "checkpoint")
+    if distributed.is_active() and cfg.trainer.sync_batchnorm:
+        model = distributed.convert_sync_batchnorm(model, device)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # same Parameter objects
+    forward_model: nn.Module = model
+    if distributed.is_active():
+        forward_model = distributed.wrap_ddp(model, device)
+    # compile last (it wraps DDP, as PyTorch recommends); checkpoints keep `model`'s keys
+    compile_mode = parse_compile(cfg.trainer.compile)
+    forward_model = compile_model(forward_model, compile_mode)
+    log.info(
+        "precision=%s channels_last=%s compile=%s",
+        precision,
+        cfg.trainer.channels_last,
+        compile_mode or "off",
+    )
     optimizer = instantiate(cfg.optim, model=model, _convert_="all")
     schedule, plateau = instantiate(
         cfg.scheduler,
@@ -265,10 +381,12 @@ def train(
     )
     container = OmegaConf.to_container(cfg, resolve=True)
     # the effective config of this (re)start; on resume it differs from Hydra's .hydra/ record
-    OmegaConf.save(OmegaConf.create(container), out_dir / "config.yaml")
+    if distributed.is_main():
+        OmegaConf.save(OmegaConf.create(container), out_dir / "config.yaml")
     settings = FitSettings(
         epochs=cfg.trainer.epochs,
-        amp=cfg.trainer.amp,
+        precision=precision,
+        channels_last=cfg.trainer.channels_last,
         grad_clip_norm=cfg.trainer.grad_clip_norm,
         log_every_n_steps=cfg.trainer.log_every_n_steps,
         checkpoint_every_n_steps=cfg.trainer.checkpoint_every_n_steps,
@@ -281,7 +399,16 @@ def train(
     )
     loaders = Loaders(data.train, data.val, data.test, data.num_classes)
     return fit(
-        model, optimizer, schedule, plateau, loaders, device, out_dir, settings, resume_state
+        model,
+        optimizer,
+        schedule,
+        plateau,
+        loaders,
+        device,
+        out_dir,
+        settings,
+        resume_state,
+        forward_model=forward_model,
     )
 
 
@@ -294,6 +421,9 @@ def _hparams(container: dict[str, Any], name: str) -> dict[str, Any]:
         "scheduler.name",
         "scheduler.warmup_epochs",
         "trainer.epochs",
+        "trainer.precision",
+        "trainer.channels_last",
+        "trainer.compile",
         "data.name",
         "data.batch_size",
         "model.kernel_size",
@@ -308,7 +438,7 @@ def _check_config_changes(
 ) -> None:
     """Refuse changes that alter the network (``model.*``, data name/classes); warn on the
     rest (except :data:`RESUME_NEUTRAL` keys such as ``trainer.epochs``)."""
-    before = flat_items(stored)
+    before = flat_items(upgrade_config(stored, warn=False))
     after = flat_items(OmegaConf.to_container(cfg, resolve=True))
     changed = sorted(
         k
@@ -372,6 +502,12 @@ def check_group_overrides(args: Sequence[str]) -> None:
     for arg in args:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
+        if key == "trainer.amp":
+            raise ConfigError(
+                f"trainer.amp={value!r} is invalid: trainer.amp was replaced by "
+                "trainer.precision; use trainer.precision=bf16 (or 16-mixed: float16 + "
+                "GradScaler, what amp=true did on CUDA; 32 for float32)"
+            )
         if sep and key in CONFIG_GROUPS and not _OPTION_LIST.match(value):
             if key == "experiment" and value in ("null", ""):
                 continue
@@ -440,19 +576,97 @@ def check_launcher(args: Sequence[str]) -> None:
             )
 
 
+INFO_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info")
+#: Hydra flags refused under torchrun (rank 0 resolves the run dir from the default config)
+DISTRIBUTED_REFUSED = ("-m", "--multirun", "-cn", "--config-name", "-cp", "--config-path",
+                       "-cd", "--config-dir", "--experimental-rerun")
+
+
 def main() -> None:
     """Console entry point: check group overrides, the launcher plugin and the output folder,
-    then run Hydra (returns None: the console script's ``sys.exit(main())`` must see 0)."""
+    then run Hydra (returns None: the console script's ``sys.exit(main())`` must see 0).
+
+    A sweep (``-m``) passes SIGTERM on to a launcher's worker processes
+    (:func:`forward_sigterm_to_workers`). Under ``torchrun`` (``WORLD_SIZE`` > 1) it first joins
+    the process group; rank 0 resolves Hydra's run dir once and every rank runs with that
+    ``hydra.run.dir``, so all ranks share one folder; ranks > 0 write no ``.hydra/`` record and
+    no ``train.log`` and log WARNING+ only. ``-m`` is refused (run one torchrun per sweep job).
+    """
+    args = sys.argv[1:]
     try:
-        check_group_overrides(sys.argv[1:])
-        check_launcher(sys.argv[1:])
-        check_output_dirs(sys.argv[1:])
-    except ConfigError as err:
+        check_group_overrides(args)
+        check_launcher(args)
+        check_output_dirs(args)
+        env = distributed.detect()
+        if env is not None:
+            check_distributed_args(args)
+    except (ConfigError, ValueError) as err:
         print(f"defcon-train: error: {err}", file=sys.stderr)
         sys.exit(1)
-    if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
-        signal.signal(signal.SIGTERM, forward_sigterm_to_workers)
-    hydra_main()
+    if env is None:
+        if any(a in ("-m", "--multirun") for a in args):
+            signal.signal(signal.SIGTERM, forward_sigterm_to_workers)
+        hydra_main()
+        return
+    if any(a in INFO_FLAGS for a in args):  # help / printed config: once, nothing to train
+        if env.rank == 0:
+            hydra_main()
+        return
+    distributed.init(env)
+    try:
+        run_dir = distributed.share_from_main(lambda: resolve_hydra_run_dir(args))
+        sys.argv = [sys.argv[0], *distributed_hydra_args(args, run_dir, env.rank == 0)]
+        hydra_main()
+    finally:
+        distributed.teardown()
+
+
+def check_distributed_args(args: Sequence[str]) -> None:
+    """Refuse Hydra flags that cannot work under torchrun (``-m`` and config-source flags)."""
+    for arg in args:
+        flag = arg.partition("=")[0]
+        if flag in ("-m", "--multirun"):
+            raise ConfigError(
+                f"{flag} is invalid under torchrun: every process would run the whole sweep; "
+                "launch one torchrun per job (e.g. a shell loop or a Slurm array, each with its "
+                "own hydra.run.dir=...), or sweep without torchrun"
+            )
+        if flag in DISTRIBUTED_REFUSED:
+            raise ConfigError(
+                f"{flag} is invalid under torchrun: the packaged config is used; pass "
+                "group=option and key=value overrides instead"
+            )
+
+
+def resolve_hydra_run_dir(args: Sequence[str]) -> str | None:
+    """Hydra's ``hydra.run.dir`` for these command-line overrides (``${now:...}`` evaluated
+    once, here), or None when the overrides do not compose (Hydra then reports the error)."""
+    overrides = [a for a in args if not a.startswith("-")]
+    try:
+        with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+            composed = compose("config", overrides=overrides, return_hydra_config=True)
+        return str(composed.hydra.run.dir)
+    except Exception:  # Hydra's own run reports the problem properly
+        return None
+
+
+def _quote_override(value: str) -> str:
+    """``value`` as a Hydra override value (quoted unless it is a plain path)."""
+    if re.fullmatch(r"[\w./~+-]+", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def distributed_hydra_args(args: Sequence[str], run_dir: str | None, main: bool) -> list[str]:
+    """The command line each rank gives Hydra: the user's, with rank 0's ``hydra.run.dir``;
+    ranks > 0 also keep Hydra from writing ``.hydra/`` and ``train.log`` there."""
+    out = list(args)
+    if run_dir is not None:
+        out = [a for a in out if not a.lstrip("+").startswith("hydra.run.dir=")]
+        out.append(f"hydra.run.dir={_quote_override(run_dir)}")
+    if not main:
+        out += ["hydra.output_subdir=null", "hydra/job_logging=none"]
+    return out
 
 
 def forward_sigterm_to_workers(signum: int, _frame: Any) -> None:
@@ -477,6 +691,13 @@ def forward_sigterm_to_workers(signum: int, _frame: Any) -> None:
 def hydra_main(cfg: DictConfig) -> float | None:
     """``defcon-train [group=option ...] [key=value ...]``; returns test top-1 (for sweepers)."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
+    where = "" if distributed.is_main() else f" (rank {distributed.rank()})"
+    if not distributed.is_main():  # WARNING+ only, to stderr (no train.log: job_logging=none)
+        logging.basicConfig(
+            level=logging.WARNING,
+            format=f"[rank {distributed.rank()}] %(levelname)s %(name)s: %(message)s",
+            force=True,
+        )
     try:
         auto = cfg.resume == "auto"
         if auto:
@@ -492,7 +713,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
             cfg = resume_config(cfg, HydraConfig.get().overrides.task)
         summary = train(cfg, None if cfg.resume else output_dir, restart_incomplete=auto)
     except TrainingInterrupted as err:  # Ctrl-C / SIGTERM stop the whole sweep, too
-        print(f"defcon-train: interrupted: {err}", file=sys.stderr)
+        if distributed.is_main():
+            print(f"defcon-train: interrupted: {err}", file=sys.stderr)
         handler = signal.getsignal(err.signum)
         if err.signum not in (signal.SIGTERM, signal.SIGINT) and callable(handler):
             handler(err.signum, None)  # submitit's: requeues this job (resume=auto continues it)
@@ -507,7 +729,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
         log.debug("stopped by %s", type(err).__name__, exc_info=True)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise _sweep_job_error(output_dir, str(err)) from err
-        print(f"defcon-train: error: {err}", file=sys.stderr)
+        print(f"defcon-train: error{where}: {err}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
@@ -544,7 +766,8 @@ def resolve_auto_resume(
     if summary.is_file():
         message = f"{output_dir} already finished (summary.json exists): skipping"
         log.info("%s", message)
-        print(f"defcon-train: {message}", file=sys.stderr)
+        if distributed.is_main():
+            print(f"defcon-train: {message}", file=sys.stderr)
         return cfg, json.loads(summary.read_text())
     if (output_dir / "checkpoints" / "last.pt").is_file():
         log.info("resume=auto: resuming %s", output_dir)

@@ -142,6 +142,9 @@ def build_data(
     cfg: DataConfig | DictConfig | Mapping[str, Any],
     seed: int,
     device: torch.device | str = "cpu",
+    *,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataBundle:
     """Build the train / val / test loaders.
 
@@ -150,6 +153,10 @@ def build_data(
         seed: the run seed (>= 0); with the epoch it fixes order and augmentation.
         device: where the ``tensor`` loader keeps the images and makes the batches; the
             ``dataloader`` path yields CPU batches, pinned when this is a CUDA device.
+        rank, world_size: a distributed run's process (``torchrun``): ``cfg.batch_size`` is
+            the global batch (it must be divisible by ``world_size``) and each loader yields
+            this rank's shard of the same per-epoch plan; evaluation sets are split so every
+            image is evaluated by exactly one rank.
 
     Returns:
         A :class:`DataBundle`; each loader yields ``(float32 [B, 3, 32, 32], int64 [B])``.
@@ -160,6 +167,14 @@ def build_data(
     """
     cfg = to_data_config(cfg)
     _validate(cfg, seed)
+    _check(
+        cfg.batch_size % world_size == 0,
+        "batch_size",
+        cfg.batch_size,
+        f"it is the global batch and must be divisible by the {world_size} processes "
+        f"(each trains on batch_size / {world_size}); use e.g. "
+        f"data.batch_size={max(1, cfg.batch_size // world_size) * world_size}",
+    )
     device = torch.device(device)
     train_full, test, mean, std = _load_sets(cfg)
     _check(
@@ -176,6 +191,8 @@ def build_data(
         common = dict(
             train=train_mode, augment=cfg.augment, cutout=cfg.cutout, drop_last=cfg.drop_last
         )
+        if world_size > 1:
+            common.update(rank=rank, world_size=world_size)
         if cfg.loader == "tensor":
             return TensorLoader(images, mean, std, batch_size, seed, device, **common)
         return WorkerLoader(

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .imageset import ImageSet
-from .plan import make_epoch_plan, num_yielded
+from .plan import eval_shard, make_epoch_plan, num_yielded, train_shard
 from .transforms import transform_image
 
 __all__ = ["PlanSampler", "TransformedImages", "WorkerLoader"]
@@ -67,7 +68,8 @@ class TransformedImages(Dataset):
 
 class PlanSampler(Sampler):
     """Yields one epoch of :data:`SampleKey` s drawn by :func:`make_epoch_plan` for the
-    current epoch (set with :meth:`set_epoch`)."""
+    current epoch (set with :meth:`set_epoch`); with ``positions``, only those positions of
+    the plan (one process's shard in a distributed run)."""
 
     def __init__(
         self,
@@ -78,8 +80,10 @@ class PlanSampler(Sampler):
         augment: bool,
         cutout: int,
         length: int,
+        positions: np.ndarray | None = None,
     ):
         self.num_images = num_images
+        self.positions = positions
         self.seed = seed
         self.shuffle = shuffle
         self.augment = augment
@@ -91,7 +95,7 @@ class PlanSampler(Sampler):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.length
+        return self.length if self.positions is None else len(self.positions)
 
     def __iter__(self) -> Iterator[SampleKey]:
         plan = make_epoch_plan(
@@ -104,6 +108,8 @@ class PlanSampler(Sampler):
             length=self.length,
         )
         columns = (plan.order, plan.crop_y, plan.crop_x, plan.flip, plan.cut_y, plan.cut_x)
+        if self.positions is not None:
+            columns = tuple(column[self.positions] for column in columns)
         yield from zip(*(column.tolist() for column in columns), strict=True)
 
 
@@ -120,6 +126,12 @@ class WorkerLoader:
             (or every incomplete one with ``drop_last``); otherwise sequential, untouched.
         augment, cutout, drop_last: see :class:`~defcon_exp.data.config.DataConfig`.
         num_workers, pin_memory: passed to ``DataLoader``; workers are persistent.
+        rank, world_size: in a distributed run, ``batch_size`` is the global batch and this
+            loader yields process ``rank``'s shard: training batches of
+            ``batch_size // world_size`` (:func:`~defcon_exp.data.plan.train_shard`), or a
+            contiguous slice of the evaluation set (:func:`~defcon_exp.data.plan.eval_shard`)
+            in batches of ``ceil(batch_size / world_size)``. ``num_samples`` counts this
+            process's images.
     """
 
     def __init__(
@@ -136,17 +148,30 @@ class WorkerLoader:
         drop_last: bool = False,
         num_workers: int = 0,
         pin_memory: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         count = len(images)
+        plan_length = num_yielded(count, batch_size, drop_last) if train else count
+        positions = None
+        if world_size > 1:
+            if train:
+                positions = train_shard(plan_length, batch_size, rank, world_size)
+                batch_size //= world_size
+            else:
+                start, stop = eval_shard(count, rank, world_size)
+                positions = np.arange(start, stop, dtype=np.int64)
+                batch_size = -(-batch_size // world_size)
         self.batch_size = batch_size
-        self.num_samples = num_yielded(count, batch_size, drop_last) if train else count
+        self.num_samples = plan_length if positions is None else len(positions)
         self.sampler = PlanSampler(
             count,
             seed,
             shuffle=train,
             augment=train and augment,
             cutout=cutout if train else 0,
-            length=self.num_samples,
+            length=plan_length,
+            positions=positions,
         )
         self.dataset = TransformedImages(images, mean, std, cutout if train else 0)
         self.loader = DataLoader(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PAD", "EpochPlan", "make_epoch_plan", "num_yielded"]
+__all__ = ["PAD", "EpochPlan", "eval_shard", "make_epoch_plan", "num_yielded", "train_shard"]
 
 PAD = 4
 """Zero padding of the random crop, in pixels."""
@@ -93,3 +93,43 @@ def make_epoch_plan(
     else:
         cut = np.zeros((2, count), dtype=np.int64)
     return EpochPlan(order, crop[0], crop[1], flip, cut[0], cut[1], int(cutout))
+
+
+def train_shard(num_positions: int, batch_size: int, rank: int, world_size: int) -> np.ndarray:
+    """The positions of an epoch plan that process ``rank`` of ``world_size`` trains on.
+
+    ``batch_size`` is the global batch: global batch ``j`` is positions
+    ``[j * batch_size, (j + 1) * batch_size)`` of the plan (exactly what a single process
+    trains on) and rank ``r`` takes its ``r``-th contiguous ``batch_size // world_size``
+    positions. A last, smaller batch of ``n`` positions is split the same way into
+    ``n // world_size`` per rank; its ``n % world_size`` leftover positions are skipped this
+    epoch (the whole batch when ``n < world_size``), so every rank trains on the same number
+    of batches of the same size. Returns ``int64 [M_rank]``, in training order.
+    """
+    if world_size < 1 or not 0 <= rank < world_size or batch_size % world_size:
+        raise ValueError(
+            f"train_shard: need batch_size % world_size == 0 and 0 <= rank < world_size; "
+            f"received batch_size={batch_size}, rank={rank}, world_size={world_size}"
+        )
+    local = batch_size // world_size
+    full = num_positions // batch_size
+    starts = np.arange(full, dtype=np.int64) * batch_size + rank * local
+    positions = (starts[:, None] + np.arange(local, dtype=np.int64)).ravel()
+    tail = (num_positions - full * batch_size) // world_size
+    if tail:
+        start = full * batch_size + rank * tail
+        positions = np.concatenate([positions, np.arange(start, start + tail, dtype=np.int64)])
+    return positions
+
+
+def eval_shard(num_images: int, rank: int, world_size: int) -> tuple[int, int]:
+    """``(start, stop)``: the contiguous slice of an evaluation set that ``rank`` evaluates.
+
+    The slices of all ranks cover every image exactly once (sizes differ by at most one; no
+    padding, so nothing is counted twice when the metric sums are added up).
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"eval_shard: need 0 <= rank < world_size; received {rank}, {world_size}")
+    base, extra = divmod(num_images, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .imageset import ImageSet
-from .plan import PAD, EpochPlan, make_epoch_plan, num_yielded
+from .plan import PAD, EpochPlan, eval_shard, make_epoch_plan, num_yielded, train_shard
 from .transforms import cutout_bounds
 
 __all__ = ["TensorLoader", "augment_batch"]
@@ -96,6 +96,9 @@ class TensorLoader:
         train: shuffle + augment (per ``augment``/``cutout``) and drop a last batch of one
             (or every incomplete one with ``drop_last``); otherwise sequential, untouched.
         augment, cutout, drop_last: see :class:`~defcon_exp.data.config.DataConfig`.
+        rank, world_size: in a distributed run, ``batch_size`` is the global batch and this
+            loader yields process ``rank``'s shard (see
+            :class:`~defcon_exp.data.loaders.WorkerLoader`); ``num_samples`` counts it.
     """
 
     def __init__(
@@ -111,6 +114,8 @@ class TensorLoader:
         augment: bool = True,
         cutout: int = 0,
         drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.device = torch.device(device)
         self.images = (
@@ -125,7 +130,21 @@ class TensorLoader:
         self.augment = train and augment
         self.cutout = cutout if train else 0
         count = len(images)
-        self.num_samples = num_yielded(count, batch_size, drop_last) if train else count
+        self.plan_length = num_yielded(count, batch_size, drop_last) if train else count
+        self.num_samples = self.plan_length
+        #: this process's plan positions (training) / first image (evaluation) when sharded
+        self.positions: Tensor | None = None
+        self.eval_start = 0
+        if world_size > 1:
+            if train:
+                shard = train_shard(self.plan_length, batch_size, rank, world_size)
+                self.positions = torch.from_numpy(shard).to(self.device)
+                self.num_samples = len(shard)
+                self.batch_size = batch_size // world_size
+            else:
+                self.eval_start, stop = eval_shard(count, rank, world_size)
+                self.num_samples = stop - self.eval_start
+                self.batch_size = -(-batch_size // world_size)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -145,7 +164,7 @@ class TensorLoader:
             shuffle=self.train,
             augment=self.augment,
             cutout=self.cutout,
-            length=self.num_samples,
+            length=self.plan_length,
         )
         columns = {
             "order": plan.order,
@@ -155,12 +174,16 @@ class TensorLoader:
             "cut_y": plan.cut_y,
             "cut_x": plan.cut_x,
         }
-        return {key: torch.from_numpy(value).to(self.device) for key, value in columns.items()}
+        on_device = {key: torch.from_numpy(value).to(self.device) for key, value in columns.items()}
+        if self.positions is not None:
+            on_device = {key: value[self.positions] for key, value in on_device.items()}
+        return on_device
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         if not self.train:
-            for start in range(0, self.num_samples, self.batch_size):
-                stop = min(start + self.batch_size, self.num_samples)
+            for begin in range(0, self.num_samples, self.batch_size):
+                start = self.eval_start + begin
+                stop = self.eval_start + min(begin + self.batch_size, self.num_samples)
                 images = self.images[start:stop].to(torch.float32).mul_(1.0 / 255.0)
                 images = images.sub_(self.mean.view(1, -1, 1, 1)).div_(self.std.view(1, -1, 1, 1))
                 yield images, self.labels[start:stop]

@@ -116,7 +116,15 @@ def load_model_state(
     model: nn.Module, state_dict: Mapping[str, Any], source: str | os.PathLike
 ) -> None:
     """``model.load_state_dict(state_dict)``, or one :class:`CheckpointError` listing the
-    mismatching keys (another model/attention/class count than the checkpoint's)."""
+    mismatching keys (another model/attention/class count than the checkpoint's).
+
+    ``torch.compile`` wrappers are seen through both ways: a compiled ``model`` loads into its
+    plain module, and a state dict saved from a compiled module (every key prefixed with
+    ``_orig_mod.``) loads into a plain one."""
+    model = getattr(model, "_orig_mod", model)
+    prefix = "_orig_mod."
+    if state_dict and all(key.startswith(prefix) for key in state_dict):
+        state_dict = {key[len(prefix) :]: value for key, value in state_dict.items()}
     problems = state_dict_mismatch(model, state_dict)
     if problems:
         shown = ", ".join(problems[:12])

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from defcon_exp.engine import distributed
 from defcon_exp.engine.attention_logging import AttentionHistograms
 from defcon_exp.engine.checkpoint import CHECKPOINT_VERSION, load_model_state, save_checkpoint
 from defcon_exp.engine.loop import (
@@ -43,6 +44,7 @@ from defcon_exp.engine.loop import (
     evaluate,
     train_one_epoch,
 )
+from defcon_exp.engine.precision import grad_scaler
 from defcon_exp.engine.progress import epoch_bar, progress_enabled
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 from defcon_exp.engine.seed import capture_rng_state, restore_rng_state
@@ -56,7 +58,8 @@ class FitSettings:
     """Plain-data trainer settings (``cfg.trainer`` plus run identity)."""
 
     epochs: int
-    amp: bool = False
+    precision: str = "32"  # "32" | "bf16" | "16-mixed" (defcon_exp.engine.precision)
+    channels_last: bool = False  # input batches in torch.channels_last (convert the model too)
     grad_clip_norm: float | None = None
     log_every_n_steps: int = 50
     progress: bool = True
@@ -160,15 +163,30 @@ def fit(
     run_dir: str | Path,
     settings: FitSettings,
     resume_state: Mapping[str, Any] | None = None,
+    *,
+    forward_model: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` for ``settings.epochs`` epochs writing everything under ``run_dir``.
 
+    ``forward_model`` (default ``model``) runs every forward pass, training and evaluation —
+    e.g. ``model`` wrapped in DistributedDataParallel — while ``model`` stays the raw module
+    whose ``state_dict`` goes into checkpoints (plain keys).
+
+    Distributed (``torchrun``, see :mod:`defcon_exp.engine.distributed`): call on every rank;
+    metrics are summed over ranks, the ranks agree on NaN and signal stops, and only rank 0
+    writes checkpoints, TensorBoard, ``metrics.csv``, ``summary.json`` and shows bars.
+
     Returns the summary dict also written to ``run_dir/summary.json``.
     """
+    forward_model = model if forward_model is None else forward_model
+    main = distributed.is_main()
+    reduce = distributed.all_reduce if distributed.is_active() else None
+    save = save_checkpoint if main else lambda _state, path: Path(path)
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    scaler = torch.amp.GradScaler(device.type, enabled=settings.amp and device.type == "cuda")
+    if main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    scaler = grad_scaler(settings.precision, device)
     num_params = count_parameters(model)
     has_val = loaders.val is not None
     select_split = "val" if has_val else "test"
@@ -188,7 +206,8 @@ def fit(
         schedule.load_state_dict(resume_state["schedule"])
         if plateau is not None and resume_state.get("plateau") is not None:
             plateau.load_state_dict(resume_state["plateau"])
-        scaler.load_state_dict(resume_state["scaler"])
+        if resume_state.get("scaler"):  # empty when saved with another precision than 16-mixed
+            scaler.load_state_dict(resume_state["scaler"])
         start_epoch = int(resume_state["epoch"])
         global_step = int(resume_state["global_step"])
         best = dict(resume_state["best"])
@@ -203,27 +222,35 @@ def fit(
             run_dir,
         )
 
-    csv_log = MetricsCSV(
-        run_dir / "metrics.csv", resume_epoch=start_epoch if resume_state else None
-    )
-    # events at the checkpoint's own step are valid; a crash's later events are purged
-    tb = TensorBoardLogger(run_dir / "tb", purge_step=global_step + 1 if resume_state else None)
-    show = progress_enabled(settings.progress)
+    csv_log: Any = distributed.Discard()
+    tb: Any = distributed.Discard()
+    if main:
+        csv_log = MetricsCSV(
+            run_dir / "metrics.csv", resume_epoch=start_epoch if resume_state else None
+        )
+        # events at the checkpoint's own step are valid; a crash's later events are purged
+        tb = TensorBoardLogger(
+            run_dir / "tb", purge_step=global_step + 1 if resume_state else None
+        )
+    show = progress_enabled(settings.progress) and main
     signals = stop_on_signals(settings.handle_signals)
-    received = signals.__enter__()
+    # distributed: every call is a tiny collective, so all ranks stop at the same step
+    received = distributed.SignalAgreement(signals.__enter__())
     ctx = StepContext(
-        model,
+        forward_model,
         optimizer,
         schedule,
         plateau,
         scaler,
         device,
-        amp=settings.amp,
+        precision=settings.precision,
+        channels_last=settings.channels_last,
         grad_clip_norm=settings.grad_clip_norm,
         log_every_n_steps=max(1, settings.log_every_n_steps),
         progress=show,
         stop_requested=lambda: received() is not None,
         checkpoint_every_n_steps=max(0, settings.checkpoint_every_n_steps),
+        all_reduce=reduce,
     )
 
     def state(
@@ -258,7 +285,8 @@ def fit(
         nonlocal global_step
         global_step = where.global_step
         wall = wall_before + time.perf_counter() - t_start
-        return save_checkpoint(state(where.epoch, wall, True, where), ckpt_dir / "last.pt")
+        where.metrics = distributed.reduce_metric_state(where.metrics)  # the global running sums
+        return save(state(where.epoch, wall, True, where), ckpt_dir / "last.pt")
 
     def interrupted(signum: int, ckpt: Path, where: str) -> TrainingInterrupted:
         name = signal.Signals(signum).name
@@ -269,11 +297,12 @@ def fit(
         log.warning("%s", message)
         return TrainingInterrupted(message, signum, ckpt)
 
+    # rank 0 only: an eval-mode forward of the raw model runs no collective
     histograms = AttentionHistograms.create(
         model,
         loaders.val if has_val else loaders.test,
         device,
-        settings.histograms_every_n_epochs,
+        settings.histograms_every_n_epochs if main else 0,
         settings.histogram_images,
     )
     t_start = time.perf_counter()
@@ -295,13 +324,16 @@ def fit(
                     global_step,
                     on_log=lambda step, values: tb.scalars(values, step),
                     start_batch=int(resume_here["batches_done"]) if resume_here else 0,
-                    resume_metrics=resume_here["metrics"] if resume_here else None,
+                    # saved sums are global: rank 0 carries them, the others start at zero
+                    resume_metrics=resume_here["metrics"] if resume_here and main else None,
                     on_checkpoint=save_position,
                 )
             except StopRequested as stop:
                 ckpt = save_position(stop.position)
                 tb.flush()
-                signum = received() or signal.SIGTERM
+                # no rank exits (and makes torchrun kill rank 0) before the write is done
+                distributed.barrier()
+                signum = received.last or signal.SIGTERM
                 raise interrupted(
                     signum,
                     ckpt,
@@ -312,8 +344,15 @@ def fit(
             train_images += int(train_metrics["count"])
             train_seconds += epoch_seconds
             metrics = {"train": train_metrics}
+            distributed.broadcast_buffers(model)  # every rank evaluates rank 0's weights
+            split_loader = loaders.val if has_val else loaders.test
             metrics[select_split] = evaluate(
-                model, loaders.val if has_val else loaders.test, device, settings.amp
+                forward_model,
+                split_loader,
+                device,
+                settings.precision,
+                settings.channels_last,
+                reduce,
             )
             last_eval = metrics
 
@@ -355,8 +394,8 @@ def fit(
 
             wall = wall_before + time.perf_counter() - t_start
             if improved:
-                save_checkpoint(state(epoch + 1, wall, full=False), ckpt_dir / "best.pt")
-            last = save_checkpoint(state(epoch + 1, wall, full=True), ckpt_dir / "last.pt")
+                save(state(epoch + 1, wall, full=False), ckpt_dir / "best.pt")
+            last = save(state(epoch + 1, wall, full=True), ckpt_dir / "last.pt")
             log.info(
                 "epoch %d/%d  train loss %.4f top1 %.2f | %s loss %.4f top1 %.2f top5 %.2f | lr %.4g | %.1fs (%.0f img/s)",
                 epoch + 1,
@@ -383,7 +422,14 @@ def fit(
         ebar.close()
 
         if has_val or "test" not in last_eval:
-            test_metrics = evaluate(model, loaders.test, device, settings.amp)
+            test_metrics = evaluate(
+                forward_model,
+                loaders.test,
+                device,
+                settings.precision,
+                settings.channels_last,
+                reduce,
+            )
         else:
             test_metrics = last_eval["test"]
         wall = wall_before + time.perf_counter() - t_start
@@ -398,7 +444,8 @@ def fit(
             global_step,
             run_dir,
         )
-        write_json(run_dir / "summary.json", summary)
+        if main:
+            write_json(run_dir / "summary.json", summary)
         hp_metrics = {
             "hparam/test_top1": test_metrics["top1"],
             "hparam/test_top5": test_metrics["top5"],
@@ -408,10 +455,11 @@ def fit(
             hp_metrics[f"hparam/best_{select_split}_top1"] = best["value"]
         tb.hparams(settings.hparams, hp_metrics, global_step)
         log.info(
-            "test top1 %.2f top5 %.2f loss %.4f | summary: %s",
+            "test top1 %.2f top5 %.2f loss %.4f (%d images) | summary: %s",
             test_metrics["top1"],
             test_metrics["top5"],
             test_metrics["loss"],
+            test_metrics["count"],
             run_dir / "summary.json",
         )
         return summary

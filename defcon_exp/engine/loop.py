@@ -8,7 +8,6 @@ checkpoint of the corrupted weights can be written.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from defcon_exp.engine.metrics import MetricAccumulator
+from defcon_exp.engine.precision import autocast
 from defcon_exp.engine.progress import batch_bar
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 
@@ -57,7 +57,10 @@ class StepContext:
     plateau: Plateau | None
     scaler: torch.amp.GradScaler
     device: torch.device
-    amp: bool = False
+    #: "32" | "bf16" | "16-mixed" (:mod:`defcon_exp.engine.precision`); the scaler must match
+    precision: str = "32"
+    #: move input batches to torch.channels_last (the model should be converted too)
+    channels_last: bool = False
     grad_clip_norm: float | None = None
     log_every_n_steps: int = 50
     progress: bool = False
@@ -65,14 +68,9 @@ class StepContext:
     stop_requested: Callable[[], bool] | None = None
     #: call ``on_checkpoint`` every n global steps inside an epoch (0 = only at epoch ends)
     checkpoint_every_n_steps: int = 0
-
-
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """Mixed precision: float16 on CUDA, bfloat16 on CPU; a no-op when disabled."""
-    if not enabled:
-        return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    #: distributed runs: ``all_reduce(tensor, "sum"|"min")`` over all processes (None = single
+    #: process); makes epoch metrics global and the NaN check agree on every rank
+    all_reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None
 
 
 def train_one_epoch(
@@ -123,12 +121,13 @@ def train_one_epoch(
     if start_batch > 0:
         batches = itertools.islice(loader, start_batch, None)
     bar = batch_bar(batches, num_batches - start_batch, f"epoch {epoch + 1}", ctx.progress)
+    image_format = torch.channels_last if ctx.channels_last else torch.preserve_format
     for batch_idx, (images, labels) in enumerate(bar, start=start_batch):
-        images = images.to(device, non_blocking=True)
+        images = images.to(device, non_blocking=True, memory_format=image_format)
         labels = labels.to(device, non_blocking=True)
         ctx.schedule.step_count = global_step
         lrs = ctx.schedule.apply(optimizer, scale, min_lr)
-        with autocast(device, ctx.amp):
+        with autocast(ctx.precision, device):
             logits = model(images)  # [B, K]
             loss = criterion(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -152,8 +151,9 @@ def train_one_epoch(
         last_batch = batch_idx + 1 == num_batches
         if global_step % ctx.log_every_n_steps == 0 or last_batch:
             # one host sync per log interval: NaN flag, interval loss and running hits together
+            agreed_bad = _agreed(ctx, first_bad_step).double().view(1)
             bad, loss_sum, _, top1_sum, _ = torch.cat(
-                [first_bad_step.double().view(1), interval_loss.view(1), epoch_metrics.sums]
+                [agreed_bad, interval_loss.view(1), epoch_metrics.sums]
             ).tolist()
             _raise_if_nonfinite(int(bad), epoch, batch_idx)
             step_loss = loss_sum / interval_count
@@ -173,17 +173,27 @@ def train_one_epoch(
             and not last_batch
         )
         if stop or periodic:
-            _raise_if_nonfinite(int(first_bad_step.item()), epoch, batch_idx)
+            _raise_if_nonfinite(int(_agreed(ctx, first_bad_step).item()), epoch, batch_idx)
             position = EpochPosition(epoch, batch_idx + 1, global_step, epoch_metrics.state_dict())
             if stop:
                 raise StopRequested(position)
             assert on_checkpoint is not None
             on_checkpoint(position)
     if interval_count:  # the loader yielded fewer batches than len(): check the tail too
-        _raise_if_nonfinite(int(first_bad_step.item()), epoch, num_batches - 1)
-    result = epoch_metrics.compute()
+        _raise_if_nonfinite(int(_agreed(ctx, first_bad_step).item()), epoch, num_batches - 1)
+    result = epoch_metrics.compute(ctx.all_reduce)
     result["lr"] = lrs[0]
     return result, global_step
+
+
+def _agreed(ctx: StepContext, first_bad_step: torch.Tensor) -> torch.Tensor:
+    """The first step with a non-finite loss on ANY process (-1: none), so that all ranks
+    raise at the same check; ``first_bad_step`` itself in a single process."""
+    if ctx.all_reduce is None:
+        return first_bad_step
+    none = torch.iinfo(torch.int64).max
+    earliest = ctx.all_reduce(torch.where(first_bad_step < 0, none, first_bad_step), "min")
+    return torch.where(earliest == none, -1, earliest)
 
 
 def _raise_if_nonfinite(bad: int, epoch: int, batch_idx: int) -> None:
@@ -199,16 +209,29 @@ def _raise_if_nonfinite(bad: int, epoch: int, batch_idx: int) -> None:
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, loader: Iterable, device: torch.device, amp: bool = False
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device,
+    precision: str = "32",
+    channels_last: bool = False,
+    all_reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """Mean loss and top-1/top-5 accuracy (percent) of ``model`` over ``loader``; one sync."""
+    """Mean loss and top-1/top-5 accuracy (percent) of ``model`` over ``loader``; one sync.
+
+    ``precision`` ("32" | "bf16" | "16-mixed") and ``channels_last`` (input batches
+    ``Tensor[B, 3, H, W]`` in ``torch.channels_last``) as in training.
+
+    Distributed: each process evaluates its shard and ``all_reduce`` sums the loss/hit/sample
+    counts, so every rank gets the metrics of the whole set.
+    """
     model.eval()
     criterion = nn.CrossEntropyLoss()
     metrics = MetricAccumulator(device)
+    image_format = torch.channels_last if channels_last else torch.preserve_format
     for images, labels in loader:
-        images = images.to(device, non_blocking=True)
+        images = images.to(device, non_blocking=True, memory_format=image_format)
         labels = labels.to(device, non_blocking=True)
-        with autocast(device, amp):
+        with autocast(precision, device):
             logits = model(images).float()  # [B, K]
         metrics.update(logits, labels, criterion(logits, labels))
-    return metrics.compute()
+    return metrics.compute(all_reduce)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -60,10 +62,22 @@ class MetricAccumulator:
         """Samples seen so far (host-side)."""
         return self._count
 
-    def compute(self) -> dict[str, float]:
-        """``{"loss", "top1", "top5", "count"}`` (accuracies in percent); one device sync."""
-        loss_sum, top1, top5 = self._sums.tolist()
-        count = self._count
+    def compute(
+        self, all_reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None
+    ) -> dict[str, float]:
+        """``{"loss", "top1", "top5", "count"}`` (accuracies in percent); one device sync.
+
+        ``all_reduce(tensor, "sum")`` (a distributed run) first sums the loss, hit and
+        sample counts over all processes, so the result is over the whole data set.
+        """
+        if all_reduce is None:
+            loss_sum, top1, top5 = self._sums.tolist()
+            count = self._count
+        else:
+            counted = torch.tensor([self._count], dtype=torch.float64, device=self.device)
+            summed = all_reduce(torch.cat([self._sums, counted]), "sum")
+            loss_sum, top1, top5, total = summed.tolist()
+            count = int(total)
         if count == 0:
             return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "count": 0}
         return {

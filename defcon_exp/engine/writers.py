@@ -9,6 +9,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,17 @@ class MetricsCSV:
             writer.writerow({k: _fmt(v) for k, v in row.items()})
 
 
+def _wait_for_a_later_file_name(log_dir: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name is
+    ``events.out.tfevents.<second>.<host>.<pid>.<n>`` with a per-process counter ``n``. A
+    writer opened in the same second as an existing file (a resume inside the same process,
+    as in tests) can sort before it ("...10" < "...9"), and its purge would then drop the
+    earlier curve. Waiting for the next second makes the new name sort last."""
+    now = time.time()
+    if any(log_dir.glob(f"events.out.tfevents.{int(now):010d}.*")):
+        time.sleep(int(now) + 1 - now)
+
+
 class TensorBoardLogger:
     """A SummaryWriter on ``log_dir`` whose x axis is always the global optimiser step.
 
@@ -58,6 +70,7 @@ class TensorBoardLogger:
     """
 
     def __init__(self, log_dir: str | os.PathLike, purge_step: int | None = None) -> None:
+        _wait_for_a_later_file_name(Path(log_dir))
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:

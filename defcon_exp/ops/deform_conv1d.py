@@ -11,6 +11,12 @@ linearly interpolated between its two integer neighbours; neighbours outside
 ``[0, L - 1]`` read zero (as ``torchvision.ops.deform_conv2d`` with ``H = 1`` does).
 The sampled values are multiplied by the mask (if any) and reduced by the weight as an
 ordinary grouped convolution would.
+
+Precision: sampling positions are always computed in (at least) float32 — bfloat16 cannot
+even represent the channel index 257, and float16 not 2049. Under ``torch.autocast`` the
+whole op runs in float32 (half inputs are cast up, autocast is paused inside) and returns
+float32, as autocast's own float32 ops do; outside autocast the output follows the input's
+dtype.
 """
 
 from __future__ import annotations
@@ -119,9 +125,12 @@ class _DeformConv1dFunction(torch.autograd.Function):
         taps_by_length = kernel_size * out_length
         per_offset_group = in_channels // offset_groups
 
-        grid = torch.arange(out_length, device=offset.device, dtype=offset.dtype) * stride
+        # Positions in float32 at least: integers above 256 (bfloat16) / 2048 (float16) are
+        # not representable in half precision, and a rounded position samples the wrong channel.
+        position_dtype = torch.promote_types(offset.dtype, torch.float32)
+        grid = torch.arange(out_length, device=offset.device, dtype=position_dtype) * stride
         grid = (grid - padding) + dilation * torch.arange(
-            kernel_size, device=offset.device, dtype=offset.dtype
+            kernel_size, device=offset.device, dtype=position_dtype
         ).unsqueeze(1)
         # contiguous(): elementwise results keep a permuted offset's strides, and the views
         # below need the standard layout.
@@ -214,6 +223,11 @@ def _grouped_weight_grad(grad_out: Tensor, columns: Tensor) -> Tensor:
     return torch.einsum("bgol,bgjl->goj", grad_out, columns)
 
 
+def _float32(tensor: Tensor) -> Tensor:
+    """``tensor`` in float32 if it is float16/bfloat16, else unchanged (float64 stays)."""
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 def deform_conv1d(
     input: Tensor,
     offset: Tensor,
@@ -237,8 +251,24 @@ def deform_conv1d(
             (DCNv2 modulation).
 
     Returns:
-        ``Tensor[B, C_out, L_out]`` with ``L_out = (L + 2*padding - dilation*(k-1) - 1) // stride + 1``.
+        ``Tensor[B, C_out, L_out]`` with ``L_out = (L + 2*padding - dilation*(k-1) - 1) // stride + 1``;
+        float32 under ``torch.autocast``, else the input's dtype.
     """
+    device_type = input.device.type
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+        # Like a custom_fwd(cast_inputs=torch.float32) for any device: half inputs go up to
+        # float32 (autograd casts their gradients back) and autocast is off inside.
+        with torch.autocast(device_type, enabled=False):
+            return deform_conv1d(
+                _float32(input),
+                _float32(offset),
+                _float32(weight),
+                None if bias is None else _float32(bias),
+                stride,
+                padding,
+                dilation,
+                None if mask is None else _float32(mask),
+            )
     groups, offset_groups, _ = _check_args(
         input, offset, weight, bias, mask, stride, padding, dilation
     )

@@ -25,6 +25,9 @@ __all__ = ["scale_add_relu", "spatial_dot"]
 class _ScaleAddReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, features: Tensor, weights: Tensor, identity: Tensor) -> Tensor:
+        # Under autocast the three may differ (half features, float32 weights or identity):
+        # compute in the features' dtype, return each gradient in its input's dtype.
+        ctx.input_dtypes = (weights.dtype, identity.dtype)
         weights = weights.to(features.dtype)
         out = torch.addcmul(identity.to(features.dtype), features, weights).relu_()
         ctx.save_for_backward(features, weights, out)
@@ -33,12 +36,13 @@ class _ScaleAddReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         features, weights, out = ctx.saved_tensors
-        grad = torch.ops.aten.threshold_backward(grad_out, out, 0)
+        weights_dtype, identity_dtype = ctx.input_dtypes
+        grad = torch.ops.aten.threshold_backward(grad_out.to(out.dtype), out, 0)
         grad_features = grad * weights if ctx.needs_input_grad[0] else None
         grad_weights = None
         if ctx.needs_input_grad[1]:
-            grad_weights = spatial_dot(grad, features).view_as(weights)
-        return grad_features, grad_weights, grad
+            grad_weights = spatial_dot(grad, features).view_as(weights).to(weights_dtype)
+        return grad_features, grad_weights, grad.to(identity_dtype)
 
 
 #: bytes of one batch chunk of :func:`spatial_dot` on the CPU (its temporary stays in cache)
@@ -70,7 +74,9 @@ def scale_add_relu(features: Tensor, weights: Tensor, identity: Tensor) -> Tenso
         identity: ``Tensor[B, C, H, W]`` the residual branch.
 
     Returns:
-        ``Tensor[B, C, H, W]`` in ``features``' dtype.
+        ``Tensor[B, C, H, W]`` in ``features``' dtype (``weights`` and ``identity`` are cast to
+        it, so under autocast half-precision features keep the residual stream in half).
+        Gradients come back in each input's own dtype.
     """
     if weights.dim() != 4 or weights.shape[2:] != (1, 1) or weights.shape[:2] != features.shape[:2]:
         raise ValueError(
