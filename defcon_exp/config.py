@@ -121,6 +121,7 @@ class TrainerConfig:
     progress: bool = True
     deterministic: bool = False
     sync_batchnorm: bool = True  # torchrun runs: BatchNorm statistics over the global batch
+    num_threads: Optional[int] = None  # noqa: UP045  (torch CPU threads; null = torch's default)
 
 
 @dataclass
@@ -174,6 +175,12 @@ def validate_config(cfg: DictConfig | Config) -> None:
         "trainer.device",
         bool(_DEVICE.match(str(get("trainer.device")))),
         "must be auto, cpu, cuda or cuda:N",
+    )
+    threads = get("trainer.num_threads")
+    rule(
+        "trainer.num_threads",
+        threads is None or threads >= 1,
+        "must be null (torch's default) or >= 1 (CPU threads of this run)",
     )
     rule("trainer.log_every_n_steps", get("trainer.log_every_n_steps") >= 1, "must be >= 1")
     for key, parse in (("trainer.precision", parse_precision), ("trainer.compile", parse_compile)):

@@ -6,12 +6,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.resources
+import importlib.util
 import json
 import logging
+import multiprocessing
 import os
 import re
+import signal
+import socket
 import sys
 import uuid
 from collections.abc import Sequence
@@ -23,6 +28,7 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -60,6 +66,15 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     distributed.DistributedError,
 )
+
+
+class SweepJobError(CompactHydraException):
+    """One job of a sweep (``-m``) failed. Raised instead of ``sys.exit`` so that Hydra marks
+    just that job as failed and the launcher runs the others (a ``SystemExit`` in a joblib
+    worker would abort the whole sweep); once every job has ended, Hydra prints the first
+    failed job's message (no traceback) and exits 1. Picklable: it crosses process borders."""
+
+
 #: keys whose change would load the checkpoint into another network: resuming refuses them
 RESUME_FORBIDDEN_PREFIXES = ("model.", "data.name", "data.num_classes")
 #: keys fixing the data order: a mid-epoch checkpoint can only resume with them unchanged
@@ -74,6 +89,7 @@ RESUME_NEUTRAL = {
     "trainer.epochs",
     "trainer.log_every_n_steps",
     "trainer.checkpoint_every_n_steps",
+    "trainer.num_threads",
     "trainer.histograms_every_n_epochs",
     "trainer.histogram_images",
     "trainer.channels_last",
@@ -268,12 +284,20 @@ def train(
     precision = parse_precision(cfg.trainer.precision)
     check_precision_supported(precision, device)
 
+    if cfg.trainer.num_threads is not None:
+        torch.set_num_threads(cfg.trainer.num_threads)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     name = model_name(cfg.model)
-    log.info("run dir: %s%s", out_dir, f" (resuming {ckpt_path})" if ckpt_path else "")
+    log.info(
+        "run dir: %s%s | host %s pid %d",
+        out_dir,
+        f" (resuming {ckpt_path})" if ckpt_path else "",
+        socket.gethostname(),
+        os.getpid(),
+    )
     log.info(
         "model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
-        "epochs=%d | seed=%d | device=%s",
+        "epochs=%d | seed=%d | device=%s threads=%d",
         name,
         cfg.model.get("kernel_size"),
         cfg.data.name,
@@ -285,6 +309,7 @@ def train(
         cfg.trainer.epochs,
         cfg.seed,
         device,
+        torch.get_num_threads(),
     )
     log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
 
@@ -514,6 +539,43 @@ def check_output_dirs(args: Sequence[str]) -> None:
         )
 
 
+#: Hydra launcher plugins (their ``hydra/launcher`` option) -> (module, pip name, our extra)
+LAUNCHER_PLUGINS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm"),
+}
+
+
+def module_available(name: str) -> bool:
+    """Whether ``name`` can be imported (a missing parent package counts as missing)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def check_launcher(args: Sequence[str]) -> None:
+    """Refuse ``hydra/launcher=<option>`` when the plugin behind it (for our
+    ``conf/hydra/launcher/*.yaml``: the plugin option in their defaults) is not installed, with
+    the pip command; Hydra would only say that ``hydra/launcher/joblib`` cannot be found."""
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if key.lstrip("+") != "hydra/launcher" or not sep:
+            continue
+        base = value
+        ours = importlib.resources.files("defcon_exp.conf") / "hydra" / "launcher" / f"{value}.yaml"
+        if ours.is_file():
+            defaults = OmegaConf.create(ours.read_text()).get("defaults") or []
+            base = next((d for d in defaults if isinstance(d, str) and d != "_self_"), value)
+        if base in LAUNCHER_PLUGINS and not module_available(LAUNCHER_PLUGINS[base][0]):
+            _, pip_name, extra = LAUNCHER_PLUGINS[base]
+            raise ConfigError(
+                f"hydra/launcher={value} is invalid here: it needs the Hydra plugin {pip_name}, "
+                f"which is not installed; pip install 'defcon_exp[{extra}]' (or {pip_name})"
+            )
+
+
 INFO_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info")
 #: Hydra flags refused under torchrun (rank 0 resolves the run dir from the default config)
 DISTRIBUTED_REFUSED = ("-m", "--multirun", "-cn", "--config-name", "-cp", "--config-path",
@@ -521,17 +583,19 @@ DISTRIBUTED_REFUSED = ("-m", "--multirun", "-cn", "--config-name", "-cp", "--con
 
 
 def main() -> None:
-    """Console entry point: check group overrides and the output folder, then run Hydra
-    (returns None: the console script's ``sys.exit(main())`` must see 0).
+    """Console entry point: check group overrides, the launcher plugin and the output folder,
+    then run Hydra (returns None: the console script's ``sys.exit(main())`` must see 0).
 
-    Under ``torchrun`` (``WORLD_SIZE`` > 1) it first joins the process group; rank 0 resolves
-    Hydra's run dir once and every rank runs with that ``hydra.run.dir``, so all ranks share
-    one folder; ranks > 0 write no ``.hydra/`` record and no ``train.log`` and log WARNING+
-    only. ``-m`` is refused (run one torchrun per sweep job).
+    A sweep (``-m``) passes SIGTERM on to a launcher's worker processes
+    (:func:`forward_sigterm_to_workers`). Under ``torchrun`` (``WORLD_SIZE`` > 1) it first joins
+    the process group; rank 0 resolves Hydra's run dir once and every rank runs with that
+    ``hydra.run.dir``, so all ranks share one folder; ranks > 0 write no ``.hydra/`` record and
+    no ``train.log`` and log WARNING+ only. ``-m`` is refused (run one torchrun per sweep job).
     """
     args = sys.argv[1:]
     try:
         check_group_overrides(args)
+        check_launcher(args)
         check_output_dirs(args)
         env = distributed.detect()
         if env is not None:
@@ -540,6 +604,8 @@ def main() -> None:
         print(f"defcon-train: error: {err}", file=sys.stderr)
         sys.exit(1)
     if env is None:
+        if any(a in ("-m", "--multirun") for a in args):
+            signal.signal(signal.SIGTERM, forward_sigterm_to_workers)
         hydra_main()
         return
     if any(a in INFO_FLAGS for a in args):  # help / printed config: once, nothing to train
@@ -603,6 +669,24 @@ def distributed_hydra_args(args: Sequence[str], run_dir: str | None, main: bool)
     return out
 
 
+def forward_sigterm_to_workers(signum: int, _frame: Any) -> None:
+    """SIGTERM handler of a sweep's main process. A launcher's worker processes (joblib) get the
+    signal too: each training job checkpoints and stops (exit 143), which ends the sweep, instead
+    of training on as orphans after ``kill <defcon-train>``. Without workers (the basic launcher
+    between jobs, submitit): the default action, exit at once. The basic launcher's running job
+    has its own handler (:func:`defcon_exp.engine.fit.stop_on_signals`)."""
+    # joblib's loky workers only: torch DataLoader workers are children too, and not launchers'
+    workers = [p for p in multiprocessing.active_children() if type(p).__name__ == "LokyProcess"]
+    if not workers:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    log.warning("received SIGTERM: passing it to the %d worker processes", len(workers))
+    for worker in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signum)
+
+
 @hydra.main(config_path="pkg://defcon_exp.conf", config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     """``defcon-train [group=option ...] [key=value ...]``; returns test top-1 (for sweepers)."""
@@ -628,15 +712,47 @@ def hydra_main(cfg: DictConfig) -> float | None:
                 )
             cfg = resume_config(cfg, HydraConfig.get().overrides.task)
         summary = train(cfg, None if cfg.resume else output_dir, restart_incomplete=auto)
-    except TrainingInterrupted as err:
+    except TrainingInterrupted as err:  # Ctrl-C / SIGTERM stop the whole sweep, too
         if distributed.is_main():
             print(f"defcon-train: interrupted: {err}", file=sys.stderr)
+        handler = signal.getsignal(err.signum)
+        if err.signum not in (signal.SIGTERM, signal.SIGINT) and callable(handler):
+            handler(err.signum, None)  # submitit's: requeues this job (resume=auto continues it)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            print(
+                "defcon-train: to continue the whole sweep, run the same command with resume=auto "
+                f"hydra.sweep.dir={output_dir.parent}",
+                file=sys.stderr,
+            )
         sys.exit(err.exit_code)
     except USER_ERRORS as err:
         log.debug("stopped by %s", type(err).__name__, exc_info=True)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise _sweep_job_error(output_dir, str(err)) from err
         print(f"defcon-train: error{where}: {err}", file=sys.stderr)
         sys.exit(1)
+    except Exception as err:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise  # Hydra prints the traceback
+        log.exception("job crashed")  # the traceback goes to the job's train.log
+        raise _sweep_job_error(
+            output_dir, f"{type(err).__name__}: {err} (traceback in {output_dir / 'train.log'})"
+        ) from err
     return summary["test"]["top1"]
+
+
+def _sweep_job_error(output_dir: Path, reason: str) -> SweepJobError:
+    """Report a failed sweep job now (stderr and its train.log) and build the error that
+    Hydra re-raises, with a pointer to the other jobs, once the whole sweep has ended."""
+    job = HydraConfig.get().job.num
+    message = f"job {job} ({output_dir}) failed: {reason}"
+    log.error("%s", message)
+    print(f"defcon-train: error: {message} (the other jobs go on)", file=sys.stderr)
+    return SweepJobError(
+        f"defcon-train: error: {message}\nThe sweep's other jobs ran to the end; each failed job "
+        f"printed its error when it failed. `defcon-report {output_dir.parent}` lists the runs, "
+        "failed ones without a summary.json."
+    )
 
 
 def resolve_auto_resume(

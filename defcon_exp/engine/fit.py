@@ -12,13 +12,16 @@ optimiser/scheduler/scaler/RNG state (it is for evaluation, not for resuming).
 Pre-emption: while :func:`fit` runs (in the main thread) SIGTERM and SIGINT only set a flag;
 the current step finishes, a full mid-epoch checkpoint is written, the resume command is
 logged and :class:`TrainingInterrupted` is raised. A second SIGINT aborts at once
-(``KeyboardInterrupt``). Resuming skips the epoch's finished batches (the data order is a
+(``KeyboardInterrupt``). Under submitit (Hydra's SLURM launcher) its pre-emption/time-limit
+signal (SIGUSR2) is handled the same way; the caller then hands it on to submitit's handler
+(:func:`requeue_signal`). Resuming skips the epoch's finished batches (the data order is a
 pure function of seed and epoch) and restores the RNG states, so it is exact.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -94,6 +97,17 @@ class TrainingInterrupted(RuntimeError):
         return 128 + self.signum
 
 
+def requeue_signal() -> int | None:
+    """submitit's pre-emption/time-limit signal (``SIGUSR2``, or ``$SUBMITIT_PREEMPT_SIGNAL``)
+    when a Python handler owns it (submitit's, which requeues the job), else None. While
+    :func:`fit` runs it stops the run like SIGTERM, so the checkpoint is written before the
+    caller calls that handler."""
+    signum = getattr(signal, f"SIG{os.environ.get('SUBMITIT_PREEMPT_SIGNAL', 'USR2')}", None)
+    if not isinstance(signum, signal.Signals) or not callable(signal.getsignal(signum)):
+        return None
+    return signum
+
+
 @contextmanager
 def stop_on_signals(enabled: bool = True) -> Iterator[Callable[[], int | None]]:
     """While active, SIGTERM/SIGINT set a flag instead of killing the process.
@@ -118,7 +132,8 @@ def stop_on_signals(enabled: bool = True) -> Iterator[Callable[[], int | None]]:
             )
         received.append(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    watched = [signal.SIGTERM, signal.SIGINT, requeue_signal()]
+    previous = {sig: signal.signal(sig, handler) for sig in watched if sig is not None}
     try:
         yield lambda: received[0] if received else None
     finally:

@@ -94,6 +94,7 @@ def test_experiment_recipes_hold_the_paper_values(composer) -> None:
     ("trainer.device=gpu", r"trainer.device='gpu' is invalid"),
     ("scheduler.warmup_epochs=500", r"scheduler.warmup_epochs=500.0 is invalid: must be >= 0 and < trainer.epochs"),
     ("optim.name=adam", r"optim.name='adam' is invalid: must be one of \['sgd', 'adamw'\]"),
+    ("trainer.num_threads=0", r"trainer.num_threads=0 is invalid: must be null \(torch's default\) or >= 1"),
 ])
 def test_value_rules_name_key_value_and_rule(composer, override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -30,6 +30,8 @@ def test_console_scripts_from_an_installed_wheel(tmp_path: Path) -> None:
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", site, wheel],
                    check=True, capture_output=True)
     assert (site / "defcon_exp" / "conf" / "experiment" / "smoke.yaml").is_file()
+    for launcher in ("local_parallel", "local_submitit", "slurm_cpu", "slurm_gpu"):  # hydra/launcher=<name>
+        assert (site / "defcon_exp" / "conf" / "hydra" / "launcher" / f"{launcher}.yaml").is_file(), launcher
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
