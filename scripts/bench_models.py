@@ -15,21 +15,21 @@ ratio to ResNet-50, inference images/s, and what the paper's run would take at t
     python scripts/bench_models.py --device cuda --batch-size 128
     python scripts/bench_models.py --models resnet50 eca defcon --unfused
     python scripts/bench_models.py --device cuda --batch-size 128 --precision bf16 --channels-last --compile
-    THP_MEM_ALLOC_ENABLE=0 python scripts/bench_models.py   # without huge pages
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 python scripts/bench_models.py
 
-Like the console scripts, it backs large CPU tensors with transparent huge pages
-(``THP_MEM_ALLOC_ENABLE=1``, set before torch is imported) unless the environment says 0.
+On a CPU the step time depends on the memory allocator: with glibc's malloc every fresh
+feature-map-sized tensor is a new ``mmap`` whose pages fault in on first touch, which costs
+more than the arithmetic done in it and varies from step to step; jemalloc keeps and reuses
+the memory (see docs/benchmarks.md). The header names the allocator in use.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
-
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # before torch's first allocation
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -61,6 +61,21 @@ def forward_flops(model: nn.Module, device: torch.device) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.randn(1, 3, 32, 32, device=device))
     return counter.get_total_flops()
+
+
+def paired_ratio(times: list[float], baseline: list[float]) -> float:
+    """Median over rounds of ``time / baseline time`` of the same round (run minutes apart at
+    most, so slow drifts of a shared machine cancel)."""
+    return statistics.median(t / b for t, b in zip(times, baseline, strict=True))
+
+
+def allocator_name() -> str:
+    """``jemalloc``/``tcmalloc`` when preloaded into this process, else ``glibc``."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "unknown"
+    return next((name for name in ("jemalloc", "tcmalloc") if name in maps), "glibc")
 
 
 def fresh_allocation_mib(step: Callable[[], object], device: torch.device) -> float:
@@ -169,8 +184,7 @@ def main() -> None:
         f"# train step (fwd+bwd+SGD), batch {args.batch_size}, 32x32, {device}, "
         f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds; "
         f"precision {args.precision}, channels_last {args.channels_last}, "
-        f"compile {args.compile or 'off'}, "
-        f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}"
+        f"compile {args.compile or 'off'}; allocator {allocator_name()}"
     )
     print(
         f"# paper run: {PAPER_EPOCHS} epochs x ({TRAIN_IMAGES:,} train images at the step speed "
@@ -178,9 +192,9 @@ def main() -> None:
     )
     print(
         "| model | params | fwd MFLOPs/img | step ms | step vs resnet50 | infer img/s "
-        "| 200-epoch CIFAR-100 (h) | step allocs MiB |"
+        "| 200-epoch CIFAR-100 (h) | step allocs MiB | paired ratio |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, model in variants.items():
         step = statistics.median(step_times[name])
         infer = args.batch_size / statistics.median(infer_times[name])
@@ -190,7 +204,8 @@ def main() -> None:
         print(
             f"| {name} | {params:,} | {flops:,.1f} | {step * 1e3:.1f} | "
             f"{step / baseline:.3f}x | {infer:,.0f} | {hours:,.1f} | "
-            f"{allocated[name]:,.0f} ({allocated[name] / allocated['resnet50']:.2f}x) |"
+            f"{allocated[name]:,.0f} ({allocated[name] / allocated['resnet50']:.2f}x) | "
+            f"{paired_ratio(step_times[name], step_times['resnet50']):.3f}x |"
         )
 
 
