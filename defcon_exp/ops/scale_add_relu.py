@@ -5,10 +5,12 @@ three passes forward and four backward over each block's output. Here the forwar
 ``addcmul`` plus an in-place ReLU, and the backward one ReLU mask pass, one multiply and
 one batched reduction, with nothing but the output and the inputs saved.
 
-The reduction (``grad_weights = sum over H, W of grad * features``) runs in batch chunks on
-the CPU: ``linalg.vecdot`` materialises the full product internally, and a fresh
-feature-map-sized temporary there costs several times the arithmetic (page faults on first
-touch), while a chunk of a few MiB stays in cache (7x faster at batch 64, 256 x 32 x 32).
+On the CPU (eager) the backward runs in batch chunks of :data:`CHUNK_BYTES`: each chunk's
+ReLU-masked gradient is written, then read again by the multiply and the reduction while it
+is still in cache, so the gradient makes one trip through memory instead of three, and
+``linalg.vecdot`` (which materialises the full product internally) never allocates a
+feature-map-sized temporary (the reduction alone is 7x faster at batch 64, 256 x 32 x 32).
+On CUDA, and under ``torch.compile`` (which fuses the passes itself), it runs unchunked.
 """
 
 from __future__ import annotations
@@ -37,23 +39,46 @@ class _ScaleAddReLU(torch.autograd.Function):
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         features, weights, out = ctx.saved_tensors
         weights_dtype, identity_dtype = ctx.input_dtypes
-        grad = torch.ops.aten.threshold_backward(grad_out.to(out.dtype), out, 0)
-        grad_features = grad * weights if ctx.needs_input_grad[0] else None
-        grad_weights = None
-        if ctx.needs_input_grad[1]:
-            grad_weights = spatial_dot(grad, features).view_as(weights).to(weights_dtype)
+        grad_out = grad_out.to(out.dtype)
+        need_features, need_weights = ctx.needs_input_grad[:2]
+        rows = _chunk_rows(out)
+        if out.device.type != "cpu" or rows >= out.shape[0] or torch.compiler.is_compiling():
+            grad = torch.ops.aten.threshold_backward(grad_out, out, 0)
+            grad_features = grad * weights if need_features else None
+            grad_weights = spatial_dot(grad, features) if need_weights else None
+        else:
+            grad = torch.empty_like(out)
+            grad_features = torch.empty_like(features) if need_features else None
+            grad_weights = features.new_empty(features.shape[:2]) if need_weights else None
+            for start in range(0, out.shape[0], rows):
+                part = slice(start, start + rows)
+                chunk = torch.ops.aten.threshold_backward.grad_input(
+                    grad_out[part], out[part], 0, grad_input=grad[part]
+                )
+                if grad_features is not None:
+                    torch.mul(chunk, weights[part], out=grad_features[part])
+                if grad_weights is not None:
+                    torch.linalg.vecdot(
+                        chunk.flatten(2), features[part].flatten(2), dim=-1, out=grad_weights[part]
+                    )
+        if grad_weights is not None:
+            grad_weights = grad_weights.view_as(weights).to(weights_dtype)
         return grad_features, grad_weights, grad.to(identity_dtype)
 
 
-#: bytes of one batch chunk of :func:`spatial_dot` on the CPU (its temporary stays in cache)
+#: bytes of one batch chunk of the CPU backward and :func:`spatial_dot` (stays in cache)
 CHUNK_BYTES = 4 << 20
+
+
+def _chunk_rows(t: Tensor) -> int:
+    """Samples of ``t: Tensor[B, ...]`` per chunk of about :data:`CHUNK_BYTES` (at least 1)."""
+    return max(1, CHUNK_BYTES // max(1, math.prod(t.shape[1:]) * t.element_size()))
 
 
 def spatial_dot(a: Tensor, b: Tensor) -> Tensor:
     """``(a * b).sum(dim=(2, 3))`` for ``Tensor[B, C, H, W]`` pairs -> ``Tensor[B, C]``,
     without a feature-map-sized temporary on the CPU (batch chunks of :data:`CHUNK_BYTES`)."""
-    batch = a.shape[0]
-    rows = max(1, CHUNK_BYTES // max(1, math.prod(a.shape[1:]) * a.element_size()))
+    batch, rows = a.shape[0], _chunk_rows(a)
     if a.device.type != "cpu" or rows >= batch:
         return torch.linalg.vecdot(a.flatten(2), b.flatten(2), dim=-1)
     out = a.new_empty(a.shape[:2])

@@ -83,3 +83,27 @@ def test_spatial_dot_chunks_equal_the_full_reduction(monkeypatch, channels_last,
     if channels_last:
         a, b = (t.to(memory_format=torch.channels_last) for t in (a, b))
     torch.testing.assert_close(module.spatial_dot(a, b), (a * b).sum(dim=(2, 3)), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("needs", [(True, True, True), (True, False, True), (False, True, False)])
+def test_chunked_cpu_backward_equals_unfused(monkeypatch, channels_last, needs):
+    """The CPU backward in batch chunks (forced here: 2 samples per chunk, 7 samples) gives the
+    autograd reference's gradients for every combination of inputs needing them."""
+    module = importlib.import_module("defcon_exp.ops.scale_add_relu")
+    monkeypatch.setattr(module, "CHUNK_BYTES", 2 * 6 * 5 * 4 * 8)
+    torch.manual_seed(3)
+    features = torch.randn(7, 6, 5, 4, dtype=torch.float64)
+    identity = torch.randn(7, 6, 5, 4, dtype=torch.float64)
+    if channels_last:
+        features, identity = (t.to(memory_format=torch.channels_last) for t in (features, identity))
+    weights = torch.rand(7, 6, 1, 1, dtype=torch.float64)
+    inputs = [t.requires_grad_(need) for t, need in zip((features, weights, identity), needs, strict=True)]
+    wanted = [t for t in inputs if t.requires_grad]
+    grad = torch.randn(7, 6, 5, 4, dtype=torch.float64)[:, :, :, [3, 1, 0, 2]]  # non-contiguous
+    ours = torch.autograd.grad(scale_add_relu(*inputs), wanted, grad)
+    reference = torch.autograd.grad(unfused(*inputs), wanted, grad)
+    for a, b in zip(ours, reference, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
+    if channels_last and needs[0]:
+        assert ours[0].is_contiguous(memory_format=torch.channels_last)
