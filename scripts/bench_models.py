@@ -15,17 +15,20 @@ ratio to ResNet-50, inference images/s, and what the paper's run would take at t
     python scripts/bench_models.py --device cuda --batch-size 128
     python scripts/bench_models.py --models resnet50 eca defcon --unfused
     python scripts/bench_models.py --device cuda --batch-size 128 --precision bf16 --channels-last --compile
+    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184 python scripts/bench_models.py
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 python scripts/bench_models.py
 
 On a CPU the step time depends on the memory allocator: with glibc's malloc every fresh
 feature-map-sized tensor is a new ``mmap`` whose pages fault in on first touch, which costs
-more than the arithmetic done in it and varies from step to step; jemalloc keeps and reuses
-the memory (see docs/benchmarks.md). The header names the allocator in use.
+more than the arithmetic done in it and varies from step to step; glibc told not to mmap
+nor trim (the two variables above), or jemalloc, keep and reuse the memory (see
+docs/benchmarks.md). The header names the allocator in use.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -75,7 +78,10 @@ def allocator_name() -> str:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
         return "unknown"
-    return next((name for name in ("jemalloc", "tcmalloc") if name in maps), "glibc")
+    name = next((name for name in ("jemalloc", "tcmalloc") if name in maps), "glibc")
+    if name == "glibc" and os.environ.get("MALLOC_MMAP_MAX_") == "0":
+        name += " (MALLOC_MMAP_MAX_=0: freed memory reused)"
+    return name
 
 
 def fresh_allocation_mib(step: Callable[[], object], device: torch.device) -> float:
