@@ -58,15 +58,13 @@ class _ScaleAddReLU(torch.autograd.Function):
                 if grad_features is not None:
                     torch.mul(chunk, weights[part], out=grad_features[part])
                 if grad_weights is not None:
-                    torch.linalg.vecdot(
-                        chunk.flatten(2), features[part].flatten(2), dim=-1, out=grad_weights[part]
-                    )
+                    spatial_dot(chunk, features[part], out=grad_weights[part])
         if grad_weights is not None:
             grad_weights = grad_weights.view_as(weights).to(weights_dtype)
         return grad_features, grad_weights, grad.to(identity_dtype)
 
 
-#: bytes of one batch chunk of the CPU backward and :func:`spatial_dot` (stays in cache)
+#: bytes of one batch chunk of the CPU backward (stays in cache)
 CHUNK_BYTES = 4 << 20
 
 
@@ -75,19 +73,10 @@ def _chunk_rows(t: Tensor) -> int:
     return max(1, CHUNK_BYTES // max(1, math.prod(t.shape[1:]) * t.element_size()))
 
 
-def spatial_dot(a: Tensor, b: Tensor) -> Tensor:
-    """``(a * b).sum(dim=(2, 3))`` for ``Tensor[B, C, H, W]`` pairs -> ``Tensor[B, C]``,
-    without a feature-map-sized temporary on the CPU (batch chunks of :data:`CHUNK_BYTES`)."""
-    batch, rows = a.shape[0], _chunk_rows(a)
-    if a.device.type != "cpu" or rows >= batch:
-        return torch.linalg.vecdot(a.flatten(2), b.flatten(2), dim=-1)
-    out = a.new_empty(a.shape[:2])
-    for start in range(0, batch, rows):
-        stop = start + rows
-        torch.linalg.vecdot(
-            a[start:stop].flatten(2), b[start:stop].flatten(2), dim=-1, out=out[start:stop]
-        )
-    return out
+def spatial_dot(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+    """``(a * b).sum(dim=(2, 3))`` for ``Tensor[B, C, H, W]`` pairs -> ``Tensor[B, C]``
+    (written into ``out`` when given). Unchunked: the CPU backward calls it per chunk."""
+    return torch.linalg.vecdot(a.flatten(2), b.flatten(2), dim=-1, out=out)
 
 
 def scale_add_relu(features: Tensor, weights: Tensor, identity: Tensor) -> Tensor:
