@@ -41,6 +41,13 @@ class ChannelAttention(nn.Module):
         pooled = spatial_mean(x)
         return self.gate(self.channel_logits(pooled))[:, :, None, None]
 
+    def statistics(self, x: Tensor) -> dict[str, Tensor]:
+        """What this module does on input ``x: Tensor[B, C, H, W]``, as raw float tensors for
+        ``defcon-inspect``, ``defcon-compare`` and the TensorBoard histograms: ``weights``
+        ``Tensor[B, C]`` (the gated channel weights). Deformable modules add ``offset``,
+        ``distance`` and ``position`` (``Tensor[B, k, C]``)."""
+        return {"weights": self.channel_weights(x)[:, :, 0, 0].float()}
+
     def forward(self, x: Tensor) -> Tensor:
         """``Tensor[B, C, H, W] -> Tensor[B, C, H, W]`` in ``x``'s dtype and memory format
         (under autocast the weights may be float32 while ``x`` is half precision)."""
