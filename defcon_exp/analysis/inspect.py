@@ -3,8 +3,7 @@
 For each attention module (one per bottleneck) the input feature map is captured with a
 forward hook on the block's last BatchNorm (``bn3``, whose output is what the attention
 sees; the fused tail calls ``attention.channel_weights`` directly, so a hook on the
-attention itself would not fire), and the statistics are computed with the modules'
-public methods (``channel_weights``, ``Defcon.offsets``, ``DefconCorrelated.nonlocal_offsets``):
+attention itself would not fire), and each module reports its own ``statistics(x)``:
 
 - every attention: gated channel weight mean / std, and the entropy of the weights
   normalised over channels (``p_c = w_c / sum w``; also divided by ``log C``: 1 = uniform);
@@ -14,8 +13,6 @@ public methods (``channel_weights``, ``Defcon.offsets``, ``DefconCorrelated.nonl
   further than the kernel half-width ``k//2`` by more than :data:`REACH_TOLERANCE`
   (beyond ECA's fixed window) and of taps sampling outside
   ``[0, C-1]`` (reading zero padding).
-
-CBAM's channel weights are ``gate(mlp(avg) + mlp(max))`` from its own submodules.
 """
 
 from __future__ import annotations
@@ -27,8 +24,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-
-from defcon_exp.attention.defcon import Defcon
 
 __all__ = [
     "HIST_BINS",
@@ -60,40 +55,15 @@ def attention_blocks(model: nn.Module) -> Iterator[tuple[int, int, nn.Module]]:
                 yield stage_index, block_index, block
 
 
-def _channel_weights(attention: nn.Module, x: Tensor) -> Tensor | None:
-    """``Tensor[B, C]`` gated channel weights, or None when the module has none."""
-    if hasattr(attention, "channel_weights"):
-        return attention.channel_weights(x)[:, :, 0, 0]
-    if hasattr(attention, "mlp") and hasattr(attention, "gate"):  # CBAM's channel part
-        return attention.gate(attention.mlp(x.mean(dim=(2, 3))) + attention.mlp(x.amax(dim=(2, 3))))
-    return None
-
-
 def module_statistics(attention: nn.Module, x: Tensor) -> dict[str, Tensor]:
-    """Raw per-element tensors for one module on input ``x: Tensor[B, C, H, W]``:
-    ``weights`` and ``entropy`` (per sample), and for DEFCON-family modules ``offset``
-    (learned), ``distance`` (|sampled channel - c|) and ``position`` (sampled channel)."""
-    out: dict[str, Tensor] = {}
-    weights = _channel_weights(attention, x)
-    if weights is not None:
-        weights = weights.float()
-        p = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        out["weights"] = weights
-        out["entropy"] = -(p * p.clamp_min(1e-12).log()).sum(dim=1)
-    if isinstance(attention, Defcon):
-        signal = x.mean(dim=(2, 3))[:, None, :]
-        learned = attention.offsets(signal)  # [B, k, C]
-        total = learned
-        if hasattr(attention, "nonlocal_offsets"):
-            total = learned + attention.nonlocal_offsets(signal.dtype)
-        k = attention.kernel_size
-        channels = signal.shape[-1]
-        taps = torch.arange(k, device=x.device, dtype=total.dtype)[None, :, None] - k // 2
-        relative = taps + total  # position - c
-        position = relative + torch.arange(channels, device=x.device, dtype=total.dtype)
-        out["offset"] = learned.float()
-        out["distance"] = relative.abs().float()
-        out["position"] = position.float()
+    """Raw per-element tensors for one module on input ``x: Tensor[B, C, H, W]``: what the
+    module's own ``statistics(x)`` returns (``weights``; deformable modules also ``offset``,
+    ``distance``, ``position``) plus the per-sample ``entropy`` of the normalised weights."""
+    out = dict(attention.statistics(x))
+    weights = out["weights"].float()
+    p = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    out["weights"] = weights
+    out["entropy"] = -(p * p.clamp_min(1e-12).log()).sum(dim=1)
     return out
 
 
@@ -199,8 +169,8 @@ def stage_statistics(model: nn.Module, images: Tensor) -> dict[int, StageRaw]:
         x = captured[(stage, index)]
         entry = stages.setdefault(stage, StageRaw({}, [], x.shape[1], []))
         stats = module_statistics(block.attention, x)
-        if "offset" in stats:
-            entry.kernel_sizes.append(int(block.attention.kernel_size))
+        if "offset" in stats:  # Tensor[B, k, C]
+            entry.kernel_sizes.append(int(stats["offset"].shape[1]))
         for name, value in stats.items():
             entry.raw.setdefault(name, []).append(value)
         entry.blocks.append((index, block))

@@ -89,9 +89,9 @@ def count_flops(model_cfg: dict[str, Any], num_classes: int) -> tuple[int, int]:
         import torch
         from torch.utils.flop_counter import FlopCounterMode
 
-        from defcon_exp.cli.train import build_model
+        from defcon_exp.models import model_from_config
 
-        model = build_model(model_cfg, num_classes, torch.device("cpu"))
+        model = model_from_config(model_cfg, num_classes, torch.device("cpu"))
         model.eval()
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         with FlopCounterMode(display=False) as counter, torch.no_grad():

@@ -52,6 +52,12 @@ class Cbam(nn.Module):
         )
         self.spatial_norm = nn.BatchNorm2d(1, **factory)
 
+    def statistics(self, x: Tensor) -> dict[str, Tensor]:
+        """``weights`` ``Tensor[B, C]``: the gated channel part, ``gate(mlp(avg) + mlp(max))``
+        (the spatial part then varies per pixel)."""
+        logits = self.mlp(spatial_mean(x)) + self.mlp(x.amax(dim=(2, 3)))
+        return {"weights": self.gate(logits).float()}
+
     def forward(self, x: Tensor) -> Tensor:
         channel_logits = self.mlp(spatial_mean(x)) + self.mlp(x.amax(dim=(2, 3)))
         x = x * self.gate(channel_logits)[:, :, None, None]

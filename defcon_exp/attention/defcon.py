@@ -13,6 +13,7 @@ from defcon_exp.attention.base import ChannelAttention
 from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
 from defcon_exp.attention.pooled_conv import pooled_conv1d
 from defcon_exp.ops import deform_conv1d
+from defcon_exp.ops.spatial_mean import spatial_mean
 
 __all__ = ["Defcon"]
 
@@ -67,6 +68,28 @@ class Defcon(ChannelAttention):
     def offsets(self, signal: Tensor) -> Tensor:
         """``Tensor[B, 1, C]`` pooled signal -> ``Tensor[B, k, C]``: offset of tap n at channel c."""
         return pooled_conv1d(signal, self.offset_conv.weight)
+
+    def sampling_offsets(self, signal: Tensor) -> Tensor:
+        """``Tensor[B, 1, C]`` -> ``Tensor[B, k, C]``: every shift from tap n's base position
+        ``c - k//2 + n`` (the learned offsets; subclasses add fixed shifts)."""
+        return self.offsets(signal)
+
+    def statistics(self, x: Tensor) -> dict[str, Tensor]:
+        """The gated ``weights`` ``Tensor[B, C]``, and per tap ``Tensor[B, k, C]``: the learned
+        ``offset``, the sampled ``position`` (channel index) and its ``distance`` from the
+        channel's own index, ``|n - k//2 + shift|``."""
+        signal = spatial_mean(x)[:, None, :]
+        total = self.sampling_offsets(signal)
+        k, channels = self.kernel_size, signal.shape[-1]
+        taps = torch.arange(k, device=x.device, dtype=total.dtype)[None, :, None] - k // 2
+        relative = taps + total  # position - c
+        position = relative + torch.arange(channels, device=x.device, dtype=total.dtype)
+        return {
+            **super().statistics(x),
+            "offset": self.offsets(signal).float(),
+            "distance": relative.abs().float(),
+            "position": position.float(),
+        }
 
     def channel_logits(self, pooled: Tensor) -> Tensor:
         signal = pooled[:, None, :]

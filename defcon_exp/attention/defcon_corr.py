@@ -87,6 +87,9 @@ class DefconCorrelated(Defcon):
         default = index[:, None] - k // 2 + torch.arange(k, device=index.device)
         return (self.neighbours - default).T[None].to(dtype)
 
+    def sampling_offsets(self, signal: Tensor) -> Tensor:
+        return self.offsets(signal) + self.nonlocal_offsets(signal.dtype)
+
     def channel_logits(self, pooled: Tensor) -> Tensor:
         if self.training and pooled.shape[0] > 1:
             self._update_correlation(pooled)

@@ -14,84 +14,13 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
-
-import torch
-from hydra import compose, initialize_config_module
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 
 from defcon_exp.cli.checkpoint_args import parse_checkpoint_args
-from defcon_exp.cli.train import USER_ERRORS, build_model, schema_config
-from defcon_exp.config import ConfigError
-from defcon_exp.data import build_data
-from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint, load_model_state
-from defcon_exp.engine.loop import evaluate
-from defcon_exp.engine.precision import check_precision_supported, parse_precision
-from defcon_exp.engine.seed import resolve_device
-from defcon_exp.engine.writers import write_json
+from defcon_exp.run.checkpoint_tools import evaluate_checkpoint
+from defcon_exp.run.job import USER_ERRORS
 
-log = logging.getLogger("defcon_exp.eval")
+__all__ = ["evaluate_checkpoint", "main"]
 SPECIAL_KEYS = ("ckpt", "out", "split")
-
-
-def evaluate_checkpoint(
-    ckpt: str | Path,
-    overrides: Sequence[str] = (),
-    split: str = "test",
-    out: str | Path | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``ckpt`` (a checkpoint file or a run dir -> its ``checkpoints/best.pt`` if
-    present, else ``last.pt``) on ``split``; write and return the result dict."""
-    path = Path(ckpt)
-    if path.is_dir() and (path / "checkpoints" / "best.pt").is_file():
-        path = path / "checkpoints" / "best.pt"
-    path = find_checkpoint(path)
-    state = load_checkpoint(path)
-    cfg = schema_config(state["config"])
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
-        key = override.key_or_group
-        if key == "data":
-            with initialize_config_module("defcon_exp.conf", version_base="1.3"):
-                cfg.data = compose("config", overrides=[f"data={override.value()}"]).data
-        elif override.is_delete():
-            raise ConfigError(f"~{key} is invalid: defcon-eval cannot delete keys")
-        else:
-            OmegaConf.update(cfg, key, override.value(), merge=True, force_add=override.is_add())
-    if split not in ("test", "val"):
-        raise ConfigError(f"split={split!r} is invalid: must be 'test' or 'val'")
-    device = resolve_device(cfg.trainer.device)
-    precision = parse_precision(cfg.trainer.precision)
-    check_precision_supported(precision, device)
-    data = build_data(cfg.data, seed=cfg.seed, device=device)
-    loader = data.test if split == "test" else data.val
-    if loader is None:
-        raise ConfigError(
-            "split='val' is invalid: the data config has no validation split (data.val_size=0)"
-        )
-    model = build_model(cfg.model, data.num_classes, device)
-    load_model_state(model, state["model"], path)
-    if cfg.trainer.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    metrics = evaluate(model, loader, device, precision, cfg.trainer.channels_last)
-    result = {
-        "checkpoint": str(path.resolve()),
-        "epoch": state.get("epoch"),
-        "model": state.get("model_name"),
-        "split": split,
-        "data": cfg.data.name,
-        "precision": precision,
-        "top1": metrics["top1"],
-        "top5": metrics["top5"],
-        "loss": metrics["loss"],
-        "num_images": metrics["count"],
-        "overrides": list(overrides),
-    }
-    target = Path(out) if out is not None else path.with_name(f"{path.stem}.eval.json")
-    write_json(target, result)
-    result["written_to"] = str(target)
-    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

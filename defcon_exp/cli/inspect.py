@@ -15,125 +15,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import torch
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
-
-from defcon_exp.analysis.inspect import attention_statistics
 from defcon_exp.cli.checkpoint_args import parse_checkpoint_args
-from defcon_exp.cli.train import USER_ERRORS, build_model, schema_config
-from defcon_exp.config import ConfigError
-from defcon_exp.data import build_data
-from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint, load_model_state
-from defcon_exp.engine.seed import resolve_device
-from defcon_exp.engine.writers import write_json
+from defcon_exp.run.checkpoint_tools import inspect_checkpoint, resolve_checkpoint
+from defcon_exp.run.job import USER_ERRORS
 
-log = logging.getLogger("defcon_exp.inspect")
+__all__ = ["format_table", "inspect_checkpoint", "main", "resolve_checkpoint"]
 SPECIAL_KEYS = ("ckpt", "out", "n_images", "split")
-
-
-def resolve_checkpoint(ckpt: str | Path) -> Path:
-    """A checkpoint file, or a run dir -> its ``checkpoints/best.pt`` if present, else ``last.pt``."""
-    path = Path(ckpt)
-    if path.is_dir() and (path / "checkpoints" / "best.pt").is_file():
-        path = path / "checkpoints" / "best.pt"
-    return find_checkpoint(path)
-
-
-def _images(loader: Any, n_images: int, device: torch.device) -> torch.Tensor:
-    if hasattr(loader, "set_epoch"):
-        loader.set_epoch(0)
-    parts, total = [], 0
-    for images, _labels in loader:
-        parts.append(images.to(device))
-        total += images.shape[0]
-        if total >= n_images:
-            break
-    if not parts:
-        raise ConfigError("the data split is empty: nothing to inspect")
-    return torch.cat(parts)[:n_images]
-
-
-def inspect_checkpoint(
-    ckpt: str | Path,
-    overrides: Sequence[str] = (),
-    n_images: int = 256,
-    out: str | Path | None = None,
-    split: str = "test",
-) -> dict[str, Any]:
-    """Statistics of ``ckpt``'s attention modules on ``n_images`` images of ``split``;
-    writes ``inspect.json`` (and PNGs with matplotlib) into ``out`` and returns the dict."""
-    if n_images < 1:
-        raise ConfigError(f"n_images={n_images} is invalid: must be >= 1")
-    if split not in ("test", "val", "train"):
-        raise ConfigError(f"split={split!r} is invalid: must be 'test', 'val' or 'train'")
-    path = resolve_checkpoint(ckpt)
-    state = load_checkpoint(path)
-    cfg = schema_config(state["config"])
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
-        if override.is_delete():
-            raise ConfigError(f"~{override.key_or_group} is invalid: defcon-inspect cannot delete keys")
-        OmegaConf.update(
-            cfg, override.key_or_group, override.value(), merge=True, force_add=override.is_add()
-        )
-    device = resolve_device(cfg.trainer.device)
-    data = build_data(cfg.data, seed=cfg.seed, device=device)
-    loader = getattr(data, split)
-    if loader is None:
-        raise ConfigError(f"split={split!r} is invalid: the data config has no such split")
-    model = build_model(cfg.model, data.num_classes, device)
-    load_model_state(model, state["model"], path)
-    images = _images(loader, n_images, device)
-    stats = attention_statistics(model, images)
-    stats.update(
-        checkpoint=str(path.resolve()),
-        epoch=state.get("epoch"),
-        model=state.get("model_name"),
-        split=split,
-        data=cfg.data.name,
-    )
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    target = Path(out) if out is not None else run_dir / "inspect"
-    target.mkdir(parents=True, exist_ok=True)
-    stats["plots"] = _plot(stats, target)
-    write_json(target / "inspect.json", stats)
-    stats["written_to"] = str(target / "inspect.json")
-    return stats
-
-
-def _plot(stats: dict[str, Any], target: Path) -> list[str] | str:
-    """One PNG per stage with the histograms; a note when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib not installed: no PNGs (install the `plot` extra)"
-    written = []
-    titles = {
-        "weight_hist": "channel weight",
-        "offset_hist": "learned offset",
-        "distance_hist": "|sampled channel - c|",
-    }
-    for stage, values in stats["stages"].items():
-        hists = [(n, values[n]) for n in titles if n in values]
-        if not hists:
-            continue
-        fig, axes = plt.subplots(1, len(hists), figsize=(4 * len(hists), 3), squeeze=False)
-        for ax, (name, hist) in zip(axes[0], hists, strict=True):
-            edges = hist["edges"]
-            ax.stairs(hist["counts"], edges)
-            ax.set_title(f"stage {stage}: {titles[name]}", fontsize=9)
-        fig.tight_layout()
-        path = target / f"inspect_stage{stage}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(str(path))
-    return written
 
 
 def format_table(stats: dict[str, Any]) -> str:

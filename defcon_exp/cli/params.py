@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from torch import nn
-
-from defcon_exp.models import MODEL_NAMES, create_model
+from defcon_exp.models import MODEL_NAMES, count_parameters, create_model
 
 __all__ = ["PAPER_PARAMS", "count_parameters", "main", "parameter_rows"]
 
@@ -24,11 +22,6 @@ PAPER_PARAMS: dict[str, int] = {
     "defcon": 23_705_756,
     "defcon_shuffle": 23_705_756,
 }
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def parameter_rows(num_classes: int = 100) -> list[dict[str, object]]:

@@ -1,15 +1,14 @@
 """Atomic checkpoint writes and ``weights_only`` loads.
 
-A checkpoint is a plain dict (keys listed in :mod:`defcon_exp.engine.loop`) saved with
-``torch.save`` to a temporary file in the destination folder, flushed, fsynced and moved
-into place with ``os.replace``, so a crash never leaves a half-written ``last.pt``.
+A checkpoint is a plain dict (keys listed in :mod:`defcon_exp.engine.run_state`) saved with
+``torch.save`` through :func:`~defcon_exp.engine.atomic.atomic_write`, so a crash never
+leaves a half-written ``last.pt``.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from defcon_exp.engine.atomic import atomic_write
 
 CHECKPOINT_VERSION = 1
 
@@ -26,28 +27,8 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``state`` to ``path`` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable (not supported everywhere)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return path
+    """Write ``state`` to ``path`` atomically (:func:`~defcon_exp.engine.atomic.atomic_write`)."""
+    return atomic_write(path, lambda handle: torch.save(state, handle))
 
 
 def load_checkpoint(
@@ -81,7 +62,7 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path} is not a readable checkpoint (not a torch.save file, or corrupt): {reason}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"{path} is truncated or corrupt (not a complete torch checkpoint): {text}"

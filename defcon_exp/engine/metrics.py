@@ -6,6 +6,10 @@ from collections.abc import Callable
 
 import torch
 
+#: the epoch metrics, in the order of :attr:`MetricAccumulator.sums`; CSV columns, TensorBoard
+#: tags and the summary are named from this tuple
+METRIC_NAMES: tuple[str, ...] = ("loss", "top1", "top5")
+
 
 class MetricAccumulator:
     """Sums loss and top-1/top-5 hits as device tensors; :meth:`compute` syncs once.

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from defcon_exp.models.resnet import CifarResNet, cifar_resnet50
+import torch
 
-__all__ = ["MODELS", "MODEL_NAMES", "create_model"]
+from defcon_exp.models.resnet import CifarResNet, cifar_resnet50
+from defcon_exp.safety import without_code_keys
+
+__all__ = ["MODELS", "MODEL_NAMES", "create_model", "model_from_config"]
 
 #: model name -> (attention name, default kernel-size spec). The 1D-kernel models default to
 #: the paper's per-stage sizes (3, 5, 5, 7), which reproduce Table 1's parameter counts.
@@ -33,3 +37,11 @@ def create_model(name: str, num_classes: int = 100, **kwargs: Any) -> CifarResNe
         raise ValueError(f"unknown model {name!r}; choose one of {list(MODEL_NAMES)}") from None
     kwargs.setdefault("kernel_size", kernel_size)
     return cifar_resnet50(num_classes, attention, **kwargs)
+
+
+def model_from_config(
+    model_cfg: Mapping[str, Any], num_classes: int, device: torch.device | str | None = None
+) -> CifarResNet:
+    """The model of a ``model`` config group (plain mapping: ``attention``, ``kernel_size``,
+    ``attention_kwargs``...), built by name: its ``_target_`` is checked, never called."""
+    return cifar_resnet50(num_classes=num_classes, device=device, **without_code_keys(model_cfg, "model"))

@@ -23,7 +23,7 @@ from defcon_exp.attention import (
 from defcon_exp.attention.kernel_size import KernelSizeSpec
 from defcon_exp.ops import scale_add_relu
 
-__all__ = ["Bottleneck", "CifarResNet", "cifar_resnet50"]
+__all__ = ["Bottleneck", "CifarResNet", "cifar_resnet50", "count_parameters"]
 
 log = logging.getLogger(__name__)
 
@@ -189,3 +189,8 @@ def cifar_resnet50(
         device,
         dtype,
     )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -139,7 +139,9 @@ class _DeformConv1dFunction(torch.autograd.Function):
         )
         left = positions.floor()
         frac = positions.sub_(left).to(input.dtype).view(batch, offset_groups, 1, taps_by_length)
-        index = left.clamp_(-2, length).add_(2).to(torch.int64)
+        # A non-finite offset (a diverging run) must not become an index: NaN maps to the
+        # zero padding, and its NaN frac still makes the output NaN (the loss check stops).
+        index = left.nan_to_num_(nan=-2.0).clamp_(-2, length).add_(2).to(torch.int64)
         index = index.view(batch, offset_groups, 1, taps_by_length).expand(
             -1, -1, per_offset_group, -1
         )

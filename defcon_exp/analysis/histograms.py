@@ -1,4 +1,5 @@
-"""TensorBoard histograms of what the attention modules learn, logged during training.
+"""TensorBoard histograms of what the attention modules learn, logged during training (an
+epoch hook of :func:`defcon_exp.engine.fit.fit`, built by the run layer).
 
 Every ``every_n_epochs`` epochs a fixed probe batch (the first ``num_images`` images of the
 validation split, or of the test split without one; normalised, not augmented) goes through
@@ -19,14 +20,14 @@ or off does not change the training run (and resume stays exact).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from defcon_exp.analysis.inspect import attention_blocks, stage_statistics, summarise_raw
-from defcon_exp.engine.writers import TensorBoardLogger
 
 #: histogram tag -> the raw statistic of :func:`defcon_exp.analysis.inspect.module_statistics`
 HISTOGRAMS = {"weights": "weights", "offset": "offset", "channel_distance": "distance"}
@@ -80,9 +81,16 @@ class AttentionHistograms:
         probe = torch.cat(parts).to(device, non_blocking=True)
         return cls(model, probe, every_n_epochs)
 
-    def log(self, tb: TensorBoardLogger, epochs_done: int, step: int) -> bool:
-        """Write the histograms and scalars if ``epochs_done`` is a multiple of
-        ``every_n_epochs``; returns whether it did. Leaves the model in eval mode."""
+    def __call__(
+        self, epochs_done: int, step: int, metrics: Mapping[str, object], records: Any
+    ) -> None:
+        """The epoch hook: :meth:`log` into the run's ``records``."""
+        self.log(records, epochs_done, step)
+
+    def log(self, records: Any, epochs_done: int, step: int) -> bool:
+        """Write the histograms and scalars (``records.histogram`` / ``records.step``) if
+        ``epochs_done`` is a multiple of ``every_n_epochs``; returns whether it did. Leaves the
+        model in eval mode."""
         if epochs_done % self.every_n_epochs:
             return False
         self.model.eval()
@@ -93,9 +101,9 @@ class AttentionHistograms:
             for tag, name in HISTOGRAMS.items():
                 values = entry.values(name)
                 if values is not None:
-                    tb.histogram(f"{prefix}/{tag}", values, step)
+                    records.histogram(f"{prefix}/{tag}", values, step)
             summary = summarise_raw(entry.raw, entry.kernel_sizes, entry.channels)
-            tb.scalars(
+            records.step(
                 {f"{prefix}/{k}": summary[k] for k in SCALARS if summary.get(k) is not None}, step
             )
         return True

@@ -1,0 +1,174 @@
+"""A run's state between steps: what a checkpoint holds, how it is written and restored.
+
+Checkpoint keys (``checkpoints/last.pt``, every epoch), defined here only: ``version``,
+``model``, ``epoch`` (epochs completed), ``global_step``, ``best`` (split, metric, value,
+epoch, metrics), ``config`` (plain data), ``model_name``, ``num_classes``, ``num_params``,
+``wall_time_s`` (all segments so far); a full checkpoint adds ``optimizer``, ``schedule``,
+``plateau`` (or None), ``scaler``, ``rng`` and ``position`` — None at an epoch end, else
+``{"batches_done", "metrics"}`` of the interrupted epoch ``epoch`` (0-based). ``best.pt``
+holds the weights-only part (it is for evaluation, not for resuming).
+
+A checkpoint is written only from a finite state: every parameter and buffer is checked on
+the device when it is about to be written (one host sync per checkpoint, none per step).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from defcon_exp.engine.checkpoint import CHECKPOINT_VERSION, load_model_state, save_checkpoint
+from defcon_exp.engine.schedulers import LRSchedule, Plateau
+from defcon_exp.engine.seed import capture_rng_state, restore_rng_state
+
+__all__ = ["CheckpointWriteError", "NonFiniteStateError", "RunState", "RunStateStore"]
+
+log = logging.getLogger("defcon_exp.engine.fit")
+
+
+class NonFiniteStateError(RuntimeError):
+    """The weights or BatchNorm buffers hold NaN/Inf: no checkpoint is written from them."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full...); the previous one is intact."""
+
+
+@dataclass
+class RunState:
+    """Progress of a run (restored from a checkpoint, advanced by the loop)."""
+
+    split: str  # the selection split: "val", or "test" without a validation split
+    epoch: int = 0  # epochs completed
+    global_step: int = 0
+    wall_before: float = 0.0  # seconds of earlier segments (before this process)
+    position: dict[str, Any] | None = None  # mid-epoch position of the checkpoint resumed
+    best: dict[str, Any] = field(default_factory=dict)
+    train_images: int = 0  # images trained over all segments (for the summary's images/s)
+    train_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.best:
+            self.best = {
+                "split": self.split,
+                "metric": f"{self.split}/top1",
+                "value": None,
+                "epoch": None,
+                "metrics": {},
+            }
+
+    def update_best(self, epoch: int, metrics: Mapping[str, float]) -> bool:
+        """Record ``metrics`` of ``epoch`` (1-based) if its top-1 beats the best; True if so."""
+        if self.best["value"] is not None and metrics["top1"] <= self.best["value"]:
+            return False
+        self.best = {
+            "split": self.split,
+            "metric": f"{self.split}/top1",
+            "value": metrics["top1"],
+            "epoch": epoch,
+            "metrics": dict(metrics),
+        }
+        return True
+
+
+def non_finite_tensors(model: nn.Module) -> list[str]:
+    """Names of ``model``'s floating parameters and buffers holding NaN/Inf (one host sync)."""
+    named = [*model.named_parameters(), *model.named_buffers()]
+    named = [(n, t) for n, t in named if t.is_floating_point() and t.numel()]
+    if not named:
+        return []
+    flags = torch.stack([torch.isfinite(t.detach()).all() for _, t in named]).cpu()
+    return [name for (name, _), ok in zip(named, flags.tolist(), strict=True) if not ok]
+
+
+@dataclass
+class RunStateStore:
+    """Builds checkpoint payloads from the run's objects, writes them, restores them."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    plateau: Plateau | None
+    scaler: torch.amp.GradScaler
+    ckpt_dir: Path
+    identity: dict[str, Any]  # config, model_name, num_classes, num_params
+    write: bool = True  # False on ranks > 0
+
+    def payload(self, state: RunState, wall: float, full: bool, position: Any = None) -> dict:
+        out: dict[str, Any] = {
+            "version": CHECKPOINT_VERSION,
+            "model": self.model.state_dict(),
+            "epoch": state.epoch,
+            "global_step": state.global_step,
+            "best": state.best,
+            **self.identity,
+            "wall_time_s": wall,
+            "throughput": {"images": state.train_images, "seconds": state.train_seconds},
+        }
+        if full:
+            out.update(
+                optimizer=self.optimizer.state_dict(),
+                schedule=self.schedule.state_dict(),
+                plateau=self.plateau.state_dict() if self.plateau is not None else None,
+                scaler=self.scaler.state_dict(),
+                rng=capture_rng_state(),
+                position=position,
+            )
+        return out
+
+    def save(self, name: str, payload: dict[str, Any]) -> Path:
+        """Write ``payload`` as ``checkpoints/<name>`` if the model's state is finite.
+
+        Raises:
+            NonFiniteStateError: NaN/Inf weights or buffers (nothing written).
+            CheckpointWriteError: the write failed; the previous file is intact.
+        """
+        path = self.ckpt_dir / name
+        bad = non_finite_tensors(self.model)
+        if bad:
+            raise NonFiniteStateError(
+                f"the weights became NaN/Inf by global step {payload['global_step']} ("
+                f"{len(bad)} tensors, e.g. {', '.join(bad[:3])}); {name} was not written, so "
+                "checkpoints/last.pt (if any) is the last good state. Try a lower optim.lr, "
+                "trainer.grad_clip_norm=5 or scheduler.warmup_epochs=1."
+            )
+        if not self.write:
+            return path
+        try:
+            return save_checkpoint(payload, path)
+        except (OSError, RuntimeError) as err:
+            free = shutil.disk_usage(self.ckpt_dir).free / 2**20
+            what = "the previous one is intact" if path.exists() else "no earlier one existed"
+            raise CheckpointWriteError(
+                f"could not write {path} ({type(err).__name__}: "
+                f"{str(err).strip().splitlines()[0][:120] if str(err).strip() else 'write failed'}"
+                f"; {free:,.0f} MiB free on its disk); {what}. Free space and resume."
+            ) from None
+
+    def restore(self, resume: Mapping[str, Any], split: str) -> RunState:
+        """Load every object's state from ``resume`` (a loaded checkpoint); the run state."""
+        load_model_state(self.model, resume["model"], resume.get("path", "checkpoint"))
+        self.optimizer.load_state_dict(resume["optimizer"])
+        self.schedule.load_state_dict(resume["schedule"])
+        if self.plateau is not None and resume.get("plateau") is not None:
+            self.plateau.load_state_dict(resume["plateau"])
+        if resume.get("scaler"):  # empty when saved with another precision than 16-mixed
+            self.scaler.load_state_dict(resume["scaler"])
+        restore_rng_state(resume["rng"])
+        return RunState(
+            split=split,
+            epoch=int(resume["epoch"]),
+            global_step=int(resume["global_step"]),
+            wall_before=float(resume.get("wall_time_s", 0.0)),
+            position=resume.get("position"),
+            best=dict(resume["best"]),
+            train_images=int(resume.get("throughput", {}).get("images", 0)),
+            train_seconds=float(resume.get("throughput", {}).get("seconds", 0.0)),
+        )

@@ -1,0 +1,160 @@
+"""What ``defcon-eval`` and ``defcon-inspect`` do with a checkpoint: rebuild its run by name
+from the stored config (checked: nothing in it chooses code), plus command-line overrides,
+then evaluate it or inspect its attention modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from defcon_exp.analysis.inspect import attention_statistics
+from defcon_exp.analysis.inspect_plots import plot_statistics
+from defcon_exp.config import ConfigError
+from defcon_exp.data import build_data
+from defcon_exp.engine.checkpoint import (
+    find_checkpoint,
+    load_checkpoint,
+    load_model_state,
+    run_dir_of_checkpoint,
+)
+from defcon_exp.engine.loop import evaluate
+from defcon_exp.engine.precision import check_precision_supported, parse_precision
+from defcon_exp.engine.seed import resolve_device
+from defcon_exp.engine.writers import write_json
+from defcon_exp.run.build import build_model
+from defcon_exp.run.stored import apply_overrides, schema_config
+
+__all__ = ["StoredRun", "evaluate_checkpoint", "inspect_checkpoint", "load_stored_run"]
+
+
+@dataclass
+class StoredRun:
+    """A checkpoint's run rebuilt: its config (with overrides), model (weights loaded), data."""
+
+    path: Path
+    state: dict[str, Any]
+    cfg: DictConfig
+    device: torch.device
+    model: torch.nn.Module
+    data: Any
+
+
+def resolve_checkpoint(ckpt: str | Path) -> Path:
+    """A checkpoint file, or a run dir -> its ``checkpoints/best.pt`` if present, else ``last.pt``."""
+    path = Path(ckpt)
+    if path.is_dir() and (path / "checkpoints" / "best.pt").is_file():
+        path = path / "checkpoints" / "best.pt"
+    return find_checkpoint(path)
+
+
+def _data_group(option: str) -> DictConfig:
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+        return compose("config", overrides=[f"data={option}"]).data
+
+
+def load_stored_run(ckpt: str | Path, overrides: Sequence[str], tool: str) -> StoredRun:
+    """Rebuild ``ckpt``'s run: config = stored + ``overrides`` (``data=<option>`` swaps the
+    data group), data built from it, model by name with the checkpoint's weights."""
+    path = resolve_checkpoint(ckpt)
+    state = load_checkpoint(path)
+    cfg = schema_config(state["config"], str(path))
+    cfg = apply_overrides(cfg, overrides, f"for {tool}", groups={"data": _data_group})
+    device = resolve_device(cfg.trainer.device)
+    data = build_data(cfg.data, seed=cfg.seed, device=device)
+    model = build_model(cfg.model, data.num_classes, device)
+    load_model_state(model, state["model"], path)
+    return StoredRun(path, state, cfg, device, model, data)
+
+
+def evaluate_checkpoint(
+    ckpt: str | Path,
+    overrides: Sequence[str] = (),
+    split: str = "test",
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``ckpt`` (a checkpoint file or a run dir -> its ``checkpoints/best.pt`` if
+    present, else ``last.pt``) on ``split``; write and return the result dict."""
+    if split not in ("test", "val"):
+        raise ConfigError(f"split={split!r} is invalid: must be 'test' or 'val'")
+    run = load_stored_run(ckpt, overrides, "defcon-eval")
+    precision = parse_precision(run.cfg.trainer.precision)
+    check_precision_supported(precision, run.device)
+    loader = run.data.test if split == "test" else run.data.val
+    if loader is None:
+        raise ConfigError(
+            "split='val' is invalid: the data config has no validation split (data.val_size=0)"
+        )
+    model = run.model
+    if run.cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    metrics = evaluate(model, loader, run.device, precision, run.cfg.trainer.channels_last)
+    result = {
+        "checkpoint": str(run.path.resolve()),
+        "epoch": run.state.get("epoch"),
+        "model": run.state.get("model_name"),
+        "split": split,
+        "data": run.cfg.data.name,
+        "precision": precision,
+        **{k: metrics[k] for k in ("top1", "top5", "loss")},
+        "num_images": metrics["count"],
+        "overrides": list(overrides),
+    }
+    target = Path(out) if out is not None else run.path.with_name(f"{run.path.stem}.eval.json")
+    write_json(target, result)
+    result["written_to"] = str(target)
+    return result
+
+
+def _images(loader: Any, n_images: int, device: torch.device) -> torch.Tensor:
+    """The first ``n_images`` images ``Tensor[N, 3, H, W]`` of ``loader`` (epoch 0's order)."""
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(0)
+    parts, total = [], 0
+    for images, _labels in loader:
+        parts.append(images.to(device))
+        total += images.shape[0]
+        if total >= n_images:
+            break
+    if not parts:
+        raise ConfigError("the data split is empty: nothing to inspect")
+    return torch.cat(parts)[:n_images]
+
+
+def inspect_checkpoint(
+    ckpt: str | Path,
+    overrides: Sequence[str] = (),
+    n_images: int = 256,
+    out: str | Path | None = None,
+    split: str = "test",
+) -> dict[str, Any]:
+    """Statistics of ``ckpt``'s attention modules on ``n_images`` images of ``split``;
+    writes ``inspect.json`` and PNGs into ``out`` and returns the dict."""
+    if n_images < 1:
+        raise ConfigError(f"n_images={n_images} is invalid: must be >= 1")
+    if split not in ("test", "val", "train"):
+        raise ConfigError(f"split={split!r} is invalid: must be 'test', 'val' or 'train'")
+    run = load_stored_run(ckpt, overrides, "defcon-inspect")
+    loader = getattr(run.data, split)
+    if loader is None:
+        raise ConfigError(f"split={split!r} is invalid: the data config has no such split")
+    stats = attention_statistics(run.model, _images(loader, n_images, run.device))
+    stats.update(
+        checkpoint=str(run.path.resolve()),
+        epoch=run.state.get("epoch"),
+        model=run.state.get("model_name"),
+        split=split,
+        data=run.cfg.data.name,
+    )
+    target = Path(out) if out is not None else run_dir_of_checkpoint(run.path) / "inspect"
+    target.mkdir(parents=True, exist_ok=True)
+    stats["plots"] = plot_statistics(stats, target)
+    write_json(target / "inspect.json", stats)
+    stats["written_to"] = str(target / "inspect.json")
+    return stats

@@ -1,0 +1,203 @@
+"""Checks and plumbing around ``defcon-train``'s command line, before Hydra runs: group
+options, launcher plugins, output folders, torchrun argv, SIGTERM forwarding in sweeps."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.resources
+import importlib.util
+import logging
+import multiprocessing
+import os
+import re
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from defcon_exp.config import ConfigError
+from defcon_exp.run.stored import GROUP_NAMES as CONFIG_GROUPS
+
+log = logging.getLogger("defcon_exp.train")
+
+_OPTION_LIST = re.compile(r"^[A-Za-z_][\w.-]*(,[A-Za-z_][\w.-]*)*$")
+
+
+def group_options(group: str) -> list[str]:
+    """The option names of a config group (``conf/<group>/*.yaml``)."""
+    folder = importlib.resources.files("defcon_exp.conf") / group
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def check_group_overrides(args: Sequence[str]) -> None:
+    """Refuse ``group=<not an option name>`` (``model=0``, ``model=[0]``) with the choices;
+    Hydra would answer those with a raw traceback. Unknown *names* are left to Hydra, whose
+    message lists the available options."""
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if key == "trainer.amp":
+            raise ConfigError(
+                f"trainer.amp={value!r} is invalid: trainer.amp was replaced by "
+                "trainer.precision; use trainer.precision=bf16 (or 16-mixed: float16 + "
+                "GradScaler, what amp=true did on CUDA; 32 for float32)"
+            )
+        if sep and key in CONFIG_GROUPS and not _OPTION_LIST.match(value):
+            if key == "experiment" and value in ("null", ""):
+                continue
+            raise ConfigError(
+                f"{key}={value!r} is invalid: a config group takes an option name (or a "
+                f"comma-separated list under -m), one of {group_options(key)}"
+            )
+
+
+def check_output_dirs(args: Sequence[str]) -> None:
+    """Refuse an explicit ``hydra.run.dir=``/``hydra.sweep.dir=`` (or, without one, the current
+    folder) that cannot be created or written: Hydra would fail there with a traceback."""
+    if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") for a in args):
+        return  # nothing is written
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [a.partition("=")[2] for a in args if a.startswith(f"{key}=")]
+    target = Path(given[-1]) if given else Path.cwd() / ("multirun" if multirun else "outputs")
+    if "${" in str(target):
+        return
+    existing = target.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not a folder" if not existing.is_dir() else "is not writable"
+        raise ConfigError(
+            f"{key}={str(target)!r} is invalid: the output folder must be writable "
+            f"({existing} {what})"
+        )
+
+
+#: Hydra launcher plugins (their ``hydra/launcher`` option) -> (module, pip name, our extra)
+LAUNCHER_PLUGINS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "slurm"),
+}
+
+
+def module_available(name: str) -> bool:
+    """Whether ``name`` can be imported (a missing parent package counts as missing)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def check_launcher(args: Sequence[str]) -> None:
+    """Refuse ``hydra/launcher=<option>`` when the plugin behind it (for our
+    ``conf/hydra/launcher/*.yaml``: the plugin option in their defaults) is not installed, with
+    the pip command; Hydra would only say that ``hydra/launcher/joblib`` cannot be found."""
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if key.lstrip("+") != "hydra/launcher" or not sep:
+            continue
+        base = value
+        ours = importlib.resources.files("defcon_exp.conf") / "hydra" / "launcher" / f"{value}.yaml"
+        if ours.is_file():
+            defaults = OmegaConf.create(ours.read_text()).get("defaults") or []
+            base = next((d for d in defaults if isinstance(d, str) and d != "_self_"), value)
+        if base in LAUNCHER_PLUGINS and not module_available(LAUNCHER_PLUGINS[base][0]):
+            _, pip_name, extra = LAUNCHER_PLUGINS[base]
+            raise ConfigError(
+                f"hydra/launcher={value} is invalid here: it needs the Hydra plugin {pip_name}, "
+                f"which is not installed; pip install 'defcon_exp[{extra}]' (or {pip_name})"
+            )
+
+
+INFO_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info")
+#: Hydra flags refused under torchrun (rank 0 resolves the run dir from the default config)
+DISTRIBUTED_REFUSED = ("-m", "--multirun", "-cn", "--config-name", "-cp", "--config-path",
+                       "-cd", "--config-dir", "--experimental-rerun")
+
+
+def check_distributed_args(args: Sequence[str]) -> None:
+    """Refuse Hydra flags that cannot work under torchrun (``-m`` and config-source flags)."""
+    for arg in args:
+        flag = arg.partition("=")[0]
+        if flag in ("-m", "--multirun"):
+            raise ConfigError(
+                f"{flag} is invalid under torchrun: every process would run the whole sweep; "
+                "launch one torchrun per job (e.g. a shell loop or a Slurm array, each with its "
+                "own hydra.run.dir=...), or sweep without torchrun"
+            )
+        if flag in DISTRIBUTED_REFUSED:
+            raise ConfigError(
+                f"{flag} is invalid under torchrun: the packaged config is used; pass "
+                "group=option and key=value overrides instead"
+            )
+
+
+def resolve_hydra_run_dir(args: Sequence[str]) -> str | None:
+    """Hydra's ``hydra.run.dir`` for these command-line overrides (``${now:...}`` evaluated
+    once, here), or None when the overrides do not compose (Hydra then reports the error)."""
+    from hydra import compose, initialize_config_module
+
+    overrides = [a for a in args if not a.startswith("-")]
+    try:
+        with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+            composed = compose("config", overrides=overrides, return_hydra_config=True)
+        return str(composed.hydra.run.dir)
+    except Exception:  # Hydra's own run reports the problem properly
+        return None
+
+
+def _quote_override(value: str) -> str:
+    """``value`` as a Hydra override value (quoted unless it is a plain path)."""
+    if re.fullmatch(r"[\w./~+-]+", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def distributed_hydra_args(args: Sequence[str], run_dir: str | None, main: bool) -> list[str]:
+    """The command line each rank gives Hydra: the user's, with rank 0's ``hydra.run.dir``;
+    ranks > 0 also keep Hydra from writing ``.hydra/`` and ``train.log`` there."""
+    out = list(args)
+    if run_dir is not None:
+        out = [a for a in out if not a.lstrip("+").startswith("hydra.run.dir=")]
+        out.append(f"hydra.run.dir={_quote_override(run_dir)}")
+    if not main:
+        out += ["hydra.output_subdir=null", "hydra/job_logging=none"]
+    return out
+
+
+def forward_sigterm_to_workers(signum: int, _frame: Any) -> None:
+    """SIGTERM handler of a sweep's main process. A launcher's worker processes (joblib) get the
+    signal too: each training job checkpoints and stops (exit 143), which ends the sweep, instead
+    of training on as orphans after ``kill <defcon-train>``. Without workers (the basic launcher
+    between jobs, submitit): the default action, exit at once. The basic launcher's running job
+    has its own handler (:func:`defcon_exp.engine.fit.stop_on_signals`)."""
+    # joblib's loky workers only: torch DataLoader workers are children too, and not launchers'
+    workers = [p for p in multiprocessing.active_children() if type(p).__name__ == "LokyProcess"]
+    if not workers:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    log.warning("received SIGTERM: passing it to the %d worker processes", len(workers))
+    for worker in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signum)
+
+
+def check_command_line(args: Sequence[str]) -> Any:
+    """All checks before Hydra runs; the torchrun environment (None outside torchrun).
+
+    Raises:
+        ConfigError: naming the argument and the fix.
+    """
+    from defcon_exp.engine import distributed
+
+    check_group_overrides(args)
+    check_launcher(args)
+    check_output_dirs(args)
+    env = distributed.detect()
+    if env is not None:
+        check_distributed_args(args)
+    return env

@@ -1,0 +1,230 @@
+"""Decide once what a run does: start fresh, resume a checkpoint, or nothing (finished).
+
+:func:`plan_run` is the only place that reads a run dir's checkpoint to decide; it loads the
+checkpoint once and hands its state on (``fit()`` is the only place weights are restored).
+The caller holds the run dir's lock (:mod:`defcon_exp.run.lock`) while it plans and runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
+from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir
+from defcon_exp.run.stored import apply_overrides, flat_items, schema_config, upgrade_config
+
+__all__ = ["RunPlan", "check_config_changes", "plan_resume", "plan_run", "remove_stale_temp_files"]
+
+log = logging.getLogger("defcon_exp.train")
+
+#: keys whose change would load the checkpoint into another network: resuming refuses them
+RESUME_FORBIDDEN_PREFIXES = ("model.", "data.name", "data.num_classes")
+#: keys fixing the data order: a mid-epoch checkpoint can only resume with them unchanged
+MID_EPOCH_FIXED_PREFIXES = ("data.", "seed")
+#: keys that may differ between a checkpoint's config and the resumed one without a warning
+RESUME_NEUTRAL = {
+    "resume",
+    "run_dir",
+    "trainer.progress",
+    "trainer.device",
+    "trainer.epochs",
+    "trainer.log_every_n_steps",
+    "trainer.checkpoint_every_n_steps",
+    "trainer.num_threads",
+    "trainer.histograms_every_n_epochs",
+    "trainer.histogram_images",
+    "trainer.channels_last",
+    "trainer.compile",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.root",
+}
+
+
+@dataclass
+class RunPlan:
+    """What :func:`defcon_exp.run.train.train` does. ``state``: the loaded checkpoint (resume);
+    ``summary``: the finished run's ``summary.json`` (then nothing is trained)."""
+
+    cfg: DictConfig
+    run_dir: Path
+    checkpoint: Path | None = None
+    state: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None
+
+
+def _stored_overrides(run_dir: Path) -> str:
+    """The original command's overrides (``.hydra/overrides.yaml``, shown, never run)."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        overrides = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception:
+        return "<the original overrides>"
+    return " ".join(str(o) for o in overrides if not str(o).startswith("resume")) or ""
+
+
+def _no_checkpoint_error(run_dir: Path, what: str) -> ConfigError:
+    return ConfigError(
+        f"{what}: {run_dir} stopped before its first checkpoint (no checkpoints/last.pt), so "
+        f"there is nothing to resume; start it over in the same dir with: defcon-train "
+        f"{_stored_overrides(run_dir)} hydra.run.dir={run_dir} resume=auto".replace("  ", " ")
+    )
+
+
+def _resume_checkpoint(resume: str) -> Path:
+    """``resume=`` -> the checkpoint file, with a way out when there is none."""
+    path = Path(resume).expanduser()
+    if path.is_dir() and not (path / "checkpoints" / "last.pt").is_file() and not (
+        path / "last.pt"
+    ).is_file():
+        raise _no_checkpoint_error(path.resolve(), f"resume={resume!r} is invalid")
+    return find_checkpoint(path)
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Delete checkpoint temp files a killed write left (``checkpoints/.NAME.pt.*.tmp``).
+    Safe only while holding the run dir's lock (no live writer of this run)."""
+    removed = []
+    for tmp in (run_dir / "checkpoints").glob(".*.pt.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    if removed:
+        log.info("removed %d temp file(s) of an interrupted checkpoint write", len(removed))
+    return removed
+
+
+def check_config_changes(
+    stored: dict[str, Any], cfg: DictConfig, ckpt: Path, mid_epoch: bool = False
+) -> None:
+    """Refuse changes that alter the network (``model.*``, data name/classes) or, inside an
+    epoch, the data order; warn on the rest (except :data:`RESUME_NEUTRAL` keys)."""
+    before = flat_items(upgrade_config(stored, warn=False))
+    after = flat_items(OmegaConf.to_container(cfg, resolve=True))
+    changed = sorted(
+        k for k in set(before) | set(after) if before.get(k) != after.get(k) and k not in RESUME_NEUTRAL
+    )
+    forbidden = [k for k in changed if k.startswith(RESUME_FORBIDDEN_PREFIXES)]
+
+    def diffs(keys: list[str]) -> str:
+        return ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in keys)
+
+    if mid_epoch:
+        order = [k for k in changed if k.startswith(MID_EPOCH_FIXED_PREFIXES) and k not in forbidden]
+        if order:
+            raise ConfigError(
+                f"resume={str(cfg.resume)!r} is invalid: {ckpt} was saved inside an epoch and "
+                f"skipping its finished batches needs the same data order ({diffs(order)})"
+            )
+    if forbidden:
+        raise ConfigError(
+            f"resume={str(cfg.resume)!r} is invalid: the config differs from {ckpt}'s in keys "
+            f"that change the model ({diffs(forbidden)}); resume with the original values or "
+            "start a new run"
+        )
+    for key in changed:
+        log.warning("resume: %s changed from %r to %r", key, before.get(key), after.get(key))
+
+
+def plan_resume(cfg: DictConfig, overrides: Sequence[str] | None) -> RunPlan:
+    """``resume=<run dir or checkpoint>``. With ``overrides`` (the command line) the config is
+    the checkpoint's own plus those value overrides; without, ``cfg`` as given (checked
+    against the checkpoint's)."""
+    ckpt = _resume_checkpoint(str(cfg.resume))
+    state = load_checkpoint(ckpt)
+    if "optimizer" not in state:
+        raise ConfigError(
+            f"resume={cfg.resume!r} is invalid: {ckpt.name} holds weights only (best.pt is for "
+            f"evaluation); resume from the run dir: resume={resume_run_dir(ckpt)}"
+        )
+    if overrides is not None:
+        resumed = schema_config(state["config"], str(ckpt))
+        resumed.resume = cfg.resume
+        cfg = apply_overrides(resumed, overrides, "when resuming")
+        validate_config(cfg)
+    else:
+        schema_config(state["config"], str(ckpt))  # refuses code keys in the stored config
+    check_config_changes(state["config"], cfg, ckpt, state.get("position") is not None)
+    state["path"] = str(ckpt)
+    return RunPlan(cfg, resume_run_dir(ckpt), ckpt, state)
+
+
+def _finished_summary(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def plan_run(
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: Sequence[str] | None = None,
+    restart_incomplete: bool = False,
+) -> RunPlan:
+    """Decide fresh / resume / auto / finished for ``cfg`` writing into ``run_dir`` (ignored
+    with ``resume=<path>``: a resumed run writes into its own dir). The caller holds the lock.
+
+    ``resume=auto``: ``summary.json`` in ``run_dir`` -> finished; ``checkpoints/last.pt`` ->
+    resume it; else a fresh start there. ``restart_incomplete`` lets a fresh start reuse a
+    dir whose run never wrote ``last.pt``.
+    """
+    cfg = cfg.copy()
+    if cfg.resume == "auto":
+        if (summary := _finished_summary(run_dir)) is not None:
+            _say(f"{run_dir} already finished (summary.json exists): skipping")
+            return RunPlan(cfg, run_dir, summary=summary)
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            log.info("resume=auto: resuming %s", run_dir)
+            cfg.resume = str(run_dir)
+            return _unless_finished(plan_resume(cfg, None))
+        cfg.resume = None
+        restart_incomplete = True
+    if cfg.resume:
+        return _unless_finished(plan_resume(cfg, overrides))
+    if is_used_run_dir(run_dir):
+        has_last = (run_dir / "checkpoints" / "last.pt").is_file()
+        if not has_last and not restart_incomplete:
+            raise ConfigError(
+                f"run_dir={str(run_dir)!r} is invalid: it already holds a run that stopped before its "
+                "first checkpoint; start it over there with the same command plus resume=auto, "
+                "or choose a new directory"
+            )
+        if has_last:
+            raise ConfigError(
+                f"run_dir={str(run_dir)!r} is invalid: it already holds a run (checkpoints/"
+                f"metrics); continue it with resume={run_dir} or choose a new directory"
+            )
+    return RunPlan(cfg, run_dir)
+
+
+def _unless_finished(plan: RunPlan) -> RunPlan:
+    """A resume whose checkpoint ended the run (epoch end, all epochs, summary written) is
+    a finished plan: nothing to train."""
+    state, summary = plan.state or {}, _finished_summary(plan.run_dir)
+    epochs = plan.cfg.trainer.epochs
+    if state.get("position") is None and int(state.get("epoch", 0)) >= epochs and summary:
+        message = (
+            f"{plan.run_dir} already finished ({state['epoch']} of trainer.epochs={epochs} "
+            "epochs, summary.json written): nothing to do; pass a larger trainer.epochs to "
+            "train on"
+        )
+        _say(message)
+        return RunPlan(plan.cfg, plan.run_dir, plan.checkpoint, summary=summary)
+    return plan
+
+
+def _say(message: str) -> None:
+    """Log ``message`` and tell the person at the terminal (rank 0 plans alone)."""
+    log.info("%s", message)
+    print(f"defcon-train: {message}", file=sys.stderr)

@@ -1,0 +1,251 @@
+"""``train(cfg)``: plan the run, build its objects by name, call the engine.
+
+Plain, importable code: ``defcon-train``'s Hydra main calls it, and so do tests (with
+``hydra.compose()``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from defcon_exp.analysis.histograms import AttentionHistograms
+from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.data import build_data
+from defcon_exp.engine import distributed
+from defcon_exp.engine.checkpoint import load_checkpoint
+from defcon_exp.engine.fit import FitSettings, Loaders, fit
+from defcon_exp.engine.hooks import EpochHook
+from defcon_exp.engine.precision import check_precision_supported, parse_precision
+from defcon_exp.engine.run_dir import resume_run_dir, unique_run_dir
+from defcon_exp.engine.seed import resolve_device, seed_everything
+from defcon_exp.engine.speedups import compile_model, parse_compile
+from defcon_exp.models.resnet import count_parameters
+from defcon_exp.run.build import build_model, build_optimizer_and_schedule, model_name
+from defcon_exp.run.hparams import hparams
+from defcon_exp.run.lock import hold_run_dir
+from defcon_exp.run.plan import RunPlan, plan_run, remove_stale_temp_files
+
+__all__ = ["target_run_dir", "train"]
+
+log = logging.getLogger("defcon_exp.train")
+
+
+def target_run_dir(cfg: DictConfig, run_dir: str | Path | None) -> Path:
+    """Where this run writes: the resumed run's own dir > ``run_dir`` > ``cfg.run_dir`` >
+    Hydra's run dir > a fresh ``outputs/DATE/TIME_us``."""
+    if cfg.resume and cfg.resume != "auto":
+        return resume_run_dir(cfg.resume)
+    target = run_dir or cfg.run_dir
+    if target is None and HydraConfig.initialized():
+        target = HydraConfig.get().runtime.output_dir
+    if target is None and cfg.resume == "auto":
+        raise ConfigError("resume='auto' is invalid here: it needs run_dir (or Hydra's run dir)")
+    return Path(target) if target is not None else unique_run_dir()
+
+
+def _check_global_batch(cfg: DictConfig) -> None:
+    world = distributed.world_size()
+    if world > 1 and cfg.data.batch_size % world:
+        raise ConfigError(
+            f"data.batch_size={cfg.data.batch_size} is invalid: it is the global batch and must "
+            f"be divisible by the {world} processes (each trains on batch_size / {world}); use "
+            f"e.g. data.batch_size={max(1, cfg.data.batch_size // world) * world}"
+        )
+
+
+def train(
+    cfg: DictConfig,
+    run_dir: str | Path | None = None,
+    restart_incomplete: bool = False,
+    overrides: Sequence[str] | None = None,
+    epoch_hooks: Sequence[EpochHook] = (),
+) -> dict[str, Any]:
+    """Run one training job described by ``cfg`` (composed ``conf/config.yaml``).
+
+    ``overrides``: with ``resume=<path>``, the command line's value overrides applied to the
+    checkpoint's own config (the CLI); without, ``cfg`` is used as given. Returns the summary
+    (also ``<run_dir>/summary.json``): ``test`` top1/top5/loss, ``best_val``...
+
+    Raises:
+        ConfigError / ValueError: a config value breaks a rule (named in the message).
+        RunDirBusy: another process holds the run dir.
+        DatasetNotFoundError: CIFAR is missing and cannot be downloaded.
+        NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
+    """
+    validate_config(cfg)
+    _check_global_batch(cfg)
+    decided: list[RunPlan] = []
+    with contextlib.ExitStack() as held:
+
+        def decide() -> dict[str, Any]:  # rank 0 only; its errors reach every rank
+            target = target_run_dir(cfg, run_dir)
+            held.enter_context(hold_run_dir(target))  # held by rank 0 for the whole run
+            decided.append(plan_run(cfg, target, overrides, restart_incomplete))
+            return _shareable(decided[0])
+
+        shared = distributed.share_from_main(decide)
+        if shared["summary"] is not None:
+            return shared["summary"]
+        if decided:
+            return _run(decided[0], epoch_hooks)
+        plan = RunPlan(
+            OmegaConf.create(shared["config"]), Path(shared["run_dir"]), shared["checkpoint"]
+        )
+        if plan.checkpoint is not None:
+            plan.state = load_checkpoint(plan.checkpoint)
+            plan.state["path"] = str(plan.checkpoint)
+        return _run(plan, epoch_hooks)
+
+
+def _shareable(plan: RunPlan) -> dict[str, Any]:
+    """What ranks > 0 need of rank 0's plan (plain data: no tensors)."""
+    return {
+        "config": OmegaConf.to_container(plan.cfg, resolve=True),
+        "run_dir": str(plan.run_dir),
+        "checkpoint": plan.checkpoint,
+        "summary": plan.summary,
+    }
+
+
+def _device(cfg: DictConfig) -> torch.device:
+    if distributed.is_active():  # cuda:LOCAL_RANK or cpu
+        return distributed.device_for(cfg.trainer.device, distributed.local_rank())
+    return resolve_device(cfg.trainer.device)
+
+
+def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
+    """Build data, model, optimiser and schedule for ``plan`` and call :func:`fit`."""
+    cfg, out_dir = plan.cfg, plan.run_dir
+    if distributed.is_main():
+        remove_stale_temp_files(out_dir)
+    device = _device(cfg)
+    precision = parse_precision(cfg.trainer.precision)
+    check_precision_supported(precision, device)
+    if cfg.trainer.num_threads is not None:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    name = model_name(cfg.model)
+    _log_start(plan, name, device)
+    # rank 0 first (a CIFAR download happens once), then the others; errors stop every rank
+    data = distributed.main_first(
+        lambda: build_data(
+            cfg.data,
+            seed=cfg.seed,
+            device=device,
+            rank=distributed.rank(),
+            world_size=distributed.world_size(),
+        )
+    )
+    # every rank must run the same number of steps, or DDP would wait for the missing ones
+    distributed.check_same(len(data.train), "training batches per epoch")
+    _log_data(cfg, data)
+    model = distributed.run_everywhere(lambda: build_model(cfg.model, data.num_classes, device))
+    log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
+    if distributed.is_active() and cfg.trainer.sync_batchnorm:
+        model = distributed.convert_sync_batchnorm(model, device)
+    if cfg.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # same Parameter objects
+    forward_model: torch.nn.Module = model
+    if distributed.is_active():
+        forward_model = distributed.wrap_ddp(model, device)
+    # compile last (it wraps DDP, as PyTorch recommends); checkpoints keep `model`'s keys
+    compile_mode = parse_compile(cfg.trainer.compile)
+    forward_model = compile_model(forward_model, compile_mode)
+    log.info(
+        "precision=%s channels_last=%s compile=%s",
+        precision,
+        cfg.trainer.channels_last,
+        compile_mode or "off",
+    )
+    optimizer, schedule, plateau = build_optimizer_and_schedule(cfg, model, len(data.train))
+    container = OmegaConf.to_container(cfg, resolve=True)
+    # the effective config of this (re)start; on resume it differs from Hydra's .hydra/ record
+    if distributed.is_main():
+        OmegaConf.save(OmegaConf.create(container), out_dir / "config.yaml")
+    settings = FitSettings.from_trainer(
+        cfg.trainer, precision, model_name=name, config=container, hparams=hparams(container, name)
+    )
+    loaders = Loaders(data.train, data.val, data.test, data.num_classes)
+    hooks = list(epoch_hooks)
+    histograms = AttentionHistograms.create(  # rank 0 only: no collective in its forward
+        model,
+        data.val if data.val is not None else data.test,
+        device,
+        cfg.trainer.histograms_every_n_epochs if distributed.is_main() else 0,
+        cfg.trainer.histogram_images,
+    )
+    if histograms is not None:
+        hooks.insert(0, histograms)
+    return fit(
+        model,
+        optimizer,
+        schedule,
+        plateau,
+        loaders,
+        device,
+        out_dir,
+        settings,
+        plan.state,
+        forward_model=forward_model,
+        epoch_hooks=hooks,
+    )
+
+
+def _log_start(plan: RunPlan, name: str, device: torch.device) -> None:
+    cfg = plan.cfg
+    resuming = f" (resuming {plan.checkpoint})" if plan.checkpoint else ""
+    log.info(
+        "run dir: %s%s | host %s pid %d", plan.run_dir, resuming, socket.gethostname(), os.getpid()
+    )
+    log.info(
+        "model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
+        "epochs=%d | seed=%d | device=%s threads=%d",
+        name,
+        cfg.model.get("kernel_size"),
+        cfg.data.name,
+        cfg.data.batch_size,
+        cfg.optim.name,
+        cfg.optim.lr,
+        cfg.optim.weight_decay,
+        cfg.scheduler.name,
+        cfg.trainer.epochs,
+        cfg.seed,
+        device,
+        torch.get_num_threads(),
+    )
+    log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def _log_data(cfg: DictConfig, data: Any) -> None:
+    log.info(
+        "data %s: train %d images (%d batches) | val %s | test %d images | %d classes",
+        cfg.data.name,
+        data.train.num_samples,
+        len(data.train),
+        data.val.num_samples if data.val is not None else "none (data.val_size=0)",
+        data.test.num_samples,
+        data.num_classes,
+    )
+    if distributed.is_active():
+        world = distributed.world_size()
+        log.info(
+            "distributed: %d processes, global batch %d = %d per process, sync_batchnorm=%s; "
+            "rank 0 trains on %d images (%d batches) and evaluates %d test images per epoch",
+            world,
+            cfg.data.batch_size,
+            cfg.data.batch_size // world,
+            cfg.trainer.sync_batchnorm,
+            data.train.num_samples,
+            len(data.train),
+            data.test.num_samples,
+        )

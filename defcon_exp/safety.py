@@ -1,0 +1,74 @@
+"""Nothing read from disk chooses what code runs: the check every stored config goes through.
+
+Hydra's ``instantiate`` calls whatever a ``_target_`` names, at any depth. Checkpoints are
+what researchers download from strangers, so this package never instantiates a config: it
+builds by name. The only Hydra call keys a config may hold are the three ``_target_`` values
+of :data:`ALLOWED_TARGETS`, which name this package's builders; any other (``_target_``
+elsewhere, ``_partial_``, ``_args_``, ``_recursive_``, ``_convert_``) is refused with one
+line naming the key and the file. No imports from the package: every layer may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["ALLOWED_TARGETS", "CODE_KEYS", "UnsafeConfigError", "check_no_code", "without_code_keys"]
+
+
+class UnsafeConfigError(ValueError):
+    """A config names code to call; nothing from it was run."""
+
+
+#: keys through which Hydra's instantiate would call or shape a call
+CODE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
+#: the only call keys a config may hold: where, and which of this package's builders
+ALLOWED_TARGETS: dict[str, str] = {
+    "model._target_": "defcon_exp.models.cifar_resnet50",
+    "optim._target_": "defcon_exp.engine.optim.build_optimizer",
+    "scheduler._target_": "defcon_exp.engine.schedulers.build_schedulers",
+}
+
+
+def _code_keys(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every ``(dotted key, value)`` whose last part is a :data:`CODE_KEYS` name, any depth
+    (dict keys of any type, lists included)."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if str(key) in CODE_KEYS:
+                found.append((dotted, value))
+            found += _code_keys(value, f"{dotted}.")
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            found += _code_keys(value, f"{prefix}{index}.")
+    return found
+
+
+def check_no_code(container: Any, source: str, prefix: str = "") -> None:
+    """Refuse a config that names code to call anywhere but :data:`ALLOWED_TARGETS`.
+
+    ``prefix``: the dotted place of ``container`` in the whole config (``"model."`` for the
+    model group alone).
+
+    Raises:
+        UnsafeConfigError: one line naming the key, its value and ``source`` (the file).
+    """
+    if hasattr(container, "_metadata"):  # an OmegaConf node
+        from omegaconf import OmegaConf
+
+        container = OmegaConf.to_container(container, resolve=False)
+    for key, value in _code_keys(container, prefix):
+        if ALLOWED_TARGETS.get(key) != value:
+            raise UnsafeConfigError(
+                f"{key}={str(value)[:80]!r} in {source} was refused: a config may not name code "
+                f"to call (allowed: {', '.join(f'{k}={v}' for k, v in ALLOWED_TARGETS.items())}); "
+                "nothing from it was run. Only use checkpoints and run dirs from people you trust"
+            )
+
+
+def without_code_keys(node: Mapping[str, Any], group: str) -> dict[str, Any]:
+    """Config group ``group``'s ``node`` checked by :func:`check_no_code`, without its call keys."""
+    check_no_code(node, "the config", f"{group}.")
+    return {k: v for k, v in node.items() if k not in CODE_KEYS}
