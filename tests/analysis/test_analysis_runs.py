@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from defcon_exp.analysis.report import write_report
 from defcon_exp.cli import inspect as inspect_cli
 from defcon_exp.cli import report as report_cli
-from defcon_exp.cli.train import train
+from defcon_exp.run.train import train
 
 #: one batch of 4 training images, 4 val, 4 test: a few seconds of ResNet-50 on the CPU
 TINY = [

@@ -22,7 +22,7 @@ import yaml
 from cli_helpers import TINY, run_module
 from hydra import compose, initialize_config_module
 
-from defcon_exp.cli import train as train_cli
+from defcon_exp.run import launch
 from defcon_exp.config import ConfigError
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +45,7 @@ SLURM_KEYS = ("partition", "account", "qos", "nodes", "tasks_per_node", "gpus_pe
 
 
 def launcher_options() -> list[str]:
-    return train_cli.group_options("hydra/launcher")
+    return launch.group_options("hydra/launcher")
 
 
 @pytest.fixture()
@@ -113,18 +113,18 @@ def test_slurm_gpu_builds_an_sbatch_script(hydra_cfg, tmp_path: Path, monkeypatc
 
 
 def test_missing_launcher_plugin_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(train_cli, "module_available", lambda name: False)
+    monkeypatch.setattr(launch, "module_available", lambda name: False)
     with pytest.raises(ConfigError, match=re.escape(
             "hydra/launcher=local_parallel is invalid here: it needs the Hydra plugin hydra-joblib-launcher, "
             "which is not installed; pip install 'defcon_exp[joblib]'")):
-        train_cli.check_launcher(["-m", "hydra/launcher=local_parallel", "model=eca"])
+        launch.check_launcher(["-m", "hydra/launcher=local_parallel", "model=eca"])
     with pytest.raises(ConfigError, match=re.escape("pip install 'defcon_exp[slurm]'")):
-        train_cli.check_launcher(["hydra/launcher=slurm_gpu"])
+        launch.check_launcher(["hydra/launcher=slurm_gpu"])
     with pytest.raises(ConfigError, match=re.escape("pip install 'defcon_exp[slurm]'")):
-        train_cli.check_launcher(["hydra/launcher=submitit_local"])  # the plugin's own option
-    train_cli.check_launcher(["hydra/launcher=basic", "model=eca"])  # Hydra's own: nothing needed
-    monkeypatch.setattr(train_cli, "module_available", lambda name: True)
-    train_cli.check_launcher(["hydra/launcher=local_parallel"])
+        launch.check_launcher(["hydra/launcher=submitit_local"])  # the plugin's own option
+    launch.check_launcher(["hydra/launcher=basic", "model=eca"])  # Hydra's own: nothing needed
+    monkeypatch.setattr(launch, "module_available", lambda name: True)
+    launch.check_launcher(["hydra/launcher=local_parallel"])
 
 
 def pids(run_dir: Path) -> set[int]:
@@ -234,7 +234,7 @@ def test_submitit_preemption_signal_checkpoints_then_the_requeued_job_resumes(tm
 
 
 def test_requeue_signal_only_when_a_python_handler_owns_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from defcon_exp.engine.fit import requeue_signal
+    from defcon_exp.engine.preemption import requeue_signal
 
     monkeypatch.delenv("SUBMITIT_PREEMPT_SIGNAL", raising=False)
     previous = signal.signal(signal.SIGUSR2, signal.SIG_DFL)

@@ -13,7 +13,7 @@ from cli_helpers import TINY, run_module
 from hydra import compose, initialize_config_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from defcon_exp.cli.train import train
+from defcon_exp.run.train import train
 from defcon_exp.engine.checkpoint import load_checkpoint
 
 TRAIN = "defcon_exp.cli.train"

@@ -159,7 +159,7 @@ def check_global_batch_rule(tmp: Path) -> None:
     from cli_helpers import TINY
     from hydra import compose, initialize_config_module
 
-    from defcon_exp.cli.train import train
+    from defcon_exp.run.train import train
     from defcon_exp.config import ConfigError
 
     with initialize_config_module("defcon_exp.conf", version_base="1.3"):

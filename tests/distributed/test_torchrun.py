@@ -24,7 +24,7 @@ import torch
 from ddp_net import DDP_ARGS
 from hydra import compose, initialize_config_module
 
-from defcon_exp.cli.train import train
+from defcon_exp.run.train import train
 from defcon_exp.engine.checkpoint import CheckpointError, load_checkpoint
 
 pytestmark = pytest.mark.slow

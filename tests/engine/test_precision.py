@@ -11,7 +11,10 @@ from attention_net import tiny_net_config
 from hydra import compose, initialize_config_module
 
 from defcon_exp.cli.eval import evaluate_checkpoint
-from defcon_exp.cli.train import check_group_overrides, resume_config, train, upgrade_config
+from defcon_exp.run.launch import check_group_overrides
+from defcon_exp.run.plan import plan_resume
+from defcon_exp.run.stored import upgrade_config
+from defcon_exp.run.train import train
 from defcon_exp.config import ConfigError, validate_config
 from defcon_exp.engine.checkpoint import load_checkpoint, save_checkpoint
 from defcon_exp.engine.precision import (
@@ -185,7 +188,7 @@ def test_legacy_amp_checkpoint_resumes_and_evaluates(tmp_path, caplog):
         save_checkpoint(state, path)
 
     with caplog.at_level(logging.WARNING):
-        cfg = resume_config(tiny_net_config(run, f"resume={run}"), ["trainer.epochs=2"])
+        cfg = plan_resume(tiny_net_config(run, f"resume={run}"), ["trainer.epochs=2"]).cfg
     assert cfg.trainer.precision == "bf16"  # amp=true meant bfloat16 autocast on the CPU
     assert "retired trainer.amp=true" in caplog.text
     caplog.clear()

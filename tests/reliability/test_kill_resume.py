@@ -20,7 +20,7 @@ from cli_helpers import run_module
 from hydra import compose, initialize_config_module
 from tiny_net import TINY_NET_ARGS
 
-from defcon_exp.cli.train import train
+from defcon_exp.run.train import train
 from defcon_exp.engine.checkpoint import CheckpointError, load_checkpoint
 
 pytestmark = pytest.mark.slow
