@@ -15,6 +15,7 @@ is built.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typing generics)
@@ -22,12 +23,14 @@ from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typ
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from defcon_exp.attention.registry import list_attentions
 from defcon_exp.data.config import DataConfig
 from defcon_exp.engine.optim import OPTIMIZER_NAMES
 from defcon_exp.engine.precision import parse_precision
 from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
 from defcon_exp.engine.schedulers import SCHEDULE_NAMES
 from defcon_exp.engine.speedups import parse_compile
+from defcon_exp.safety import UnsafeConfigError, check_no_code
 
 __all__ = [
     "Config",
@@ -150,6 +153,40 @@ def register_configs() -> None:
 
 register_configs()
 
+#: the largest seed every RNG we seed accepts (numpy's legacy seeding takes 32 bits)
+MAX_SEED = 2**32 - 1
+
+
+def _check_numbers_finite(cfg: Any) -> None:
+    """Refuse NaN and +-Inf in every numeric key (``optim.lr=inf``, ``1e400`` parsed as inf)."""
+    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    for key, value in flat_numbers(container):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r} is invalid: must be a finite number")
+
+
+def flat_numbers(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` of every leaf, lists indexed (``optim.betas.0``)."""
+    if isinstance(node, dict):
+        items = list(node.items())
+    elif isinstance(node, (list, tuple)):
+        items = list(enumerate(node))
+    else:
+        return [(prefix[:-1], node)]
+    out: list[tuple[str, Any]] = []
+    for key, value in items:
+        out += flat_numbers(value, f"{prefix}{key}.")
+    return out
+
+
+def _check_targets(cfg: Any) -> None:
+    """The live config obeys the same call-key allow-list as a stored one."""
+    try:
+        check_no_code(cfg, "the config")
+    except UnsafeConfigError as err:
+        raise ConfigError(str(err)) from None
+
+
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _MONITOR = re.compile(r"^(val|train)/(loss|top1|top5)$")
 
@@ -162,12 +199,29 @@ def validate_config(cfg: DictConfig | Config) -> None:
         if not ok:
             raise ConfigError(f"{key}={get(key)!r} is invalid: {text}")
 
+    _check_numbers_finite(cfg)
+    _check_targets(cfg)
+    for key in ("seed", "data.data_seed"):
+        rule(key, 0 <= get(key) <= MAX_SEED, f"must be an int in [0, {MAX_SEED}] (2**32 - 1)")
+    attention = get("model.attention")
+    rule(
+        "model.attention",
+        attention in list_attentions(),
+        f"must be one of {list_attentions()} (or pick a model=... option)",
+    )
     rule(
         "optim.name",
         get("optim.name") in OPTIMIZER_NAMES,
         f"must be one of {list(OPTIMIZER_NAMES)}",
     )
     rule("optim.lr", get("optim.lr") > 0, "must be > 0")
+    rule("optim.eps", get("optim.eps") > 0, "must be > 0 (e.g. 1e-8)")
+    betas = list(get("optim.betas"))
+    rule(
+        "optim.betas",
+        len(betas) == 2 and all(0 <= b < 1 for b in betas),
+        "must be two numbers in [0, 1), e.g. [0.9, 0.999]",
+    )
     rule("optim.weight_decay", get("optim.weight_decay") >= 0, "must be >= 0")
     rule("optim.momentum", 0 <= get("optim.momentum") < 1, "must be in [0, 1)")
     rule("trainer.epochs", get("trainer.epochs") >= 1, "must be >= 1")

@@ -10,10 +10,26 @@ line naming the key and the file. No imports from the package: every layer may u
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["ALLOWED_TARGETS", "CODE_KEYS", "UnsafeConfigError", "check_no_code", "without_code_keys"]
+__all__ = [
+    "ALLOWED_TARGETS",
+    "CODE_KEYS",
+    "TRUSTED_MODELS_ENV",
+    "UnsafeConfigError",
+    "allowed_targets",
+    "check_no_code",
+    "trusted_model_builder",
+    "without_code_keys",
+]
+
+#: environment variable: comma-separated ``module.function`` model builders the person running
+#: the command trusts (their own models, test models), allowed as ``model._target_`` beside
+#: ours. The environment is set by whoever runs the command, never read from a run dir.
+TRUSTED_MODELS_ENV = "DEFCON_TRUSTED_MODEL_TARGETS"
 
 
 class UnsafeConfigError(ValueError):
@@ -28,6 +44,24 @@ ALLOWED_TARGETS: dict[str, str] = {
     "optim._target_": "defcon_exp.engine.optim.build_optimizer",
     "scheduler._target_": "defcon_exp.engine.schedulers.build_schedulers",
 }
+
+
+def allowed_targets() -> dict[str, set[str]]:
+    """Key -> the values it may hold: :data:`ALLOWED_TARGETS` plus, for ``model._target_``,
+    the builders listed in ``$DEFCON_TRUSTED_MODEL_TARGETS``."""
+    allowed = {key: {value} for key, value in ALLOWED_TARGETS.items()}
+    extra = os.environ.get(TRUSTED_MODELS_ENV, "")
+    allowed["model._target_"] |= {name.strip() for name in extra.split(",") if name.strip()}
+    return allowed
+
+
+def trusted_model_builder(target: str) -> Callable[..., Any]:
+    """The function a trusted ``model._target_`` from ``$DEFCON_TRUSTED_MODEL_TARGETS`` names
+    (imported only because that variable lists it)."""
+    if target not in allowed_targets()["model._target_"]:
+        raise UnsafeConfigError(f"model._target_={target!r} is not a trusted model builder")
+    module, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def _code_keys(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -59,12 +93,13 @@ def check_no_code(container: Any, source: str, prefix: str = "") -> None:
         from omegaconf import OmegaConf
 
         container = OmegaConf.to_container(container, resolve=False)
+    allowed = allowed_targets()
     for key, value in _code_keys(container, prefix):
-        if ALLOWED_TARGETS.get(key) != value:
+        if value not in allowed.get(key, ()):
             raise UnsafeConfigError(
                 f"{key}={str(value)[:80]!r} in {source} was refused: a config may not name code "
-                f"to call (allowed: {', '.join(f'{k}={v}' for k, v in ALLOWED_TARGETS.items())}); "
-                "nothing from it was run. Only use checkpoints and run dirs from people you trust"
+                f"to call (allowed: {', '.join(f'{k}={v}' for k, v in ALLOWED_TARGETS.items())}, "
+                f"and model builders listed in ${TRUSTED_MODELS_ENV}); nothing from it was run"
             )
 
 

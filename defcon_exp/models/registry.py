@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from defcon_exp.models.resnet import CifarResNet, cifar_resnet50
-from defcon_exp.safety import without_code_keys
+from defcon_exp.safety import ALLOWED_TARGETS, trusted_model_builder, without_code_keys
 
 __all__ = ["MODELS", "MODEL_NAMES", "create_model", "model_from_config"]
 
@@ -43,5 +43,9 @@ def model_from_config(
     model_cfg: Mapping[str, Any], num_classes: int, device: torch.device | str | None = None
 ) -> CifarResNet:
     """The model of a ``model`` config group (plain mapping: ``attention``, ``kernel_size``,
-    ``attention_kwargs``...), built by name: its ``_target_`` is checked, never called."""
-    return cifar_resnet50(num_classes=num_classes, device=device, **without_code_keys(model_cfg, "model"))
+    ``attention_kwargs``...), built by name: its ``_target_`` is checked against the allow-list
+    (:mod:`defcon_exp.safety`), and only a builder the user listed as trusted is imported."""
+    kwargs = without_code_keys(model_cfg, "model")
+    target = model_cfg.get("_target_", ALLOWED_TARGETS["model._target_"])
+    builder = cifar_resnet50 if target == ALLOWED_TARGETS["model._target_"] else trusted_model_builder(target)
+    return builder(num_classes=num_classes, device=device, **kwargs)

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import re
 import signal
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from defcon_exp.config import ConfigError
+from defcon_exp.engine import distributed
+from defcon_exp.engine.run_dir import resume_run_dir
+from defcon_exp.run.lock import acquire_for_process
 from defcon_exp.run.stored import GROUP_NAMES as CONFIG_GROUPS
 
 log = logging.getLogger("defcon_exp.train")
@@ -67,12 +71,36 @@ def check_output_dirs(args: Sequence[str]) -> None:
     existing = target.expanduser().absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        what = "is not a folder" if not existing.is_dir() else "is not writable"
+    what = None
+    if not existing.is_dir():
+        what = "is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable"
+    else:  # root passes os.access everywhere: try it (/proc, read-only mounts)
+        try:
+            tempfile.TemporaryDirectory(dir=existing, prefix=".defcon-write-test-").cleanup()
+        except OSError as err:
+            what = f"cannot hold new folders: {err.strerror or err}"
+    if what is not None:
         raise ConfigError(
             f"{key}={str(target)!r} is invalid: the output folder must be writable "
-            f"({existing} {what})"
+            f"({existing} {what}); choose another {key}=..."
         )
+
+
+def lock_known_run_dir(args: Sequence[str]) -> None:
+    """A single run into a dir known before Hydra starts (``hydra.run.dir=`` or
+    ``resume=<path>``): take its lock now, before Hydra writes ``.hydra/`` and ``train.log``
+    there, and hold it until this process ends (the run takes it again, re-entrantly)."""
+    if any(a in (*INFO_FLAGS, "-m", "--multirun") for a in args):
+        return
+    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+    resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
+    if resume not in (None, "", "null", "None", "auto"):
+        if Path(resume).expanduser().exists():  # else the run reports the missing path
+            acquire_for_process(resume_run_dir(resume))
+    elif run_dir and "${" not in run_dir:
+        acquire_for_process(Path(run_dir).expanduser())
 
 
 #: Hydra launcher plugins (their ``hydra/launcher`` option) -> (module, pip name, our extra)
@@ -192,12 +220,12 @@ def check_command_line(args: Sequence[str]) -> Any:
     Raises:
         ConfigError: naming the argument and the fix.
     """
-    from defcon_exp.engine import distributed
-
     check_group_overrides(args)
     check_launcher(args)
     check_output_dirs(args)
     env = distributed.detect()
     if env is not None:
         check_distributed_args(args)
+    else:
+        lock_known_run_dir(args)
     return env

@@ -11,9 +11,9 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from defcon_exp.run.build import build_model
 from defcon_exp.config import ConfigError, validate_config
 from defcon_exp.models import MODEL_NAMES, MODELS
+from defcon_exp.run.build import build_model
 
 
 def options(group: str) -> list[str]:

@@ -22,8 +22,8 @@ import yaml
 from cli_helpers import TINY, run_module
 from hydra import compose, initialize_config_module
 
-from defcon_exp.run import launch
 from defcon_exp.config import ConfigError
+from defcon_exp.run import launch
 
 HERE = Path(__file__).resolve().parent
 #: the tiny CNN of the reliability tests (tests/reliability/tiny_net.py): a job of about a second

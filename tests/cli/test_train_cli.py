@@ -13,8 +13,8 @@ from cli_helpers import TINY, run_module
 from hydra import compose, initialize_config_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from defcon_exp.run.train import train
 from defcon_exp.engine.checkpoint import load_checkpoint
+from defcon_exp.run.train import train
 
 TRAIN = "defcon_exp.cli.train"
 

@@ -159,8 +159,8 @@ def check_global_batch_rule(tmp: Path) -> None:
     from cli_helpers import TINY
     from hydra import compose, initialize_config_module
 
-    from defcon_exp.run.train import train
     from defcon_exp.config import ConfigError
+    from defcon_exp.run.train import train
 
     with initialize_config_module("defcon_exp.conf", version_base="1.3"):
         cfg = compose("config", overrides=[*TINY, "data.batch_size=7", f"run_dir={tmp / 'odd'}"])

@@ -24,8 +24,8 @@ import torch
 from ddp_net import DDP_ARGS
 from hydra import compose, initialize_config_module
 
-from defcon_exp.run.train import train
 from defcon_exp.engine.checkpoint import CheckpointError, load_checkpoint
+from defcon_exp.run.train import train
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent

@@ -13,8 +13,8 @@ from engine_fixtures import TinyLoader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, TensorDataset
 
-from defcon_exp.analysis.inspect import attention_statistics
 from defcon_exp.analysis.histograms import AttentionHistograms
+from defcon_exp.analysis.inspect import attention_statistics
 from defcon_exp.engine.checkpoint import load_checkpoint
 from defcon_exp.engine.fit import FitSettings, Loaders, fit
 from defcon_exp.engine.optim import build_optimizer

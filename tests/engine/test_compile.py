@@ -15,8 +15,8 @@ import torch
 from attention_net import BATCH, tiny_attention_net, tiny_net_config
 from torch._dynamo.utils import counters
 
-from defcon_exp.run.train import train
 from defcon_exp.engine.checkpoint import load_checkpoint, load_model_state
+from defcon_exp.run.train import train
 
 
 @pytest.fixture(scope="module")

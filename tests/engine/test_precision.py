@@ -11,10 +11,6 @@ from attention_net import tiny_net_config
 from hydra import compose, initialize_config_module
 
 from defcon_exp.cli.eval import evaluate_checkpoint
-from defcon_exp.run.launch import check_group_overrides
-from defcon_exp.run.plan import plan_resume
-from defcon_exp.run.stored import upgrade_config
-from defcon_exp.run.train import train
 from defcon_exp.config import ConfigError, validate_config
 from defcon_exp.engine.checkpoint import load_checkpoint, save_checkpoint
 from defcon_exp.engine.precision import (
@@ -24,6 +20,10 @@ from defcon_exp.engine.precision import (
     precision_from_amp,
 )
 from defcon_exp.engine.speedups import parse_compile
+from defcon_exp.run.launch import check_group_overrides
+from defcon_exp.run.plan import plan_resume
+from defcon_exp.run.stored import upgrade_config
+from defcon_exp.run.train import train
 
 CPU = torch.device("cpu")
 

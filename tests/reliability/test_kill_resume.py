@@ -20,8 +20,8 @@ from cli_helpers import run_module
 from hydra import compose, initialize_config_module
 from tiny_net import TINY_NET_ARGS
 
-from defcon_exp.run.train import train
 from defcon_exp.engine.checkpoint import CheckpointError, load_checkpoint
+from defcon_exp.run.train import train
 
 pytestmark = pytest.mark.slow
 TRAIN = "defcon_exp.cli.train"
