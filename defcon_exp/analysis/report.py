@@ -16,6 +16,7 @@ from typing import Any
 
 from defcon_exp.analysis.runs import RunRecord, find_run_dirs, load_run
 from defcon_exp.analysis.stats import WelchResult, mean_std, p_value_method, welch_t_test
+from defcon_exp.data.registry import DATASETS
 
 __all__ = [
     "BASELINES",
@@ -35,7 +36,6 @@ MIN_SEEDS = 3
 BASELINES = ("resnet50", "eca")
 ALPHA = 0.05
 #: classes per dataset when the data config does not say
-DATASET_CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
 @dataclass
@@ -89,11 +89,11 @@ def count_flops(model_cfg: dict[str, Any], num_classes: int) -> tuple[int, int]:
         import torch
         from torch.utils.flop_counter import FlopCounterMode
 
-        from defcon_exp.models import model_from_config
+        from defcon_exp.models import count_parameters, model_from_config
 
         model = model_from_config(model_cfg, num_classes, torch.device("cpu"))
         model.eval()
-        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        params = count_parameters(model)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(torch.randn(1, 3, 32, 32))
         _FLOPS_CACHE[key] = (int(counter.get_total_flops()), int(params))
@@ -104,7 +104,8 @@ def _num_classes(config: dict[str, Any]) -> int:
     data = config.get("data") or {}
     if data.get("num_classes"):
         return int(data["num_classes"])
-    return DATASET_CLASSES.get(str(data.get("name")), 100)
+    spec = DATASETS.get(str(data.get("name")))
+    return spec.classes_for(data.get("num_classes")) if spec is not None else 100
 
 
 def build_rows(runs: Sequence[RunRecord], flops: bool = True) -> tuple[list[ReportRow], bool]:

@@ -7,12 +7,14 @@ import torch
 from torch import Tensor, nn
 
 from defcon_exp.attention.gate import get_gate
+from defcon_exp.attention.registry import register_attention
 from defcon_exp.attention.se import make_divisible
 from defcon_exp.ops.spatial_mean import spatial_mean
 
 __all__ = ["Cbam"]
 
 
+@register_attention("cbam")
 class Cbam(nn.Module):
     """CBAM. ``forward: Tensor[B, C, H, W] -> Tensor[B, C, H, W]``.
 

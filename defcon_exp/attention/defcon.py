@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from defcon_exp.attention.base import ChannelAttention
 from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
 from defcon_exp.attention.pooled_conv import pooled_conv1d
+from defcon_exp.attention.registry import register_attention
 from defcon_exp.ops import deform_conv1d
 from defcon_exp.ops.spatial_mean import spatial_mean
 
@@ -20,6 +21,7 @@ __all__ = ["Defcon"]
 OFFSET_INITS = ("zero", "kaiming")
 
 
+@register_attention("defcon")
 class Defcon(ChannelAttention):
     """DEFCON channel attention. ``forward: Tensor[B, C, H, W] -> Tensor[B, C, H, W]``.
 

@@ -8,11 +8,13 @@ from torch import Tensor
 
 from defcon_exp.attention.defcon import Defcon
 from defcon_exp.attention.kernel_size import KernelSizeSpec
+from defcon_exp.attention.registry import register_attention
 from defcon_exp.ops import deform_conv1d
 
 __all__ = ["DefconCorrelated"]
 
 
+@register_attention("defcon_corr")
 class DefconCorrelated(Defcon):
     """DEFCON whose k taps for channel c sit on the k channels most correlated with c.
 

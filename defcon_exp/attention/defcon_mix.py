@@ -9,10 +9,12 @@ from torch import Tensor, nn
 
 from defcon_exp.attention.defcon import Defcon
 from defcon_exp.attention.pooled_conv import pooled_conv1d
+from defcon_exp.attention.registry import register_attention
 
 __all__ = ["DefconMix"]
 
 
+@register_attention("defcon_mix")
 class DefconMix(Defcon):
     """Attention logit = ``a * local + (1 - a) * deformable`` with ``a = sigmoid(mix_logit)``
     a learnable scalar per module (starting at 0.5), where ``local`` is ECA's plain 1D conv

@@ -9,11 +9,13 @@ from torch import Tensor, nn
 
 from defcon_exp.attention.defcon import Defcon
 from defcon_exp.attention.pooled_conv import pooled_conv1d
+from defcon_exp.attention.registry import register_attention
 from defcon_exp.ops import deform_conv1d
 
 __all__ = ["DefconModulated"]
 
 
+@register_attention("defcon_mod")
 class DefconModulated(Defcon):
     """DEFCON whose taps are also weighted by an input-dependent mask (Zhu et al.,
     "Deformable ConvNets v2", CVPR 2019). ``forward: Tensor[B, C, H, W] -> Tensor[B, C, H, W]``.

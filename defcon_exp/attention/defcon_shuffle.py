@@ -13,10 +13,12 @@ from defcon_exp.attention.channel_shuffle import (
 )
 from defcon_exp.attention.defcon import Defcon
 from defcon_exp.attention.pooled_conv import pooled_conv1d
+from defcon_exp.attention.registry import register_attention
 
 __all__ = ["DefconShuffle"]
 
 
+@register_attention("defcon_shuffle")
 class DefconShuffle(Defcon):
     """DEFCON whose offset convolution sees the pooled vector channel-shuffled with
     ``2 ** ceil(log2 k)`` groups (ShuffleNet style), so the offsets of a channel are computed

@@ -9,10 +9,12 @@ from torch import Tensor, nn
 from defcon_exp.attention.base import ChannelAttention
 from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
 from defcon_exp.attention.pooled_conv import pooled_conv1d
+from defcon_exp.attention.registry import register_attention
 
 __all__ = ["EfficientChannelAttention"]
 
 
+@register_attention("eca")
 class EfficientChannelAttention(ChannelAttention):
     """ECA: a bias-free 1D convolution of size k over the pooled channel vector -> gate.
 

@@ -1,32 +1,41 @@
-"""Create attention modules by name: a plain, listable dict."""
+"""Create attention modules by name: a plain, listable dict that fills itself.
+
+Each module's file registers its class with :func:`register_attention`; importing this
+registry imports every module of the package, so adding an attention module is its file
+(plus ``conf/model/<name>.yaml``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from torch import nn
 
-from defcon_exp.attention.cbam import Cbam
-from defcon_exp.attention.defcon import Defcon
-from defcon_exp.attention.defcon_corr import DefconCorrelated
-from defcon_exp.attention.defcon_mix import DefconMix
-from defcon_exp.attention.defcon_mod import DefconModulated
-from defcon_exp.attention.defcon_shuffle import DefconShuffle
-from defcon_exp.attention.eca import EfficientChannelAttention
-from defcon_exp.attention.se import SqueezeExcite
+from defcon_exp.plugins import import_submodules
 
-__all__ = ["ATTENTIONS", "create_attention", "get_attention_class", "list_attentions"]
+__all__ = [
+    "ATTENTIONS",
+    "create_attention",
+    "get_attention_class",
+    "list_attentions",
+    "register_attention",
+]
 
-ATTENTIONS: dict[str, type[nn.Module]] = {
-    "se": SqueezeExcite,
-    "eca": EfficientChannelAttention,
-    "cbam": Cbam,
-    "defcon": Defcon,
-    "defcon_shuffle": DefconShuffle,
-    "defcon_corr": DefconCorrelated,
-    "defcon_mix": DefconMix,
-    "defcon_mod": DefconModulated,
-}
+ATTENTIONS: dict[str, type[nn.Module]] = {}
+ModuleClass = TypeVar("ModuleClass", bound=type[nn.Module])
+
+
+def register_attention(name: str) -> Callable[[ModuleClass], ModuleClass]:
+    """Class decorator: ``@register_attention("eca")`` makes the class creatable by name."""
+
+    def register(cls: ModuleClass) -> ModuleClass:
+        if ATTENTIONS.get(name, cls) is not cls:
+            raise ValueError(f"attention name {name!r} is taken by {ATTENTIONS[name].__name__}")
+        ATTENTIONS[name] = cls
+        return cls
+
+    return register
 
 
 def list_attentions() -> list[str]:
@@ -49,3 +58,6 @@ def create_attention(name: str, channels: int, **cfg: Any) -> nn.Module:
     if name == "none":
         return nn.Identity()
     return get_attention_class(name)(channels, **cfg)
+
+
+import_submodules("defcon_exp.attention")  # every module registers itself

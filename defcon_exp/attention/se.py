@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from defcon_exp.attention.base import ChannelAttention
+from defcon_exp.attention.registry import register_attention
 
 __all__ = ["SqueezeExcite", "make_divisible"]
 
@@ -20,6 +21,7 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return rounded
 
 
+@register_attention("se")
 class SqueezeExcite(ChannelAttention):
     """SE: pooled vector -> FC (C -> C/r) -> ReLU -> FC (C/r -> C) -> gate, bias-free.
 

@@ -11,10 +11,11 @@ interface.
 
 from .build import DataBundle, Loader, build_data, to_data_config
 from .cifar import DatasetNotFoundError, load_cifar
-from .config import DATASET_NAMES, LOADER_NAMES, DataConfig
+from .config import LOADER_NAMES, DataConfig
 from .imageset import ImageSet
 from .loaders import WorkerLoader
 from .plan import EpochPlan, make_epoch_plan
+from .registry import DATASETS, DatasetSpec, dataset_names, get_dataset, register_dataset
 from .split import stratified_split
 from .synthetic import make_synthetic
 from .tensor_loader import TensorLoader, augment_batch
@@ -23,11 +24,12 @@ from .transforms import CIFAR10_STATS, CIFAR100_STATS, transform_image
 __all__ = [
     "CIFAR10_STATS",
     "CIFAR100_STATS",
-    "DATASET_NAMES",
+    "DATASETS",
     "LOADER_NAMES",
     "DataBundle",
     "DataConfig",
     "DatasetNotFoundError",
+    "DatasetSpec",
     "EpochPlan",
     "ImageSet",
     "Loader",
@@ -35,9 +37,12 @@ __all__ = [
     "WorkerLoader",
     "augment_batch",
     "build_data",
+    "dataset_names",
+    "get_dataset",
     "load_cifar",
     "make_epoch_plan",
     "make_synthetic",
+    "register_dataset",
     "stratified_split",
     "to_data_config",
     "transform_image",

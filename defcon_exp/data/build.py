@@ -11,20 +11,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from .cifar import CIFAR_CLASSES, load_cifar
-from .config import DATASET_NAMES, LOADER_NAMES, DataConfig
+from .config import LOADER_NAMES, DataConfig
 from .imageset import ImageSet
 from .loaders import WorkerLoader
+from .registry import DatasetSpec, get_dataset
 from .split import stratified_split
-from .synthetic import MAX_SYNTHETIC_CLASSES, make_synthetic
 from .tensor_loader import TensorLoader
-from .transforms import CIFAR10_STATS, CIFAR100_STATS
 
 __all__ = ["DataBundle", "Loader", "build_data", "to_data_config"]
 
-_CIFAR_STATS = {"cifar100": CIFAR100_STATS, "cifar10": CIFAR10_STATS}
-_CIFAR_NUM_CLASSES = {"cifar100": 100, "cifar10": 10}
-_SYNTHETIC_DEFAULT_CLASSES = 10
 
 
 class Loader(Protocol):
@@ -87,8 +82,9 @@ def _check(ok: bool, key: str, value: Any, rule: str) -> None:
         raise ValueError(f"data.{key}={value!r} is invalid: {rule}")
 
 
-def _validate(cfg: DataConfig, seed: int) -> None:
-    _check(cfg.name in DATASET_NAMES, "name", cfg.name, f"must be one of {list(DATASET_NAMES)}")
+def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
+    """Check ``cfg``'s values; the data set's spec."""
+    spec = get_dataset(cfg.name)
     _check(cfg.loader in LOADER_NAMES, "loader", cfg.loader, f"must be one of {list(LOADER_NAMES)}")
     for key in ("batch_size", "eval_batch_size"):
         value = getattr(cfg, key)
@@ -97,44 +93,40 @@ def _validate(cfg: DataConfig, seed: int) -> None:
         value = getattr(cfg, key)
         _check(isinstance(value, int) and value >= 0, key, value, "must be an integer >= 0")
     _check(
-        cfg.cutout <= 32,
+        cfg.cutout <= spec.image_size,
         "cutout",
         cfg.cutout,
-        "the patch length must be <= 32 (the image size); 0 = off",
+        f"the patch length must be <= {spec.image_size} (the image size); 0 = off",
     )
     _check(
         isinstance(seed, int) and seed >= 0, "seed", seed, "the run seed must be an integer >= 0"
     )
-    if cfg.name in CIFAR_CLASSES:
-        expected = _CIFAR_NUM_CLASSES[cfg.name]
+    if spec.num_classes is not None:
         _check(
-            cfg.num_classes in (None, expected),
+            cfg.num_classes in (None, spec.num_classes),
             "num_classes",
             cfg.num_classes,
-            f"{cfg.name} has {expected} classes (leave it null or set {expected})",
+            f"{cfg.name} has {spec.num_classes} classes (leave it null or set {spec.num_classes})",
         )
-    else:
-        if cfg.num_classes is not None:
-            _check(
-                2 <= cfg.num_classes <= MAX_SYNTHETIC_CLASSES,
-                "num_classes",
-                cfg.num_classes,
-                f"the synthetic set has 2 to {MAX_SYNTHETIC_CLASSES} classes",
-            )
+    elif cfg.num_classes is not None:
+        low, high = spec.class_range
+        _check(
+            low <= cfg.num_classes <= high,
+            "num_classes",
+            cfg.num_classes,
+            f"the {cfg.name} set has {low} to {high} classes",
+        )
+    if spec.synthetic:
         for key in ("train_size", "test_size"):
             value = getattr(cfg, key)
             _check(isinstance(value, int) and value >= 1, key, value, "must be an integer >= 1")
+    return spec
 
 
-def _load_sets(cfg: DataConfig) -> tuple[ImageSet, ImageSet, tuple, tuple]:
+def _load_sets(cfg: DataConfig, spec: DatasetSpec) -> tuple[ImageSet, ImageSet, tuple, tuple]:
     """``(train, test, mean, std)`` of the configured data set."""
-    if cfg.name in CIFAR_CLASSES:
-        train, test = load_cifar(cfg.name, cfg.root, cfg.download)
-        mean, std = _CIFAR_STATS[cfg.name]
-        return train, test, mean, std
-    num_classes = cfg.num_classes if cfg.num_classes is not None else _SYNTHETIC_DEFAULT_CLASSES
-    train, test = make_synthetic(num_classes, cfg.train_size, cfg.test_size, cfg.data_seed)
-    mean, std = train.channel_stats()
+    train, test = spec.load(cfg)
+    mean, std = spec.stats if spec.stats is not None else train.channel_stats()
     return train, test, mean, std
 
 
@@ -166,7 +158,7 @@ def build_data(
         DatasetNotFoundError: CIFAR is not on disk and cannot be downloaded.
     """
     cfg = to_data_config(cfg)
-    _validate(cfg, seed)
+    spec = _validate(cfg, seed)
     _check(
         cfg.batch_size % world_size == 0,
         "batch_size",
@@ -176,7 +168,7 @@ def build_data(
         f"data.batch_size={max(1, cfg.batch_size // world_size) * world_size}",
     )
     device = torch.device(device)
-    train_full, test, mean, std = _load_sets(cfg)
+    train_full, test, mean, std = _load_sets(cfg, spec)
     _check(
         cfg.val_size < len(train_full),
         "val_size",

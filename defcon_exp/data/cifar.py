@@ -17,14 +17,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from torchvision.datasets import CIFAR10, CIFAR100
+from torchvision.datasets import CIFAR10 as TorchCIFAR10
+from torchvision.datasets import CIFAR100 as TorchCIFAR100
 from torchvision.datasets.utils import check_integrity
 
 from .imageset import ImageSet
+from .registry import DatasetSpec, register_dataset
+from .transforms import CIFAR10_STATS, CIFAR100_STATS
 
 __all__ = ["CIFAR_CLASSES", "DatasetNotFoundError", "load_cifar"]
 
-CIFAR_CLASSES: dict[str, type[CIFAR10]] = {"cifar100": CIFAR100, "cifar10": CIFAR10}
+CIFAR_CLASSES: dict[str, type[TorchCIFAR10]] = {"cifar100": TorchCIFAR100, "cifar10": TorchCIFAR10}
 """``data.name`` -> torchvision dataset class."""
 
 _TITLES = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10"}
@@ -36,7 +39,7 @@ class DatasetNotFoundError(RuntimeError):
     user-facing paragraph (print it without a traceback)."""
 
 
-def _failing_files(dataset_cls: type[CIFAR10], root: Path) -> list[str]:
+def _failing_files(dataset_cls: type[TorchCIFAR10], root: Path) -> list[str]:
     """Names of the extracted files that are missing or fail torchvision's MD5 check."""
     expected = [*dataset_cls.train_list, *dataset_cls.test_list]
     expected.append([dataset_cls.meta["filename"], dataset_cls.meta["md5"]])
@@ -164,3 +167,18 @@ def load_cifar(name: str, root: str | os.PathLike, download: bool) -> tuple[Imag
         dataset = dataset_cls(str(folder), train=train, download=False)
         sets.append(ImageSet(dataset.data, dataset.targets, list(dataset.classes)))
     return sets[0], sets[1]
+
+
+def _spec(name: str, classes: int, stats: tuple) -> DatasetSpec:
+    return register_dataset(
+        DatasetSpec(
+            name=name,
+            load=lambda cfg: load_cifar(name, cfg.root, cfg.download),
+            num_classes=classes,
+            stats=stats,
+        )
+    )
+
+
+CIFAR100_SPEC = _spec("cifar100", 100, CIFAR100_STATS)
+CIFAR10_SPEC = _spec("cifar10", 10, CIFAR10_STATS)

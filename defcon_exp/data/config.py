@@ -10,10 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["DATASET_NAMES", "LOADER_NAMES", "DataConfig"]
-
-DATASET_NAMES: tuple[str, ...] = ("cifar100", "cifar10", "synthetic")
-"""Valid values of ``data.name``."""
+__all__ = ["LOADER_NAMES", "DataConfig"]
 
 LOADER_NAMES: tuple[str, ...] = ("dataloader", "tensor")
 """Valid values of ``data.loader``: ``dataloader`` = torch ``DataLoader`` with workers and
@@ -26,7 +23,8 @@ class DataConfig:
     """Which images, how they are split and augmented, and how they are batched.
 
     Attributes:
-        name: ``cifar100``, ``cifar10`` or ``synthetic``.
+        name: a registered data set (:mod:`defcon_exp.data.registry`): ``cifar100``,
+            ``cifar10``, ``synthetic``.
         root: folder holding ``cifar-100-python.tar.gz`` / ``cifar-10-python.tar.gz`` or
             their extracted folders; ``~`` is expanded, relative paths are taken from the
             current directory.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .imageset import ImageSet
+from .registry import DatasetSpec, register_dataset
 
 __all__ = ["COLOURS", "MAX_SYNTHETIC_CLASSES", "SHAPES", "TEXTURES", "make_synthetic"]
 
@@ -26,6 +27,7 @@ TEXTURES: tuple[str, ...] = ("flat", "hstripes", "vstripes", "checker", "dots")
 COLOURS: tuple[str, ...] = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink")
 _HUES = np.array([0.0, 0.08, 0.16, 0.33, 0.5, 0.62, 0.76, 0.9])
 MAX_SYNTHETIC_CLASSES = len(SHAPES) * len(COLOURS) * len(TEXTURES)
+DEFAULT_SYNTHETIC_CLASSES = 10
 """How many distinct (shape, colour, texture) classes exist: 320."""
 
 _SIZE = 32
@@ -185,3 +187,20 @@ def make_synthetic(
             images[start:stop] = _render(recipes, labels[start:stop], rng)
         sets.append(ImageSet(images, labels, classes))
     return sets[0], sets[1]
+
+
+SYNTHETIC_SPEC = register_dataset(
+    DatasetSpec(
+        name="synthetic",
+        load=lambda cfg: make_synthetic(
+            cfg.num_classes if cfg.num_classes is not None else DEFAULT_SYNTHETIC_CLASSES,
+            cfg.train_size,
+            cfg.test_size,
+            cfg.data_seed,
+        ),
+        num_classes=None,
+        class_range=(2, MAX_SYNTHETIC_CLASSES),
+        default_classes=DEFAULT_SYNTHETIC_CLASSES,
+        synthetic=True,
+    )
+)

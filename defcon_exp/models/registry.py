@@ -7,24 +7,21 @@ from typing import Any
 
 import torch
 
+from defcon_exp.attention.registry import ATTENTIONS
 from defcon_exp.models.resnet import CifarResNet, cifar_resnet50
 from defcon_exp.safety import ALLOWED_TARGETS, trusted_model_builder, without_code_keys
 
 __all__ = ["MODELS", "MODEL_NAMES", "create_model", "model_from_config"]
 
-#: model name -> (attention name, default kernel-size spec). The 1D-kernel models default to
-#: the paper's per-stage sizes (3, 5, 5, 7), which reproduce Table 1's parameter counts.
+#: model name -> (attention name, default kernel-size spec), derived from the attention
+#: registry: the 1D-kernel attentions default to the paper's per-stage sizes (3, 5, 5, 7),
+#: which reproduce Table 1's parameter counts.
 MODELS: dict[str, tuple[str, Any]] = {
     "resnet50": ("none", "adaptive"),
-    "se": ("se", "adaptive"),
-    "eca": ("eca", "paper"),
-    "cbam": ("cbam", "adaptive"),
-    "defcon": ("defcon", "paper"),
-    "defcon_shuffle": ("defcon_shuffle", "paper"),
-    # Beyond the paper (its sections 4.2 and 4.3, and DCNv2 modulation).
-    "defcon_corr": ("defcon_corr", "paper"),
-    "defcon_mix": ("defcon_mix", "paper"),
-    "defcon_mod": ("defcon_mod", "paper"),
+    **{
+        name: (name, "paper" if getattr(cls, "uses_kernel_size", False) else "adaptive")
+        for name, cls in sorted(ATTENTIONS.items())
+    },
 }
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 

@@ -24,6 +24,7 @@ RANKS = {
     "attention": 2,
     "ops": 1,
     "safety": 0,
+    "plugins": 0,
     "conf": 0,
 }
 #: same rank, separate layers: they must not import each other

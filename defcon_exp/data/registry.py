@@ -1,0 +1,76 @@
+"""Data sets by name: a :class:`DatasetSpec` per set, registered by its own file.
+
+Importing this registry imports every module of ``defcon_exp.data``, so adding a data set is
+its spec (in its file) plus ``conf/data/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from defcon_exp.data.imageset import ImageSet
+from defcon_exp.plugins import import_submodules
+
+__all__ = ["DATASETS", "DatasetSpec", "dataset_names", "get_dataset", "register_dataset"]
+
+Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One data set.
+
+    Attributes:
+        name: ``data.name``.
+        load: ``(data config) -> (train, test)`` image sets (``uint8 [N, S, S, 3]``).
+        num_classes: the set's class count; ``None`` = chosen by ``data.num_classes`` within
+            ``class_range``.
+        stats: per-channel ``(mean, std)`` of pixels in [0, 1]; ``None`` = measured on the
+            training images.
+        image_size: height = width ``S`` of the images.
+        class_range: allowed ``data.num_classes`` when ``num_classes`` is None.
+        default_classes: the class count when ``data.num_classes`` is null.
+        synthetic: generated (no files, no download; ``train_size``/``test_size`` apply).
+    """
+
+    name: str
+    load: Callable[[Any], tuple[ImageSet, ImageSet]]
+    num_classes: int | None
+    stats: Stats | None = None
+    image_size: int = 32
+    class_range: tuple[int, int] = (2, 2)
+    default_classes: int | None = None
+    synthetic: bool = False
+
+    def classes_for(self, requested: int | None) -> int:
+        """The class count of a run asking for ``requested`` (``data.num_classes``)."""
+        if self.num_classes is not None:
+            return self.num_classes
+        return requested if requested is not None else int(self.default_classes or 0)
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Make ``spec`` available as ``data.name=<spec.name>``."""
+    if DATASETS.get(spec.name, spec) is not spec:
+        raise ValueError(f"data set name {spec.name!r} is registered twice")
+    DATASETS[spec.name] = spec
+    return spec
+
+
+def dataset_names() -> tuple[str, ...]:
+    return tuple(DATASETS)
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"data.name={name!r} is invalid: must be one of {list(DATASETS)}") from None
+
+
+import_submodules("defcon_exp.data")  # every data set's file registers its spec
