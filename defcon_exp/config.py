@@ -120,7 +120,7 @@ class TrainerConfig:
     histogram_images: int = 64  # probe images (first of the val/test split) for them
     progress: bool = True
     deterministic: bool = False
-    sync_batchnorm: bool = True  # torchrun runs: BatchNorm statistics over the global batch
+    sync_batchnorm: Any = "auto"  # torchrun: true | false | auto (sync below 16 images/process)
     num_threads: Optional[int] = None  # noqa: UP045  (torch CPU threads; null = torch's default)
 
 

@@ -334,14 +334,18 @@ def train(
         data.test.num_samples,
         data.num_classes,
     )
+    per_process = cfg.data.batch_size // distributed.world_size()
+    sync_bn = distributed.is_active() and distributed.use_sync_batchnorm(
+        cfg.trainer.sync_batchnorm, per_process
+    )
     if distributed.is_active():
         log.info(
             "distributed: %d processes, global batch %d = %d per process, sync_batchnorm=%s; "
             "rank 0 trains on %d images (%d batches) and evaluates %d test images per epoch",
             distributed.world_size(),
             cfg.data.batch_size,
-            cfg.data.batch_size // distributed.world_size(),
-            cfg.trainer.sync_batchnorm,
+            per_process,
+            sync_bn,
             data.train.num_samples,
             len(data.train),
             data.test.num_samples,
@@ -355,7 +359,7 @@ def train(
 
     model = distributed.run_everywhere(make_model)
     log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
-    if distributed.is_active() and cfg.trainer.sync_batchnorm:
+    if sync_bn:
         model = distributed.convert_sync_batchnorm(model, device)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)  # same Parameter objects

@@ -234,8 +234,8 @@ def fit(
         )
     show = progress_enabled(settings.progress) and main
     signals = stop_on_signals(settings.handle_signals)
-    # distributed: every call is a tiny collective, so all ranks stop at the same step
-    received = distributed.SignalAgreement(signals.__enter__())
+    # distributed: a tiny collective every log interval, so all ranks stop at the same step
+    received = distributed.SignalAgreement(signals.__enter__(), max(1, settings.log_every_n_steps))
     ctx = StepContext(
         forward_model,
         optimizer,
@@ -248,7 +248,7 @@ def fit(
         grad_clip_norm=settings.grad_clip_norm,
         log_every_n_steps=max(1, settings.log_every_n_steps),
         progress=show,
-        stop_requested=lambda: received() is not None,
+        stop_requested=lambda: received.at_step() is not None,
         checkpoint_every_n_steps=max(0, settings.checkpoint_every_n_steps),
         all_reduce=reduce,
     )
