@@ -124,6 +124,16 @@ def check_signal_agreement(rank: int) -> None:
     agree = distributed.SignalAgreement(lambda: seen.pop(0))
     assert [agree(), agree(), agree()] == [None, None, signal.SIGTERM]
     assert agree.last == signal.SIGTERM
+    # at_step agrees every 3rd step only: rank 1's signal at step 2 stops both after step 3
+    step = [0]
+    agree = distributed.SignalAgreement(
+        lambda: signal.SIGTERM if rank == 1 and step[0] >= 2 else None, every_n_steps=3
+    )
+    agreed = []
+    for step[0] in (1, 2, 3):
+        agreed.append(agree.at_step())
+    assert agreed == [None, None, signal.SIGTERM]
+    assert agree.last == signal.SIGTERM
 
 
 def check_nan_agreement(rank: int, tmp: Path) -> None:

@@ -12,12 +12,13 @@ but 24.8% at 8, 27.3% at 4 and 34.7% at 2. So ``auto`` synchronises below
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
+from torch.distributed.nn import functional as dist_fn
 
 from defcon_exp.engine.distributed.group import is_active
 
@@ -47,6 +48,15 @@ def use_sync_batchnorm(setting: Any, per_process_batch: int) -> bool:
     )
 
 
+def _summed(tensor: torch.Tensor, group: Any) -> torch.Tensor:
+    """Differentiable sum over the ranks of ``group`` (the gradient is summed too)."""
+    # recent torch deprecates it for the private _functional_collectives.all_reduce (whose
+    # autograd only recent versions register); it stays correct, so only the warning goes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return dist_fn.all_reduce(tensor, group=group)
+
+
 class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Synchronised BatchNorm (Ioffe & Szegedy 2015, statistics over the global batch) for
     CPU tensors on gloo, which torch's :class:`nn.SyncBatchNorm` refuses (GPU only, and DDP
@@ -74,11 +84,11 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         dims = [0, *range(2, input.dim())]
         shape = [1, input.shape[1]] + [1] * (input.dim() - 2)
         count = torch.tensor([input.numel() / input.shape[1]], dtype=input.dtype)
-        totals = differentiable_all_reduce(torch.cat([input.sum(dims), count]), group=group)
+        totals = _summed(torch.cat([input.sum(dims), count]), group)
         n = totals[-1].detach()
         mean = totals[:-1] / n
         centred = input - mean.view(shape)
-        var = differentiable_all_reduce((centred * centred).sum(dims), group=group) / n
+        var = _summed((centred * centred).sum(dims), group) / n
         if self.track_running_stats and self.running_mean is not None:
             self._track(mean.detach(), var.detach(), n)
         out = centred * torch.rsqrt(var + self.eps).view(shape)
@@ -94,7 +104,7 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
             self.num_batches_tracked.add_(1)
             if self.momentum is None:
                 factor = 1.0 / float(self.num_batches_tracked)
-        unbiased = var * (n / (n - 1)) if n > 1 else var
+        unbiased = torch.where(n > 1, var * n / (n - 1), var)  # no host read of n
         self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
         self.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
 
