@@ -1,9 +1,10 @@
 """BatchNorm under DDP: when to synchronise it (:func:`use_sync_batchnorm`) and how —
 torch's :class:`nn.SyncBatchNorm` on GPUs, :class:`CPUSyncBatchNorm` for CPU/gloo runs.
 
-Synchronised BatchNorm costs two all-reduces per BatchNorm layer in the forward pass and two
-in the backward (ResNet-50: 53 layers, 212 collectives a step, each a host-side wait on
-gloo). Its benefit is statistics over the global batch instead of each process's share, which
+Synchronised BatchNorm costs collectives in every BatchNorm layer: :class:`CPUSyncBatchNorm`
+two all-reduces in the forward pass and two in the backward (ResNet-50: 53 layers, 212
+host-side waits on gloo a step); torch's GPU version one in each pass plus a host sync in
+the forward (53 a ResNet-50 step, counted in issue 18). Its benefit is statistics over the global batch instead of each process's share, which
 only matters for small shares: in Wu & He, "Group Normalization" (ECCV 2018, Fig. 1 / Table
 2), ResNet-50's ImageNet error with BatchNorm is 23.6% at 32 images per GPU and 23.7% at 16,
 but 24.8% at 8, 27.3% at 4 and 34.7% at 2. So ``auto`` synchronises below
