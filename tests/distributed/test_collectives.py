@@ -64,3 +64,27 @@ def test_detect_reads_srun_tasks() -> None:
 ])
 def test_first_host_of_a_slurm_node_list(nodelist: str, host: str) -> None:
     assert distributed.first_host(nodelist) == host
+
+
+@pytest.mark.parametrize(("setting", "per_process", "synced"), [
+    (True, 64, True), (False, 2, False), ("auto", 4, True), ("auto", 15, True),
+    ("auto", 16, False), ("auto", 64, False),
+])
+def test_sync_batchnorm_policy(setting: object, per_process: int, synced: bool) -> None:
+    assert distributed.use_sync_batchnorm(setting, per_process) is synced
+    assert distributed.SYNC_BELOW == 16
+
+
+def test_sync_batchnorm_setting_is_checked_up_front() -> None:
+    from hydra import compose, initialize_config_module
+
+    from defcon_exp.config import ConfigError, validate_config
+
+    with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+        assert compose("config").trainer.sync_batchnorm == "auto"
+        bad = [compose("config", overrides=[f"trainer.sync_batchnorm={value}"]) for value in ("sometimes", "1")]
+    for cfg in bad:
+        with pytest.raises(ConfigError, match=r"trainer.sync_batchnorm=.* is invalid: must be true, false or auto"):
+            validate_config(cfg)
+    with pytest.raises(ValueError, match=r"trainer\.sync_batchnorm='sometimes' is invalid"):
+        distributed.use_sync_batchnorm("sometimes", 4)

@@ -39,8 +39,6 @@ def use_sync_batchnorm(setting: Any, per_process_batch: int) -> bool:
     """
     if isinstance(setting, bool):
         return setting
-    if isinstance(setting, str) and setting.lower() in ("true", "false"):
-        return setting.lower() == "true"
     if setting == "auto":
         return per_process_batch < SYNC_BELOW
     raise ValueError(
