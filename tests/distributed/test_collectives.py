@@ -88,3 +88,18 @@ def test_sync_batchnorm_setting_is_checked_up_front() -> None:
             validate_config(cfg)
     with pytest.raises(ValueError, match=r"trainer\.sync_batchnorm='sometimes' is invalid"):
         distributed.use_sync_batchnorm("sometimes", 4)
+
+
+def test_a_rank_whose_launcher_is_gone_reports_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The portable check behind the kernel's parent-death signal: a changed parent pid."""
+    import os
+    import signal
+
+    from defcon_exp.engine.distributed import group
+
+    agree = distributed.SignalAgreement(lambda: None)
+    assert agree() is None and not distributed.parent_gone()  # not under torchrun: no check
+    monkeypatch.setattr(group, "_parent", os.getppid())
+    assert agree.at_step() is None
+    monkeypatch.setattr(group, "_parent", os.getppid() + 1)  # the agent we started under died
+    assert distributed.parent_gone() and agree.at_step() == signal.SIGTERM
