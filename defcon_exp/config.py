@@ -123,7 +123,7 @@ class TrainerConfig:
     histogram_images: int = 64  # probe images (first of the val/test split) for them
     progress: bool = True
     deterministic: bool = False
-    sync_batchnorm: bool = True  # torchrun runs: BatchNorm statistics over the global batch
+    sync_batchnorm: Any = "auto"  # torchrun: true | false | auto (sync below 16 images/process)
     num_threads: Optional[int] = None  # noqa: UP045  (torch CPU threads; null = torch's default)
 
 
@@ -237,6 +237,11 @@ def validate_config(cfg: DictConfig | Config) -> None:
         "must be null (torch's default) or >= 1 (CPU threads of this run)",
     )
     rule("trainer.log_every_n_steps", get("trainer.log_every_n_steps") >= 1, "must be >= 1")
+    rule(
+        "trainer.sync_batchnorm",
+        isinstance(get("trainer.sync_batchnorm"), bool) or get("trainer.sync_batchnorm") == "auto",
+        "must be true, false or auto (synchronise below 16 images per process)",
+    )
     for key, parse in (("trainer.precision", parse_precision), ("trainer.compile", parse_compile)):
         try:
             parse(get(key))

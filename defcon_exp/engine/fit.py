@@ -134,7 +134,9 @@ def fit(
         run.state = run.store.restore(resume_state, run.state.split)
         run.log_resumed()
     with stop_on_signals(settings.handle_signals) as signal_received:
-        run.open(resume_state is not None, distributed.SignalAgreement(signal_received))
+        # distributed: a tiny collective every log interval, so all ranks stop at the same step
+        agreement = distributed.SignalAgreement(signal_received, max(1, settings.log_every_n_steps))
+        run.open(resume_state is not None, agreement)
         try:
             return run.epochs(epoch_hooks)
         finally:
@@ -214,7 +216,7 @@ class _Fit:
             grad_clip_norm=s.grad_clip_norm,
             log_every_n_steps=max(1, s.log_every_n_steps),
             progress=self.show,
-            stop_requested=lambda: received() is not None,
+            stop_requested=lambda: received.at_step() is not None,
             checkpoint_every_n_steps=max(0, s.checkpoint_every_n_steps),
             all_reduce=self.reduce,
         )

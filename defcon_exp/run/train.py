@@ -117,6 +117,14 @@ def _shareable(plan: RunPlan) -> dict[str, Any]:
     }
 
 
+def _sync_batchnorm(cfg: DictConfig) -> bool:
+    """Whether this distributed run synchronises BatchNorm (``trainer.sync_batchnorm``)."""
+    per_process = cfg.data.batch_size // distributed.world_size()
+    return distributed.is_active() and distributed.use_sync_batchnorm(
+        cfg.trainer.sync_batchnorm, per_process
+    )
+
+
 def _device(cfg: DictConfig) -> torch.device:
     if distributed.is_active():  # cuda:LOCAL_RANK or cpu
         return distributed.device_for(cfg.trainer.device, distributed.local_rank())
@@ -151,7 +159,7 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     _log_data(cfg, data)
     model = distributed.run_everywhere(lambda: build_model(cfg.model, data.num_classes, device))
     log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
-    if distributed.is_active() and cfg.trainer.sync_batchnorm:
+    if _sync_batchnorm(cfg):
         model = distributed.convert_sync_batchnorm(model, device)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)  # same Parameter objects
@@ -244,7 +252,7 @@ def _log_data(cfg: DictConfig, data: Any) -> None:
             world,
             cfg.data.batch_size,
             cfg.data.batch_size // world,
-            cfg.trainer.sync_batchnorm,
+            _sync_batchnorm(cfg),
             data.train.num_samples,
             len(data.train),
             data.test.num_samples,

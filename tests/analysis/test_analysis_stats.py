@@ -1,10 +1,12 @@
-"""Welch's t-test and the Student-t p-value without SciPy, against known and hand values."""
+"""Welch's t-test and the Student-t p-value (through SciPy) against textbook values, hand
+computations, Simpson integration of the t density and SciPy's own ``ttest_ind``."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+from scipy import stats
 
 from defcon_exp.analysis.stats import betainc, mean_std, student_t_two_sided_p, welch_t_test
 
@@ -83,3 +85,33 @@ def test_mean_std_is_sample_std() -> None:
     assert mean_std([1.0, 2.0, 3.0, 4.0]) == pytest.approx((2.5, math.sqrt(5 / 3)))
     mean, std = mean_std([7.0])
     assert mean == 7.0 and math.isnan(std)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([10.0, 12.0, 14.0], [20.0, 24.0, 28.0, 32.0]),  # the hand case above
+        ([93.1, 93.4, 92.9], [93.8, 94.2, 93.5]),  # three seeds each, top-1 like
+        ([1.0, 2.0], [1.5, 1.5, 1.5, 1.5, 1.6]),  # very unequal variances and sizes
+        ([5.0, 5.0, 5.0], [4.0, 6.0, 7.0]),  # one constant side: still defined
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # SciPy on the constant side
+def test_welch_equals_scipy_ttest_ind(a: list[float], b: list[float]) -> None:
+    result = welch_t_test(a, b)
+    want = stats.ttest_ind(a, b, equal_var=False)
+    assert result.t == pytest.approx(float(want.statistic), rel=1e-12)
+    assert result.df == pytest.approx(float(want.df), rel=1e-12)
+    assert result.p == pytest.approx(float(want.pvalue), rel=1e-12)
+    assert result.diff == pytest.approx(sum(a) / len(a) - sum(b) / len(b))
+    # the Welch-Satterthwaite df by hand, independent of SciPy
+    va = stats.tvar(a) / len(a)
+    vb = stats.tvar(b) / len(b)
+    assert result.df == pytest.approx((va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)))
+
+
+def test_betainc_refuses_values_outside_its_domain() -> None:
+    with pytest.raises(ValueError, match="a and b must be positive"):
+        betainc(0.0, 1.0, 0.5)
+    with pytest.raises(ValueError, match=r"x must be in \[0, 1\], received 1.5"):
+        betainc(1.0, 1.0, 1.5)

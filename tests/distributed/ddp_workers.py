@@ -28,6 +28,7 @@ def run(rank: int, world: int, port: int, tmp: str) -> None:
     try:
         check_sharded_evaluation(rank, world)
         check_sync_batchnorm(rank, world)
+        check_resnet50_step_in_float64(rank, world)
         check_error_agreement(rank)
         check_signal_agreement(rank)
         check_nan_agreement(rank, Path(tmp))
@@ -88,6 +89,29 @@ def check_sync_batchnorm(rank: int, world: int) -> None:
         torch.testing.assert_close(getattr(synced[0], name), getattr(plain[0], name))
 
 
+def check_resnet50_step_in_float64(rank: int, world: int) -> None:
+    """ResNet-50 (53 synchronised BatchNorms) on 4 images per rank computes the gradient of
+    one process on all 8, to 1e-10 in float64. (In float32 the two differ by ~1e-2 relative
+    at init, as much as float32 differs from float64 in either: BatchNorm's backward over 8
+    images is ill-conditioned, and training at a too-high lr amplifies it; see
+    docs/reliability.md.)"""
+    from defcon_exp.models import cifar_resnet50
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(8, 3, 16, 16, generator=gen, dtype=torch.float64)
+    labels = torch.arange(8) % 10
+    torch.manual_seed(0)
+    single = cifar_resnet50(num_classes=10).double()
+    synced = distributed.convert_sync_batchnorm(copy.deepcopy(single), torch.device("cpu"))
+    nn.functional.cross_entropy(single(images), labels).backward()
+    part = slice(rank * 8 // world, (rank + 1) * 8 // world)
+    ddp = distributed.wrap_ddp(synced, torch.device("cpu"))
+    nn.functional.cross_entropy(ddp(images[part]), labels[part]).backward()  # DDP averages
+    want = dict(single.named_parameters())
+    for name, param in synced.named_parameters():
+        torch.testing.assert_close(param.grad, want[name].grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
 def check_error_agreement(rank: int) -> None:
     """An error on one rank is raised on every rank, never a wait for the failed one."""
 
@@ -123,6 +147,16 @@ def check_signal_agreement(rank: int) -> None:
     seen: list[int | None] = [None, None, signal.SIGTERM if rank == 1 else None]
     agree = distributed.SignalAgreement(lambda: seen.pop(0))
     assert [agree(), agree(), agree()] == [None, None, signal.SIGTERM]
+    assert agree.last == signal.SIGTERM
+    # at_step agrees every 3rd step only: rank 1's signal at step 2 stops both after step 3
+    step = [0]
+    agree = distributed.SignalAgreement(
+        lambda: signal.SIGTERM if rank == 1 and step[0] >= 2 else None, every_n_steps=3
+    )
+    agreed = []
+    for step[0] in (1, 2, 3):
+        agreed.append(agree.at_step())
+    assert agreed == [None, None, signal.SIGTERM]
     assert agree.last == signal.SIGTERM
 
 

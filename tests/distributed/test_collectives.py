@@ -64,3 +64,42 @@ def test_detect_reads_srun_tasks() -> None:
 ])
 def test_first_host_of_a_slurm_node_list(nodelist: str, host: str) -> None:
     assert distributed.first_host(nodelist) == host
+
+
+@pytest.mark.parametrize(("setting", "per_process", "synced"), [
+    (True, 64, True), (False, 2, False), ("auto", 4, True), ("auto", 15, True),
+    ("auto", 16, False), ("auto", 64, False),
+])
+def test_sync_batchnorm_policy(setting: object, per_process: int, synced: bool) -> None:
+    assert distributed.use_sync_batchnorm(setting, per_process) is synced
+    assert distributed.SYNC_BELOW == 16
+
+
+def test_sync_batchnorm_setting_is_checked_up_front() -> None:
+    from hydra import compose, initialize_config_module
+
+    from defcon_exp.config import ConfigError, validate_config
+
+    with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+        assert compose("config").trainer.sync_batchnorm == "auto"
+        bad = [compose("config", overrides=[f"trainer.sync_batchnorm={value}"]) for value in ("sometimes", "1")]
+    for cfg in bad:
+        with pytest.raises(ConfigError, match=r"trainer.sync_batchnorm=.* is invalid: must be true, false or auto"):
+            validate_config(cfg)
+    with pytest.raises(ValueError, match=r"trainer\.sync_batchnorm='sometimes' is invalid"):
+        distributed.use_sync_batchnorm("sometimes", 4)
+
+
+def test_a_rank_whose_launcher_is_gone_reports_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The portable check behind the kernel's parent-death signal: a changed parent pid."""
+    import os
+    import signal
+
+    from defcon_exp.engine.distributed import group
+
+    agree = distributed.SignalAgreement(lambda: None)
+    assert agree() is None and not distributed.parent_gone()  # not under torchrun: no check
+    monkeypatch.setattr(group, "_parent", os.getppid())
+    assert agree.at_step() is None
+    monkeypatch.setattr(group, "_parent", os.getppid() + 1)  # the agent we started under died
+    assert distributed.parent_gone() and agree.at_step() == signal.SIGTERM

@@ -211,3 +211,52 @@ def test_multirun_is_refused_under_torchrun(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "-m is invalid under torchrun" in result.stderr and "one torchrun per job" in result.stderr
     assert "Traceback" not in result.stderr and not any(tmp_path.iterdir())
+
+
+def _alive(pid: int) -> bool:
+    """``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers via /proc")
+def test_ranks_stop_when_the_torchrun_agent_is_killed(tmp_path: Path) -> None:
+    """SIGKILL to the agent forwards nothing: the ranks must notice it is gone (the kernel's
+    parent-death signal), stop together at the next agreed step and write one last.pt."""
+    run_dir = tmp_path / "orphans"
+    log_path = tmp_path / "torchrun.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            torchrun_command([*DDP_ARGS, "trainer.epochs=6", f"hydra.run.dir={run_dir}"]),
+            cwd=tmp_path, env=environment({"DEFCON_TEST_STEP_SLEEP": "0.3"}),
+            stdout=log_file, stderr=subprocess.STDOUT)
+    ranks: list[int | None] = [None, None]
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while _epochs_done(run_dir / "checkpoints" / "last.pt") != 1:  # inside epoch 2
+            assert proc.poll() is None, log_path.read_text()[-4000:]
+            assert time.monotonic() < deadline, "epoch 1 never ended"
+            time.sleep(0.02)
+        ranks = [_rank_pid(proc.pid, rank) for rank in (0, 1)]
+        assert None not in ranks
+        proc.kill()  # the agent: no chance to forward anything
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in ranks if pid is not None):
+            assert time.monotonic() < deadline, "orphaned ranks still running"
+            time.sleep(0.1)
+    finally:
+        for pid in ranks:
+            if pid is not None and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    output = log_path.read_text()
+    assert "SIGTERM received: stopped at global step" in output, output[-4000:]
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    state = load_checkpoint(ckpt)  # complete, and from the interruption, not a finished run
+    assert state["epoch"] == 1 and state["position"] is not None, (state["epoch"], output[-3000:])
+    before = ckpt.stat().st_mtime_ns
+    time.sleep(1.0)
+    assert ckpt.stat().st_mtime_ns == before  # nobody is left to rewrite it
+    assert not list(ckpt.parent.glob(".last.pt.*"))  # no half-written temporary file
