@@ -11,6 +11,7 @@ from defcon_exp.attention.defcon import Defcon
 from defcon_exp.attention.defcon_corr import DefconCorrelated
 from defcon_exp.attention.defcon_mix import DefconMix
 from defcon_exp.attention.defcon_mod import DefconModulated
+from defcon_exp.attention.defcon_released import DefconReleased
 from defcon_exp.attention.defcon_shuffle import DefconShuffle
 from defcon_exp.attention.eca import EfficientChannelAttention
 from defcon_exp.attention.se import SqueezeExcite
@@ -26,6 +27,8 @@ ATTENTIONS: dict[str, type[nn.Module]] = {
     "defcon_corr": DefconCorrelated,
     "defcon_mix": DefconMix,
     "defcon_mod": DefconModulated,
+    # The authors' released code (docs/released_code.md).
+    "defcon_released": DefconReleased,
 }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from defcon_exp.models.resnet import CifarResNet, cifar_resnet50
 
-__all__ = ["MODELS", "MODEL_NAMES", "create_model"]
+__all__ = ["MODELS", "MODEL_NAMES", "MODEL_STEMS", "create_model"]
 
 #: model name -> (attention name, default kernel-size spec). The 1D-kernel models default to
 #: the paper's per-stage sizes (3, 5, 5, 7), which reproduce Table 1's parameter counts.
@@ -21,7 +21,11 @@ MODELS: dict[str, tuple[str, Any]] = {
     "defcon_corr": ("defcon_corr", "paper"),
     "defcon_mix": ("defcon_mix", "paper"),
     "defcon_mod": ("defcon_mod", "paper"),
+    # The authors' released code: kernel size 3 in every stage, their stem (docs/released_code.md).
+    "defcon_released": ("defcon_released", 3),
 }
+#: models whose stem is not ours (``cifar_resnet50``'s ``stem`` argument)
+MODEL_STEMS: dict[str, str] = {"defcon_released": "released"}
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 
 
@@ -32,4 +36,5 @@ def create_model(name: str, num_classes: int = 100, **kwargs: Any) -> CifarResNe
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose one of {list(MODEL_NAMES)}") from None
     kwargs.setdefault("kernel_size", kernel_size)
+    kwargs.setdefault("stem", MODEL_STEMS.get(name, "cifar"))
     return cifar_resnet50(num_classes, attention, **kwargs)
