@@ -35,7 +35,10 @@ __all__ = ["deform_conv1d_released", "released_base_positions", "released_sampli
 
 
 def released_base_positions(
-    kernel_size: int, length: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    kernel_size: int,
+    length: int,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
     """``Tensor[k, L]``: tap ``n``'s zero-offset position for output ``c`` in the padded
     signal's coordinates, ``c + 1 + n - k // 2`` (rule 2 of the module docstring)."""
