@@ -144,7 +144,7 @@ def test_float64_gradcheck():
     x = torch.randn(2, 2, 6, dtype=torch.float64, generator=gen, requires_grad=True)
     # fractional parts away from 0 and 1: finite differences never cross a floor() step
     offset = torch.randint(-3, 4, (2, 3, 6), generator=gen).double()
-    offset = (offset + 0.2 + 0.6 * torch.rand(2, 3, 6, dtype=torch.float64, generator=gen))
+    offset = offset + 0.2 + 0.6 * torch.rand(2, 3, 6, dtype=torch.float64, generator=gen)
     offset.requires_grad_(True)
     weight = torch.randn(3, 2, 3, dtype=torch.float64, generator=gen, requires_grad=True)
     bias = torch.randn(3, dtype=torch.float64, generator=gen, requires_grad=True)
