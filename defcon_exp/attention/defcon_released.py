@@ -5,6 +5,7 @@ pooled vector, the released deformable sampling rules and a residual gate."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -95,8 +96,13 @@ class DefconReleased(ChannelAttention):
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def pooled(self, x: Tensor) -> Tensor:
-        """``Tensor[B, C, H, W]`` -> max-pooled, dropped-out ``Tensor[B, C]``."""
-        return self.dropout(F.adaptive_max_pool2d(x, 1).flatten(1))
+        """``Tensor[B, C, H, W]`` -> max-pooled, dropped-out ``Tensor[B, C]`` (float32 at
+        least: the released sampling is discontinuous at its edge zones, and offsets rounded
+        to half precision flip sampled positions; under bf16 autocast logits were ~30% off)."""
+        pooled = F.adaptive_max_pool2d(x, 1).flatten(1)
+        if pooled.dtype in (torch.float16, torch.bfloat16):
+            pooled = pooled.float()
+        return self.dropout(pooled)
 
     def _signal(self, pooled: Tensor) -> Tensor:
         """``Tensor[B, C]`` -> the (shuffled) ``Tensor[B, 1, C]`` the convolutions see."""
@@ -104,15 +110,18 @@ class DefconReleased(ChannelAttention):
         return channel_shuffle(signal, self.shuffle_groups) if self.shuffle_groups else signal
 
     def offsets(self, signal: Tensor) -> Tensor:
-        """``Tensor[B, 1, C]`` -> ``Tensor[B, k, C]``: offset of tap n at position c."""
-        return self.offset_conv(signal)
+        """``Tensor[B, 1, C]`` -> ``Tensor[B, k, C]``: offset of tap n at position c (in the
+        signal's dtype: autocast is paused, see :meth:`pooled`)."""
+        with _autocast_off(signal.device.type):
+            return self.offset_conv(signal)
 
     def channel_logits(self, pooled: Tensor) -> Tensor:
         """``Tensor[B, C]`` pooled (after dropout) -> ``Tensor[B, C]`` logits ``y``."""
         if self.shuffle_discards_deformable:
             return pooled  # the release's un-shuffle of the shuffled pooled input
         signal = self._signal(pooled)
-        logits = deform_conv1d_released(signal, self.offsets(signal), self.weight)
+        with _autocast_off(signal.device.type):
+            logits = deform_conv1d_released(signal, self.offsets(signal), self.weight)
         if self.shuffle_groups:
             logits = channel_unshuffle(logits, self.shuffle_groups)
         return logits[:, 0, :]
@@ -153,3 +162,9 @@ class DefconReleased(ChannelAttention):
         extra = f", shuffle_groups={self.shuffle_groups}" if self.shuffle_groups else ""
         extra += ", shuffle_discards_deformable=True" if self.shuffle_discards_deformable else ""
         return f"{self.channels}, kernel_size={self.kernel_size}, dropout={self.dropout.p}{extra}"
+
+
+def _autocast_off(device_type: str) -> contextlib.AbstractContextManager[None]:
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
