@@ -39,7 +39,7 @@ def released_sampling_vectorised(x: Tensor, offset: Tensor, kernel_weight: Tenso
 
 def released_layer(module: DefconReleased, x: Tensor, shuffle_bug: bool) -> Tensor:
     """The release's ``dca_layer.forward`` (HEAD) with ``module``'s weights and dropout."""
-    b, c, h, w = x.shape
+    b, c = x.shape[:2]
     y = F.adaptive_max_pool2d(x, 1)  # (b, c, 1, 1)
     y = module.dropout(y)
     groups = module.shuffle_groups
@@ -123,7 +123,9 @@ def test_pooling_is_max_and_the_gate_is_residual():
     logits = module.channel_logits(pooled)
     expected = x * torch.sigmoid(logits)[:, :, None, None] + x
     torch.testing.assert_close(module(x), expected)
-    torch.testing.assert_close(module.channel_weights(x), 1 + torch.sigmoid(logits)[..., None, None])
+    torch.testing.assert_close(
+        module.channel_weights(x), 1 + torch.sigmoid(logits)[..., None, None]
+    )
 
 
 def test_shuffle_un_shuffles_the_deformable_output():
@@ -183,7 +185,10 @@ def test_parameter_counts():
     for k in (3, 5, 7):
         assert sum(p.numel() for p in DefconReleased(64, kernel_size=k).parameters()) == k * k + k
     # ResNet-50 (CIFAR, 100 classes): 23,705,252; + 16 modules x (3*3 + 3) with k = 3.
-    assert sum(p.numel() for p in create_model("defcon_released", device="meta").parameters()) == 23_705_444
+    assert (
+        sum(p.numel() for p in create_model("defcon_released", device="meta").parameters())
+        == 23_705_444
+    )
     # The release's logged ECA run (logs/seed=*/eca_resnet50.log: 23,705,300) is ECA with
     # k = 3 in every stage (+16 x 3), not the paper's (3, 5, 5, 7) (23,705,332).
     eca3 = cifar_resnet50(100, "eca", kernel_size=3, stem="released", device="meta")
