@@ -30,6 +30,7 @@ from defcon_exp.engine.precision import parse_precision
 from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
 from defcon_exp.engine.schedulers import SCHEDULE_NAMES
 from defcon_exp.engine.speedups import parse_compile
+from defcon_exp.models.resnet import STEMS
 from defcon_exp.safety import UnsafeConfigError, check_no_code
 
 __all__ = [
@@ -57,6 +58,7 @@ class ModelConfig:
     attention: str = "none"
     kernel_size: Any = "adaptive"  # int | "adaptive" | "paper" | [k1, k2, k3, k4]
     attention_kwargs: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
+    stem: str = "cifar"  # "cifar" (ours) | "released" (the authors' code, docs/released_code.md)
 
 
 @dataclass
@@ -272,6 +274,7 @@ def validate_config(cfg: DictConfig | Config) -> None:
         ),
         "must be 'adaptive', 'paper', an odd positive int or a list of 4 odd positive ints",
     )
+    rule("model.stem", get("model.stem") in STEMS, f"must be one of {list(STEMS)}")
     clip = get("trainer.grad_clip_norm")
     rule("trainer.grad_clip_norm", clip is None or clip > 0, "must be null or > 0")
     for key in ("data.batch_size", "data.eval_batch_size"):

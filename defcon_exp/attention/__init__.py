@@ -7,6 +7,7 @@ from defcon_exp.attention.defcon import Defcon
 from defcon_exp.attention.defcon_corr import DefconCorrelated
 from defcon_exp.attention.defcon_mix import DefconMix
 from defcon_exp.attention.defcon_mod import DefconModulated
+from defcon_exp.attention.defcon_released import DefconReleased
 from defcon_exp.attention.defcon_shuffle import DefconShuffle
 from defcon_exp.attention.eca import EfficientChannelAttention
 from defcon_exp.attention.kernel_size import (
@@ -32,6 +33,7 @@ __all__ = [
     "DefconCorrelated",
     "DefconMix",
     "DefconModulated",
+    "DefconReleased",
     "DefconShuffle",
     "EfficientChannelAttention",
     "KernelSizeSpec",

@@ -11,7 +11,7 @@ from defcon_exp.attention.registry import ATTENTIONS
 from defcon_exp.models.resnet import CifarResNet, cifar_resnet50
 from defcon_exp.safety import ALLOWED_TARGETS, trusted_model_builder, without_code_keys
 
-__all__ = ["MODELS", "MODEL_NAMES", "create_model", "model_from_config"]
+__all__ = ["MODELS", "MODEL_NAMES", "MODEL_STEMS", "create_model", "model_from_config"]
 
 #: model name -> (attention name, default kernel-size spec), derived from the attention
 #: registry: the 1D-kernel attentions default to the paper's per-stage sizes (3, 5, 5, 7),
@@ -19,9 +19,14 @@ __all__ = ["MODELS", "MODEL_NAMES", "create_model", "model_from_config"]
 MODELS: dict[str, tuple[str, Any]] = {
     "resnet50": ("none", "adaptive"),
     **{
-        name: (name, "paper" if getattr(cls, "uses_kernel_size", False) else "adaptive")
+        name: (name, getattr(cls, "default_kernel_size", None) or ("paper" if getattr(cls, "uses_kernel_size", False) else "adaptive"))
         for name, cls in sorted(ATTENTIONS.items())
     },
+}
+#: models whose stem is not ours (``cifar_resnet50``'s ``stem`` argument): an attention class
+#: may name its own (``default_stem``), as it may its default kernel size
+MODEL_STEMS: dict[str, str] = {
+    name: cls.default_stem for name, cls in ATTENTIONS.items() if hasattr(cls, "default_stem")
 }
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 
@@ -33,6 +38,7 @@ def create_model(name: str, num_classes: int = 100, **kwargs: Any) -> CifarResNe
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose one of {list(MODEL_NAMES)}") from None
     kwargs.setdefault("kernel_size", kernel_size)
+    kwargs.setdefault("stem", MODEL_STEMS.get(name, "cifar"))
     return cifar_resnet50(num_classes, attention, **kwargs)
 
 

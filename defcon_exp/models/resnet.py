@@ -3,6 +3,11 @@
 CIFAR variant: a 3x3 stride-1 stem without max-pool, bottleneck stages [3, 4, 6, 3] of widths
 (64, 128, 256, 512) x 4, the attention module at the end of every bottleneck right before
 the residual add (as SE-Net, ECA-Net and the DEFCON paper place it).
+
+``stem="released"`` is the stem of the DEFCON authors' released code (``dca_resnet.py``):
+``Conv2d(3, 64, 3, stride=1, padding=3)`` followed by the ImageNet max-pool (3x3, stride 2,
+padding 1): 32x32 images enter the first stage at 18x18 and the last stage runs at 3x3
+(4x4 with ours).
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from defcon_exp.attention import (
 from defcon_exp.attention.kernel_size import KernelSizeSpec
 from defcon_exp.ops import scale_add_relu
 
-__all__ = ["Bottleneck", "CifarResNet", "cifar_resnet50", "count_parameters"]
+__all__ = ["STEMS", "Bottleneck", "CifarResNet", "cifar_resnet50", "count_parameters"]
 
 log = logging.getLogger(__name__)
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 RESNET50_DEPTHS = (3, 4, 6, 3)
+#: stem names: ours (3x3 conv, padding 1, no max-pool) and the released code's
+STEMS = ("cifar", "released")
 
 
 class Bottleneck(nn.Module):
@@ -94,8 +101,11 @@ class CifarResNet(nn.Module):
         fused_tail: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        stem: str = "cifar",
     ) -> None:
         super().__init__()
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; choose one of {list(STEMS)}")
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, received {num_classes}")
         factory = {"device": device, "dtype": dtype}
@@ -110,11 +120,8 @@ class CifarResNet(nn.Module):
         self.attention_name = attention
         self.stage_kernel_sizes: list[int | None] = []
 
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, STAGE_WIDTHS[0], 3, 1, padding=1, bias=False, **factory),
-            nn.BatchNorm2d(STAGE_WIDTHS[0], **factory),
-            nn.ReLU(inplace=True),
-        )
+        self.stem_name = stem
+        self.stem = _stem(stem, factory)
         stages = []
         in_channels = STAGE_WIDTHS[0]
         for stage, (width, depth) in enumerate(zip(STAGE_WIDTHS, depths, strict=True)):
@@ -164,6 +171,19 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(features), 1))
 
 
+def _stem(name: str, factory: dict[str, Any]) -> nn.Sequential:
+    """``Tensor[B, 3, H, W] -> Tensor[B, 64, H', W']``: conv, BN, ReLU (+ max-pool)."""
+    padding = 3 if name == "released" else 1
+    layers = [
+        nn.Conv2d(3, STAGE_WIDTHS[0], 3, 1, padding=padding, bias=False, **factory),
+        nn.BatchNorm2d(STAGE_WIDTHS[0], **factory),
+        nn.ReLU(inplace=True),
+    ]
+    if name == "released":
+        layers.append(nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    return nn.Sequential(*layers)
+
+
 def cifar_resnet50(
     num_classes: int = 100,
     attention: str = "none",
@@ -172,12 +192,14 @@ def cifar_resnet50(
     fused_tail: bool = True,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    stem: str = "cifar",
 ) -> CifarResNet:
     """CIFAR ResNet-50 with ``attention`` (a registry name, or ``"none"``) in every bottleneck.
 
     ``kernel_size`` is resolved per stage for 1D-kernel attentions (ECA, DEFCON):
     ``"adaptive"``, ``"paper"`` (3, 5, 5, 7), an odd int or a list of four odd ints.
     ``fused_tail`` fuses attention scaling, residual add and ReLU (same result, faster).
+    ``stem``: ``"cifar"`` (ours) or ``"released"`` (the DEFCON authors' code, see module doc).
     """
     return CifarResNet(
         RESNET50_DEPTHS,
@@ -188,6 +210,7 @@ def cifar_resnet50(
         fused_tail,
         device,
         dtype,
+        stem=stem,
     )
 
 

@@ -29,6 +29,7 @@ def expected_params(name: str, channels: int, k: int) -> int:
         "defcon_corr": k * k + k,
         "defcon_mix": k * k + 2 * k + 1,
         "defcon_mod": 2 * k * k + k,
+        "defcon_released": k * k + k,
     }[name]
 
 

@@ -112,3 +112,32 @@ def test_schema_rejects_wrong_types_and_unknown_keys(composer) -> None:
 def test_unknown_group_option_lists_the_valid_ones(composer) -> None:
     with pytest.raises(Exception, match=r"(?s)Could not find 'model/foo'.*Available options in 'model'.*defcon_shuffle"):
         composer("model=foo")
+
+
+def test_released_code_experiment_holds_the_released_recipe(composer) -> None:
+    cfg = composer("experiment=released_code")
+    validate_config(cfg)
+    assert (cfg.model.attention, cfg.model.kernel_size, cfg.model.stem) == (
+        "defcon_released", 3, "released")
+    assert cfg.model.attention_kwargs.dropout == 0.25
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == (
+        "sgd", 0.1, 0.9, 5e-4)
+    assert (cfg.data.name, cfg.data.batch_size, cfg.data.val_size, cfg.seed) == (
+        "cifar100", 128, 0, 42)
+    assert (cfg.scheduler.name, list(cfg.scheduler.milestones), cfg.scheduler.gamma,
+            cfg.scheduler.interval, cfg.trainer.epochs) == ("step", [80, 140, 180], 0.2, "epoch", 200)
+    model = build_model(cfg.model, num_classes=100, device=torch.device("meta"))
+    assert model.stem_name == "released" and model.stage_kernel_sizes == [3, 3, 3, 3]
+    # cifar_main.py's adjust_learning_rate(epoch): 0.1, then x0.2 from epochs 80, 140, 180
+    optimizer = instantiate(cfg.optim, model=torch.nn.Linear(2, 2), _convert_="all")
+    schedule, _ = instantiate(cfg.scheduler, optimizer=optimizer, epochs=cfg.trainer.epochs,
+                              steps_per_epoch=391, _convert_="all")
+    lrs = {epoch: schedule.lrs_at(epoch * 391 + 390)[0] for epoch in (0, 79, 80, 139, 140, 180, 199)}
+    expected = {0: 0.1, 79: 0.1, 80: 0.02, 139: 0.02, 140: 0.004, 180: 0.0008, 199: 0.0008}
+    assert lrs == pytest.approx(expected)
+
+
+def test_model_stem_is_validated(composer) -> None:
+    assert composer().model.stem == "cifar"
+    with pytest.raises(ConfigError, match=r"model.stem='imagenet' is invalid: must be one of"):
+        validate_config(composer("model.stem=imagenet"))

@@ -96,7 +96,8 @@ def test_load_model_state_sees_through_compile_wrappers(inductor):
 
 
 @pytest.mark.parametrize(
-    "attention", ["defcon", "defcon_shuffle", "defcon_corr", "defcon_mix", "defcon_mod", "cbam"]
+    "attention",
+    ["defcon", "defcon_shuffle", "defcon_corr", "defcon_mix", "defcon_mod", "defcon_released", "cbam"],
 )
 @pytest.mark.parametrize("precision", [None, torch.bfloat16], ids=["32", "bf16"])
 def test_attention_blocks_trace_without_graph_breaks(attention, precision):

