@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typ
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from defcon_exp.analysis.objectives import SearchConfig, check_objectives
 from defcon_exp.attention.registry import list_attentions
 from defcon_exp.data.config import DataConfig
 from defcon_exp.engine.optim import OPTIMIZER_NAMES
@@ -144,6 +145,7 @@ class Config:
     resume: Optional[str] = None  # noqa: UP045  (a run dir, a checkpoint, or "auto")
     run_dir: Optional[str] = None  # noqa: UP045
     tags: List[str] = field(default_factory=list)  # noqa: UP006
+    search: SearchConfig = field(default_factory=SearchConfig)  # hparams search (docs/search.md)
 
 
 def register_configs() -> None:
@@ -161,7 +163,14 @@ MAX_SEED = 2**32 - 1
 
 def _check_numbers_finite(cfg: Any) -> None:
     """Refuse NaN and +-Inf in every numeric key (``optim.lr=inf``, ``1e400`` parsed as inf)."""
-    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    if isinstance(cfg, DictConfig):  # hydra's own node (a sweep's job fields) is not ours
+        container = {
+            str(k): OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in cfg.items_ex(resolve=True)
+            if k != "hydra"
+        }
+    else:
+        container = cfg
     for key, value in flat_numbers(container):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}={value!r} is invalid: must be a finite number")
@@ -183,8 +192,13 @@ def flat_numbers(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def _check_targets(cfg: Any) -> None:
     """The live config obeys the same call-key allow-list as a stored one."""
+    # Hydra's own node names its launcher/sweeper classes: those come from the installed
+    # plugins and the command line, never from a stored file.
+    plain = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
+    if isinstance(plain, dict):
+        plain = {k: v for k, v in plain.items() if k != "hydra"}
     try:
-        check_no_code(cfg, "the config")
+        check_no_code(plain, "the config")
     except UnsafeConfigError as err:
         raise ConfigError(str(err)) from None
 
@@ -331,3 +345,18 @@ def validate_config(cfg: DictConfig | Config) -> None:
     rule("scheduler.plateau.factor", 0 < get("scheduler.plateau.factor") < 1, "must be in (0, 1)")
     rule("scheduler.plateau.patience", get("scheduler.plateau.patience") >= 0, "must be >= 0")
     rule("scheduler.plateau.min_lr", get("scheduler.plateau.min_lr") >= 0, "must be >= 0")
+    _validate_search(cfg, rule)
+
+
+def _validate_search(cfg: DictConfig | Config, rule: Any) -> None:
+    """``search.objective`` names validation metrics only; a sweeper trial needs a val split."""
+    try:
+        check_objectives(OmegaConf.select(cfg, "search.objective", default="val/top1_final"))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    rule(
+        "data.val_size",
+        OmegaConf.select(cfg, "search.trial_number") is None or cfg.data.val_size > 0,
+        "a search trial is scored on the validation split, never the test set; hold one out, "
+        "e.g. data.val_size=5000",
+    )

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from defcon_exp.analysis.report import write_report
+from defcon_exp.analysis.search_report import is_search_dir, write_search_report
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -40,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="[%(name)s][%(levelname)s] - %(message)s")
     out = args.out if args.out is not None else args.dirs[0]
+    if all(is_search_dir(d) for d in args.dirs):  # [search] an Optuna search dir
+        return _search_report(args.dirs, args.out)
     try:
         result = write_report(args.dirs, out, flops=not args.no_flops)
     except FileNotFoundError as err:
@@ -51,6 +54,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(result["report_md"].read_text())
     print(f"-> {result['report_md']}  {result['report_csv']}")
+    return 0
+
+
+def _search_report(dirs: Sequence[Path], out: Path | None) -> int:
+    """``defcon-report <search dir>``: trials, best trial, plots, CSV (docs/search.md)."""
+    for search_dir in dirs:
+        try:
+            result = write_search_report(search_dir, out)
+        except (ImportError, ValueError) as err:
+            print(f"defcon-report: error: {err} (pip install 'defcon_exp[search]')", file=sys.stderr)
+            return 1
+        print(result["report_md"].read_text())
+        print(f"-> {result['report_md']}  {result['report_csv']}")
     return 0
 
 

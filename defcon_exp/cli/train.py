@@ -17,6 +17,8 @@ from defcon_exp.config import ConfigError
 from defcon_exp.engine import distributed
 from defcon_exp.run import launch
 from defcon_exp.run.job import run_job
+from defcon_exp.run.objective import sweeper_return
+from defcon_exp.run.plugin_path import expose_sweeper_plugin
 from defcon_exp.run.train import train
 
 __all__ = ["hydra_main", "main", "train"]
@@ -28,6 +30,7 @@ def main() -> None:
     launcher's workers. Under ``torchrun`` it first joins the process group and every rank
     runs with rank 0's ``hydra.run.dir`` (:mod:`defcon_exp.run.launch`)."""
     args = sys.argv[1:]
+    expose_sweeper_plugin()  # editable installs: Hydra's plugin scan must see our sweeper
     try:
         env = launch.check_command_line(args)
     except (ConfigError, ValueError) as err:
@@ -52,8 +55,9 @@ def main() -> None:
 
 
 @hydra.main(config_path="pkg://defcon_exp.conf", config_name="config", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> float | None:
-    """``defcon-train [group=option ...] [key=value ...]``; returns test top-1 (for sweepers)."""
+def hydra_main(cfg: DictConfig) -> float | list[float] | None:
+    """``defcon-train [group=option ...] [key=value ...]``; returns ``search.objective``'s
+    validation value(s) for sweepers (None without a validation split), never a test metric."""
     hydra_cfg = HydraConfig.get()
     if not distributed.is_main():  # WARNING+ only, to stderr (no train.log: job_logging=none)
         logging.basicConfig(
@@ -64,7 +68,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     job_num = hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None
     output_dir = Path(hydra_cfg.runtime.output_dir)
     summary = run_job(cfg, output_dir, job_num, hydra_cfg.overrides.task)
-    return summary["test"]["top1"]
+    return sweeper_return(summary, cfg.search.objective)
 
 
 if __name__ == "__main__":

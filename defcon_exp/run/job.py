@@ -19,6 +19,7 @@ from defcon_exp.engine import distributed
 from defcon_exp.engine.loop import NonFiniteLossError
 from defcon_exp.engine.preemption import TrainingInterrupted
 from defcon_exp.engine.run_state import CheckpointWriteError, NonFiniteStateError
+from defcon_exp.run.objective import epoch_hooks
 from defcon_exp.run.train import train
 
 __all__ = ["USER_ERRORS", "SweepJobError", "run_job"]
@@ -65,6 +66,7 @@ def run_job(
             None if explicit else output_dir,
             restart_incomplete=cfg.resume == "auto",
             overrides=overrides if explicit else None,
+            epoch_hooks=epoch_hooks(cfg.search) if distributed.is_main() else (),
         )
     except TrainingInterrupted as err:  # Ctrl-C / SIGTERM stop the whole sweep, too
         if distributed.is_main():

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_console_scripts_from_an_installed_wheel(tmp_path: Path) -> None:
     source = tmp_path / "src"  # build from a copy: never touch the working tree
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist")
-    for name in ("defcon_exp", "conf"):
+    for name in ("defcon_exp", "conf", "hydra_plugins"):
         shutil.copytree(ROOT / name, source / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, source / name)
@@ -32,6 +32,11 @@ def test_console_scripts_from_an_installed_wheel(tmp_path: Path) -> None:
     assert (site / "defcon_exp" / "conf" / "experiment" / "smoke.yaml").is_file()
     for launcher in ("local_parallel", "local_submitit", "slurm_cpu", "slurm_gpu"):  # hydra/launcher=<name>
         assert (site / "defcon_exp" / "conf" / "hydra" / "launcher" / f"{launcher}.yaml").is_file(), launcher
+    # the Optuna sweeper plugin (hydra/sweeper=optuna): in the shared hydra_plugins namespace
+    assert (site / "hydra_plugins" / "defcon_optuna_sweeper" / "optuna_sweeper.py").is_file()
+    assert not (site / "hydra_plugins" / "__init__.py").exists()  # a namespace package
+    assert (site / "defcon_exp" / "conf" / "hydra" / "sweeper" / "optuna.yaml").is_file()
+    assert (site / "defcon_exp" / "conf" / "hparams_search" / "defcon_optuna.yaml").is_file()
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -195,9 +195,9 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path, launcher: str) ->
     assert summary["epochs"] == 1  # the other job ran
     failed = json.loads((sweep / "0" / "job_return.json").read_text())
     assert failed["status"] == "FAILED" and "SweepJobError" in failed["return_value"]
-    # what a sweeper (Optuna, Nevergrad...) optimises: the job's test top-1
+    # what a sweeper (Optuna, Nevergrad...) optimises: search.objective, a VALIDATION metric
     assert json.loads((sweep / "1" / "job_return.json").read_text()) == {
-        "status": "COMPLETED", "return_value": summary["test"]["top1"]}
+        "status": "COMPLETED", "return_value": summary["val"]["top1"]}
 
 
 @pytest.mark.slow
