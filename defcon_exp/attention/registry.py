@@ -40,7 +40,7 @@ def register_attention(name: str) -> Callable[[ModuleClass], ModuleClass]:
 
 def list_attentions() -> list[str]:
     """Names accepted by :func:`create_attention` (``"none"`` included)."""
-    return ["none", *ATTENTIONS]
+    return ["none", *sorted(ATTENTIONS)]
 
 
 def get_attention_class(name: str) -> type[nn.Module]:

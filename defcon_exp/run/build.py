@@ -37,7 +37,10 @@ def model_name(model_cfg: Any) -> str:
 def build_model(model_cfg: Any, num_classes: int, device: torch.device | str) -> nn.Module:
     """The CIFAR ResNet-50 of ``model_cfg`` (``attention``, ``kernel_size``,
     ``attention_kwargs``...) with ``num_classes`` outputs, on ``device``."""
-    return model_from_config(plain(model_cfg, "model"), num_classes, device)
+    # model_from_config checks the call keys itself and needs ``_target_`` to pick a builder
+    # the user trusted; plain() would strip it.
+    container = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else model_cfg
+    return model_from_config(dict(container), num_classes, device)
 
 
 def build_optimizer_and_schedule(

@@ -68,6 +68,11 @@ def check_output_dirs(args: Sequence[str]) -> None:
     target = Path(given[-1]) if given else Path.cwd() / ("multirun" if multirun else "outputs")
     if "${" in str(target):
         return
+    check_writable_folder(target, key)
+
+
+def check_writable_folder(target: Path, key: str) -> None:
+    """Refuse ``target`` (the value of ``key``) when it cannot be created or written."""
     existing = target.expanduser().absolute()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

@@ -32,6 +32,7 @@ from defcon_exp.engine.speedups import compile_model, parse_compile
 from defcon_exp.models.resnet import count_parameters
 from defcon_exp.run.build import build_model, build_optimizer_and_schedule, model_name
 from defcon_exp.run.hparams import hparams
+from defcon_exp.run.launch import check_writable_folder
 from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.plan import RunPlan, plan_run, remove_stale_temp_files
 
@@ -89,6 +90,7 @@ def train(
 
         def decide() -> dict[str, Any]:  # rank 0 only; its errors reach every rank
             target = target_run_dir(cfg, run_dir)
+            check_writable_folder(target, "run_dir")
             held.enter_context(hold_run_dir(target))  # held by rank 0 for the whole run
             decided.append(plan_run(cfg, target, overrides, restart_incomplete))
             return _shareable(decided[0])

@@ -101,7 +101,7 @@ def compose_cfg(*overrides: str):
         ("optim.eps=-1", "optim.eps"),
         ("optim.betas=[2,0.5]", "optim.betas"),
         ("model.attention=nope", "model.attention"),
-        ("model.attention_kwargs.x._target_=os.system", "model.attention_kwargs.x._target_"),
+        ("+model.attention_kwargs.x._target_=os.system", "model.attention_kwargs.x._target_"),
     ],
 )
 def test_bad_values_are_refused_up_front(override: str, key: str) -> None:
