@@ -26,6 +26,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from defcon_exp.analysis.objectives import SearchConfig, check_objectives
 from defcon_exp.attention.registry import list_attentions
 from defcon_exp.data.config import DataConfig
+from defcon_exp.engine.metrics import METRIC_NAMES
 from defcon_exp.engine.optim import OPTIMIZER_NAMES
 from defcon_exp.engine.precision import parse_precision
 from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
@@ -204,7 +205,7 @@ def _check_targets(cfg: Any) -> None:
 
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-_MONITOR = re.compile(r"^(val|train)/(loss|top1|top5)$")
+_MONITOR = re.compile(rf"^(val|train)/({'|'.join(METRIC_NAMES)})$")
 
 
 def validate_config(cfg: DictConfig | Config) -> None:
@@ -335,7 +336,7 @@ def validate_config(cfg: DictConfig | Config) -> None:
     rule(
         "scheduler.plateau.monitor",
         bool(_MONITOR.match(str(get("scheduler.plateau.monitor")))),
-        "must be val|train / loss|top1|top5, e.g. val/loss",
+        f"must be val|train / {'|'.join(METRIC_NAMES)}, e.g. val/loss",
     )
     rule(
         "scheduler.plateau.mode",

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
-#: the epoch metrics, in the order of :attr:`MetricAccumulator.sums`; CSV columns, TensorBoard
-#: tags and the summary are named from this tuple
-METRIC_NAMES: tuple[str, ...] = ("loss", "top1", "top5")
+
+class EpochMetric(NamedTuple):
+    """One epoch metric: ``batch_sum(logits[B, K], labels[B], loss[], topk_hits[B, k])`` gives
+    the batch's sum (a float64 scalar), read out as ``scale * sum / samples``."""
+
+    batch_sum: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    scale: float
+
+
+#: the epoch metrics, one line each: CSV columns, TensorBoard tags, the summary and the
+#: accumulator's sums are all named and ordered from this table
+EPOCH_METRICS: dict[str, EpochMetric] = {
+    "loss": EpochMetric(lambda logits, labels, loss, hits: loss.detach().double() * labels.shape[0], 1.0),
+    "top1": EpochMetric(lambda logits, labels, loss, hits: hits[:, 0].sum().double(), 100.0),
+    "top5": EpochMetric(lambda logits, labels, loss, hits: hits.any(dim=1).sum().double(), 100.0),
+}
+METRIC_NAMES: tuple[str, ...] = tuple(EPOCH_METRICS)
 
 
 class MetricAccumulator:
@@ -20,7 +35,7 @@ class MetricAccumulator:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self._sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, top1, top5
+        self._sums = torch.zeros(len(EPOCH_METRICS), dtype=torch.float64, device=device)
         self._count = 0  # batch sizes are host metadata: no sync needed
 
     def reset(self) -> None:
@@ -31,22 +46,13 @@ class MetricAccumulator:
     @torch.no_grad()
     def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
         """Add one batch: ``logits`` Tensor[B, K], ``labels`` Tensor[B], ``loss`` scalar mean."""
-        n = labels.shape[0]
         k = min(5, logits.shape[1])
-        topk = logits.topk(k, dim=1).indices  # [B, k]
-        hits = topk.eq(labels.view(-1, 1))
-        batch = torch.stack(
-            [
-                loss.detach().double() * n,
-                hits[:, 0].sum().double(),
-                hits.any(dim=1).sum().double(),
-            ]
-        )
-        self._sums += batch
-        self._count += n
+        hits = logits.topk(k, dim=1).indices.eq(labels.view(-1, 1))  # [B, k]
+        self._sums += torch.stack([m.batch_sum(logits, labels, loss, hits) for m in EPOCH_METRICS.values()])
+        self._count += labels.shape[0]
 
     def state_dict(self) -> dict[str, torch.Tensor | int]:
-        """``{"sums": Tensor[3] (CPU), "count": int}`` for a mid-epoch checkpoint (one sync)."""
+        """``{"sums": Tensor[M] (CPU), "count": int}`` for a mid-epoch checkpoint (one sync)."""
         return {"sums": self._sums.detach().cpu().clone(), "count": self._count}
 
     def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
@@ -58,7 +64,7 @@ class MetricAccumulator:
 
     @property
     def sums(self) -> torch.Tensor:
-        """The device-side running sums ``Tensor[3]``: loss * n, top-1 hits, top-5 hits."""
+        """The device-side running sums ``Tensor[M]``, in the order of :data:`EPOCH_METRICS`."""
         return self._sums
 
     @property
@@ -69,24 +75,20 @@ class MetricAccumulator:
     def compute(
         self, all_reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None
     ) -> dict[str, float]:
-        """``{"loss", "top1", "top5", "count"}`` (accuracies in percent); one device sync.
+        """``{name: value for each of METRIC_NAMES} | {"count": n}`` (accuracies in percent);
+        one device sync.
 
         ``all_reduce(tensor, "sum")`` (a distributed run) first sums the loss, hit and
         sample counts over all processes, so the result is over the whole data set.
         """
         if all_reduce is None:
-            loss_sum, top1, top5 = self._sums.tolist()
-            count = self._count
+            sums, count = self._sums.tolist(), self._count
         else:
             counted = torch.tensor([self._count], dtype=torch.float64, device=self.device)
-            summed = all_reduce(torch.cat([self._sums, counted]), "sum")
-            loss_sum, top1, top5, total = summed.tolist()
+            *sums, total = all_reduce(torch.cat([self._sums, counted]), "sum").tolist()
             count = int(total)
-        if count == 0:
-            return {"loss": float("nan"), "top1": float("nan"), "top5": float("nan"), "count": 0}
-        return {
-            "loss": loss_sum / count,
-            "top1": 100.0 * top1 / count,
-            "top5": 100.0 * top5 / count,
-            "count": int(count),
+        values = {
+            name: metric.scale * total_sum / count if count else float("nan")
+            for (name, metric), total_sum in zip(EPOCH_METRICS.items(), sums, strict=True)
         }
+        return {**values, "count": int(count)}

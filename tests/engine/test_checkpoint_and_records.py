@@ -90,6 +90,22 @@ def test_metric_accumulator_top1_top5_loss() -> None:
     assert result["top5"] == 100.0
 
 
+def test_an_epoch_metric_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from defcon_exp.engine import metrics
+
+    wrong = metrics.EpochMetric(lambda logits, labels, loss, hits: (~hits[:, 0]).sum().double(), 100.0)
+    monkeypatch.setitem(metrics.EPOCH_METRICS, "error1", wrong)
+    acc = MetricAccumulator(torch.device("cpu"))
+    acc.update(torch.eye(6)[[0, 1, 2, 3]] * 10, torch.tensor([0, 1, 5, 4]), torch.tensor(2.0))
+    acc.update(torch.eye(6)[[5, 5]] * 10, torch.tensor([5, 0]), torch.tensor(1.0))
+    result = acc.compute()
+    assert result["error1"] == pytest.approx(100 * 3 / 6) and result["top1"] == pytest.approx(50.0)
+    assert result["loss"] == pytest.approx((2.0 * 4 + 1.0 * 2) / 6) and result["count"] == 6
+    restored = MetricAccumulator(torch.device("cpu"))
+    restored.load_state_dict(acc.state_dict())
+    assert restored.compute() == result
+
+
 def test_optimizers_and_norm_bias_exclusion() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     sgd = build_optimizer(model, "sgd", lr=0.1, weight_decay=1e-4, nesterov=True, exclude_norm_and_bias=True)
