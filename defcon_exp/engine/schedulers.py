@@ -230,38 +230,18 @@ def build_schedulers(
     optimizer: torch.optim.Optimizer,
     epochs: int,
     steps_per_epoch: int,
-    warmup_epochs: float = 0.0,
-    warmup_start_factor: float = 0.1,
-    milestones: Sequence[int] = (),
-    gamma: float = 0.1,
-    T_max: float | None = None,
-    T_0: int = 50,
-    T_mult: int = 2,
-    eta_min: float = 0.0,
-    interval: str = "step",
     plateau: dict[str, Any] | None = None,
+    **schedule_params: Any,
 ) -> tuple[LRSchedule, Plateau | None]:
     """Build the schedule (and the plateau rule when ``name == "plateau"``) for ``optimizer``.
 
-    The peak lrs are read from the optimiser's parameter groups (``initial_lr`` if set).
+    ``schedule_params``: the keyword arguments of :class:`LRSchedule` (``warmup_epochs``,
+    ``milestones``, ``T_0``...). The peak lrs are read from the optimiser's parameter groups
+    (``initial_lr`` if set).
     """
     base_lrs = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
     for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
         group["initial_lr"] = lr
-    schedule = LRSchedule(
-        name,
-        base_lrs,
-        epochs,
-        steps_per_epoch,
-        warmup_epochs=warmup_epochs,
-        warmup_start_factor=warmup_start_factor,
-        milestones=milestones,
-        gamma=gamma,
-        T_max=T_max,
-        T_0=T_0,
-        T_mult=T_mult,
-        eta_min=eta_min,
-        interval=interval,
-    )
+    schedule = LRSchedule(name, base_lrs, epochs, steps_per_epoch, **schedule_params)
     rule = Plateau(**(plateau or {})) if name == "plateau" else None
     return schedule, rule

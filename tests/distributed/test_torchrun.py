@@ -105,7 +105,7 @@ def test_two_processes_write_one_run_dir_from_rank_0(ddp_run) -> None:
     tb = [f for f in files if f.startswith("tb/")]
     assert len(tb) == 1  # one TensorBoard writer
     assert sorted(set(files) - set(tb)) == [
-        ".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "checkpoints/best.pt",
+        ".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", ".lock", "checkpoints/best.pt",
         "checkpoints/last.pt", "config.yaml", "metrics.csv", "summary.json", "train.log",
     ]  # rank 1 wrote no .hydra/resume-* record, checkpoint, temporary file...
     log_text = (run_dir / "train.log").read_text()

@@ -22,6 +22,7 @@ def tiny_attention_net(
     kernel_size: object = 3,
     attention_kwargs: dict | None = None,
     device: torch.device | str | None = None,
+    stem: str = "cifar",
 ) -> nn.Module:
     """Stem -> one bottleneck with ``attention`` (fused tail: deform op + scale_add_relu)
     -> pool -> linear. ``Tensor[B, 3, H, W] -> Tensor[B, num_classes]``. Takes the model
