@@ -14,6 +14,7 @@ from defcon_exp.safety import TRUSTED_MODELS_ENV
 
 TEST_MODEL_BUILDERS = (
     "tiny_net.tiny_cifar_model",
+    "tiny_net.crashing_model",
     "ddp_net.ddp_tiny_model",
     "attention_net.tiny_attention_net",
 )

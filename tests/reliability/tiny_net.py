@@ -48,3 +48,8 @@ TINY_NET_ARGS = [
     "data.eval_batch_size=16", "data.loader=tensor", "data.num_workers=0", "trainer.epochs=3",
     "trainer.device=cpu", "trainer.log_every_n_steps=1", "trainer.progress=false", "optim.lr=0.05", "seed=1",
 ]
+
+
+def crashing_model(**_: Any) -> nn.Module:
+    """A trusted builder that fails like a bug would (not a user error)."""
+    raise RuntimeError("a deliberate crash while building the model")
