@@ -10,6 +10,7 @@ from defcon_exp.attention.defcon_mod import DefconModulated
 from defcon_exp.attention.defcon_released import DefconReleased
 from defcon_exp.attention.defcon_shuffle import DefconShuffle
 from defcon_exp.attention.eca import EfficientChannelAttention
+from defcon_exp.attention.eca_circular import CircularEfficientChannelAttention
 from defcon_exp.attention.kernel_size import (
     PAPER_KERNEL_SIZES,
     KernelSizeSpec,
@@ -29,6 +30,7 @@ __all__ = [
     "PAPER_KERNEL_SIZES",
     "Cbam",
     "ChannelAttention",
+    "CircularEfficientChannelAttention",
     "Defcon",
     "DefconCorrelated",
     "DefconMix",
