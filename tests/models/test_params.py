@@ -54,6 +54,7 @@ BLOCK_CHANNELS = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3
 PAPER_K = [3] * 3 + [5] * 4 + [5] * 6 + [7] * 3
 ZOO_EXTRA = {
     "gc": sum(2 * c * (c // 16) + 2 * c + 3 * (c // 16) + 1 for c in BLOCK_CHANNELS),
+    "ge": sum(2 * c * (c // 16) + c // 16 + c for c in BLOCK_CHANNELS),
     "eca_circular": sum(PAPER_K),
 }
 
