@@ -11,6 +11,7 @@ from defcon_exp.attention.defcon_released import DefconReleased
 from defcon_exp.attention.defcon_shuffle import DefconShuffle
 from defcon_exp.attention.eca import EfficientChannelAttention
 from defcon_exp.attention.eca_circular import CircularEfficientChannelAttention
+from defcon_exp.attention.fca import FrequencyChannelAttention
 from defcon_exp.attention.gather_excite import GatherExcite
 from defcon_exp.attention.global_context import GlobalContext
 from defcon_exp.attention.kernel_size import (
@@ -40,6 +41,7 @@ __all__ = [
     "DefconReleased",
     "DefconShuffle",
     "EfficientChannelAttention",
+    "FrequencyChannelAttention",
     "GatherExcite",
     "GlobalContext",
     "KernelSizeSpec",

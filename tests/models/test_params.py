@@ -56,6 +56,7 @@ ZOO_EXTRA = {
     "gc": sum(2 * c * (c // 16) + 2 * c + 3 * (c // 16) + 1 for c in BLOCK_CHANNELS),
     "ge": sum(2 * c * (c // 16) + c // 16 + c for c in BLOCK_CHANNELS),
     "eca_circular": sum(PAPER_K),
+    "fca": sum(2 * c * (c // 16) for c in BLOCK_CHANNELS),
 }
 
 
