@@ -13,6 +13,7 @@ from defcon_exp.attention.eca import EfficientChannelAttention
 from defcon_exp.attention.eca_circular import CircularEfficientChannelAttention
 from defcon_exp.attention.fca import FrequencyChannelAttention
 from defcon_exp.attention.gather_excite import GatherExcite
+from defcon_exp.attention.gct import GatedChannelTransform
 from defcon_exp.attention.global_context import GlobalContext
 from defcon_exp.attention.kernel_size import (
     PAPER_KERNEL_SIZES,
@@ -42,6 +43,7 @@ __all__ = [
     "DefconShuffle",
     "EfficientChannelAttention",
     "FrequencyChannelAttention",
+    "GatedChannelTransform",
     "GatherExcite",
     "GlobalContext",
     "KernelSizeSpec",

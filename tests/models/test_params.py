@@ -57,6 +57,7 @@ ZOO_EXTRA = {
     "ge": sum(2 * c * (c // 16) + c // 16 + c for c in BLOCK_CHANNELS),
     "eca_circular": sum(PAPER_K),
     "fca": sum(2 * c * (c // 16) for c in BLOCK_CHANNELS),
+    "gct": sum(3 * c for c in BLOCK_CHANNELS),
 }
 
 
