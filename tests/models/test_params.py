@@ -58,6 +58,7 @@ ZOO_EXTRA = {
     "eca_circular": sum(PAPER_K),
     "fca": sum(2 * c * (c // 16) for c in BLOCK_CHANNELS),
     "gct": sum(3 * c for c in BLOCK_CHANNELS),
+    "srm": sum(4 * c for c in BLOCK_CHANNELS),
 }
 
 
