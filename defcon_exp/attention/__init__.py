@@ -28,6 +28,7 @@ from defcon_exp.attention.registry import (
     list_attentions,
 )
 from defcon_exp.attention.se import SqueezeExcite
+from defcon_exp.attention.simam import SimAM
 from defcon_exp.attention.srm import StyleRecalibration
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "GatherExcite",
     "GlobalContext",
     "KernelSizeSpec",
+    "SimAM",
     "SqueezeExcite",
     "StyleRecalibration",
     "adaptive_kernel_size",

@@ -59,6 +59,7 @@ ZOO_EXTRA = {
     "fca": sum(2 * c * (c // 16) for c in BLOCK_CHANNELS),
     "gct": sum(3 * c for c in BLOCK_CHANNELS),
     "srm": sum(4 * c for c in BLOCK_CHANNELS),
+    "simam": 0,
 }
 
 
