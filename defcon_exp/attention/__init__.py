@@ -3,6 +3,7 @@
 from defcon_exp.attention.base import ChannelAttention
 from defcon_exp.attention.cbam import Cbam
 from defcon_exp.attention.channel_shuffle import channel_shuffle, channel_unshuffle, shuffle_groups
+from defcon_exp.attention.coord import CoordinateAttention
 from defcon_exp.attention.defcon import Defcon
 from defcon_exp.attention.defcon_corr import DefconCorrelated
 from defcon_exp.attention.defcon_mix import DefconMix
@@ -37,6 +38,7 @@ __all__ = [
     "Cbam",
     "ChannelAttention",
     "CircularEfficientChannelAttention",
+    "CoordinateAttention",
     "Defcon",
     "DefconCorrelated",
     "DefconMix",

@@ -13,7 +13,7 @@ from defcon_exp.attention import ATTENTIONS, ChannelAttention, create_attention
 from defcon_exp.models import Bottleneck
 
 #: the zoo, in the order of docs/zoo.md; block-level modules weight each pixel
-ZOO = ["gc", "ge", "eca_circular", "fca", "gct", "srm", "simam"]
+ZOO = ["gc", "ge", "eca_circular", "fca", "gct", "srm", "simam", "coord"]
 BLOCK_LEVEL = {"simam", "coord"}
 CHANNELS = 32  # divisible by FcaNet's 16 frequency groups
 

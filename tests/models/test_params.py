@@ -60,6 +60,7 @@ ZOO_EXTRA = {
     "gct": sum(3 * c for c in BLOCK_CHANNELS),
     "srm": sum(4 * c for c in BLOCK_CHANNELS),
     "simam": 0,
+    "coord": sum(3 * c * (c // 32) + 3 * (c // 32) + 2 * c for c in BLOCK_CHANNELS),
 }
 
 
