@@ -61,7 +61,8 @@ class GlobalContext(ChannelAttention):
     def context(self, x: Tensor) -> Tensor:
         """``Tensor[B, C, H, W] -> Tensor[B, C]``: the attention-pooled vector."""
         logits = self.conv_attn(x).flatten(1)  # (B, H*W)
-        attn = logits.float().softmax(dim=1).view(x.shape[0], *x.shape[2:])
+        dtype = torch.promote_types(logits.dtype, torch.float32)  # softmax of bf16 logits
+        attn = logits.softmax(dim=1, dtype=dtype).view(x.shape[0], *x.shape[2:])
         return torch.einsum("bchw,bhw->bc", x, attn.to(x.dtype))
 
     def channel_logits(self, pooled: Tensor) -> Tensor:
