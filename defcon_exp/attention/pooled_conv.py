@@ -17,19 +17,30 @@ from torch.nn import functional as F
 __all__ = ["pooled_conv1d"]
 
 
-def pooled_conv1d(signal: Tensor, weight: Tensor) -> Tensor:
+def pooled_conv1d(signal: Tensor, weight: Tensor, padding_mode: str = "zeros") -> Tensor:
     """``conv1d(signal, weight, padding=k//2)`` for a single input channel.
 
     Args:
         signal: ``Tensor[B, 1, C]``.
         weight: ``Tensor[out, 1, k]`` with odd ``k``.
+        padding_mode: ``"zeros"`` or ``"circular"`` (the channel axis wraps around, as
+            ``nn.Conv1d(padding_mode="circular")``; needs ``k // 2 <= C``).
 
     Returns:
         ``Tensor[B, out, C]`` (a transposed view of an ``(out, B, C)`` result).
     """
     out_channels, _, kernel_size = weight.shape
     batch, _, length = signal.shape
-    padded = F.pad(signal[:, 0], (kernel_size // 2, kernel_size // 2))  # (B, C + k - 1)
+    half = kernel_size // 2
+    if padding_mode == "circular":
+        flat = signal[:, 0]
+        padded = torch.cat([flat[:, length - half :], flat, flat[:, :half]], dim=1)
+    elif padding_mode == "zeros":
+        padded = F.pad(signal[:, 0], (half, half))  # (B, C + k - 1)
+    else:
+        raise ValueError(
+            f"pooled_conv1d: unknown padding_mode {padding_mode!r}; use 'zeros' or 'circular'"
+        )
     taps = torch.stack([padded[:, n : n + length] for n in range(kernel_size)])  # (k, B, C)
     out = weight[:, 0].to(taps.dtype) @ taps.view(kernel_size, batch * length)
     return out.view(out_channels, batch, length).transpose(0, 1)

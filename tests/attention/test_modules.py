@@ -20,7 +20,17 @@ from defcon_exp.ops import deform_conv1d
 
 def expected_params(name: str, channels: int, k: int) -> int:
     hidden = max(8, channels // 16)
+    r16 = round(channels / 16)  # GC, GE: C/16 rounded, at least 1
+    coord = max(8, channels // 32)
     return {
+        "gc": 2 * channels * r16 + 2 * channels + 3 * r16 + 1,
+        "ge": 2 * channels * r16 + r16 + channels,
+        "eca_circular": k,
+        "fca": 2 * channels * (channels // 16),
+        "gct": 3 * channels,
+        "srm": 4 * channels,
+        "simam": 0,
+        "coord": 3 * channels * coord + 3 * coord + 2 * channels,
         "se": 2 * channels * hidden,
         "eca": k,
         "cbam": 2 * channels * hidden + 2 * 7 * 7 + 2,
@@ -38,8 +48,9 @@ def test_shape_gradients_and_parameter_count(name):
     torch.manual_seed(0)
     kwargs = {"kernel_size": 5} if getattr(ATTENTIONS[name], "uses_kernel_size", False) else {}
     module = create_attention(name, 64, **kwargs)
-    if name.startswith("defcon"):
-        torch.nn.init.normal_(module.offset_conv.weight, std=0.5)  # non-zero offsets
+    for param in module.parameters():  # DEFCON's offsets, GC's last conv, GCT, SRM
+        if not param.any():
+            torch.nn.init.normal_(param, std=0.5)
     x = torch.randn(3, 64, 6, 5, requires_grad=True)
     y = module(x)
     assert y.shape == x.shape

@@ -20,3 +20,25 @@ def test_equals_conv1d_same_padding(out_channels, k):
         strict=True,
     ):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(("out_channels", "k", "length"), [(1, 3, 19), (3, 7, 5), (1, 9, 4)])
+def test_circular_equals_conv1d_circular_padding(out_channels, k, length):
+    torch.manual_seed(k)
+    signal = torch.randn(3, 1, length, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(out_channels, 1, k, dtype=torch.float64, requires_grad=True)
+    ours = pooled_conv1d(signal, weight, "circular")
+    reference = F.conv1d(F.pad(signal, (k // 2, k // 2), mode="circular"), weight)
+    torch.testing.assert_close(ours, reference)
+    grad = torch.randn_like(reference)
+    for a, b in zip(
+        torch.autograd.grad(ours, (signal, weight), grad),
+        torch.autograd.grad(reference, (signal, weight), grad),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b)
+
+
+def test_unknown_padding_mode_is_named():
+    with pytest.raises(ValueError, match="unknown padding_mode 'reflect'"):
+        pooled_conv1d(torch.randn(1, 1, 8), torch.randn(1, 1, 3), "reflect")

@@ -13,6 +13,14 @@ from torch import nn
 
 from defcon_exp.models import MODEL_NAMES, Bottleneck, create_model
 
+#: the zoo (docs/zoo.md): its full ResNet-50 checks (~30 s per model on 2 cores) run with the
+#: slow tests; tests/attention/test_zoo.py checks the same properties block by block
+ZOO_MODELS = {"gc", "ge", "eca_circular", "fca", "gct", "srm", "simam", "coord"}
+MODELS = [
+    pytest.param(name, marks=pytest.mark.slow) if name in ZOO_MODELS else name
+    for name in MODEL_NAMES
+]
+
 
 def _twin_models(name: str, dtype: torch.dtype) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(0)
@@ -22,7 +30,7 @@ def _twin_models(name: str, dtype: torch.dtype) -> tuple[nn.Module, nn.Module]:
     return model, twin
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_channels_last_equals_contiguous(name):
     model, twin = _twin_models(name, torch.float64)
     twin = twin.to(memory_format=torch.channels_last)
@@ -55,7 +63,7 @@ def test_channels_last_equals_contiguous(name):
             torch.testing.assert_close(b_cl, b, rtol=1e-9, atol=1e-12, msg=bname)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_bfloat16_autocast_close_to_float32(name):
     model, _ = _twin_models(name, torch.float32)
     if name == "defcon_released":

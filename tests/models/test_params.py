@@ -46,3 +46,35 @@ def test_defcon_params_rejects_bad_class_count(capsys):
     with pytest.raises(SystemExit):
         main(["--num-classes", "0"])
     assert "--num-classes must be positive, received 0" in capsys.readouterr().err
+
+
+# The zoo (docs/zoo.md): what each module adds to the ResNet-50, summed by hand over its 16
+# bottlenecks (channels C of each block's output; FcaNet, GC, GE: C/16 = h; coord: C/32).
+BLOCK_CHANNELS = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3
+PAPER_K = [3] * 3 + [5] * 4 + [5] * 6 + [7] * 3
+ZOO_EXTRA = {
+    "gc": sum(2 * c * (c // 16) + 2 * c + 3 * (c // 16) + 1 for c in BLOCK_CHANNELS),
+    "ge": sum(2 * c * (c // 16) + c // 16 + c for c in BLOCK_CHANNELS),
+    "eca_circular": sum(PAPER_K),
+    "fca": sum(2 * c * (c // 16) for c in BLOCK_CHANNELS),
+    "gct": sum(3 * c for c in BLOCK_CHANNELS),
+    "srm": sum(4 * c for c in BLOCK_CHANNELS),
+    "simam": 0,
+    "coord": sum(3 * c * (c // 32) + 3 * (c // 32) + 2 * c for c in BLOCK_CHANNELS),
+}
+
+
+@pytest.mark.parametrize(("name", "extra"), ZOO_EXTRA.items())
+def test_zoo_parameter_counts_by_hand(name, extra):
+    params = count_parameters(create_model(name, num_classes=100, device="meta"))
+    assert params == TABLE_1["resnet50"] + extra
+
+
+def test_defcon_params_lists_the_zoo(capsys):
+    main([])
+    rows: dict[str, str] = {}
+    for line in capsys.readouterr().out.splitlines():
+        rows.setdefault(line.split(" | ")[0][2:], line)  # eca_circular: the "paper" row first
+    for name, extra in ZOO_EXTRA.items():
+        params = TABLE_1["resnet50"] + extra
+        assert f"| {params:,} | +{extra:,} | - |" in rows[name], rows.get(name)
