@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-__all__ = ["EMASettings", "WeightEMA", "ema_weights"]
+__all__ = ["WEIGHT_CHOICES", "EMASettings", "WeightEMA", "build_ema", "ema_weights"]
 
 #: ``trainer.ema.select``: which weights pick ``best.pt`` and give the headline
 WEIGHT_CHOICES: tuple[str, ...] = ("raw", "ema")
