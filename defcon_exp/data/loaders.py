@@ -199,6 +199,9 @@ class WorkerLoader:
             pin_memory=pin_memory,
             persistent_workers=num_workers > 0,
             drop_last=False,  # the sampler already yields whole batches where needed
+            # each iterator draws a base seed; from its own generator, not the global RNG, so
+            # a mid-epoch resume (RNG restored, iterator created anew) keeps dropout's stream
+            generator=torch.Generator().manual_seed(seed),
         )
 
     def set_epoch(self, epoch: int) -> None:

@@ -68,3 +68,12 @@ def test_without_policies_both_loaders_still_agree():
 def test_tensor_loader_refuses_policies_naming_the_dataloader(key, value):
     with pytest.raises(ValueError, match=rf"^data\.{key}=.* use data\.loader=dataloader$"):
         build_data({**SYNTH, "loader": "tensor", key: value}, seed=0)
+
+
+def test_dataloader_iteration_leaves_the_global_rng_alone():
+    """A mid-epoch resume restores the RNG and starts a new iterator: if the iterator drew
+    from the global RNG, dropout's stream would shift (SIGKILL + resume not exact)."""
+    loader = build_data({**SYNTH, "num_workers": 0}, seed=0).train
+    state = torch.get_rng_state()
+    next(iter(loader))
+    assert torch.equal(torch.get_rng_state(), state)
