@@ -33,6 +33,7 @@ from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
 from defcon_exp.engine.schedulers import SCHEDULE_NAMES
 from defcon_exp.engine.speedups import parse_compile
 from defcon_exp.models.resnet import STEMS
+from defcon_exp.regularisation import EMAConfig, MixConfig, validate_regularisation
 from defcon_exp.safety import UnsafeConfigError, check_no_code
 
 __all__ = [
@@ -61,6 +62,7 @@ class ModelConfig:
     kernel_size: Any = "adaptive"  # int | "adaptive" | "paper" | [k1, k2, k3, k4]
     attention_kwargs: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
     stem: str = "cifar"  # "cifar" (ours) | "released" (the authors' code, docs/released_code.md)
+    drop_path_rate: float = 0.0  # stochastic depth, last block's rate (linear in depth)
 
 
 @dataclass
@@ -129,6 +131,10 @@ class TrainerConfig:
     deterministic: bool = False
     sync_batchnorm: Any = "auto"  # torchrun: true | false | auto (sync below 16 images/process)
     num_threads: Optional[int] = None  # noqa: UP045  (torch CPU threads; null = torch's default)
+    label_smoothing: float = 0.0  # nn.CrossEntropyLoss(label_smoothing=) of the training loss
+    accumulate_grad_batches: int = 1  # micro-batches per optimiser step
+    mix: MixConfig = field(default_factory=MixConfig)  # Mixup / CutMix (docs/regularisation.md)
+    ema: EMAConfig = field(default_factory=EMAConfig)  # weight EMA (docs/regularisation.md)
 
 
 @dataclass
@@ -346,6 +352,7 @@ def validate_config(cfg: DictConfig | Config) -> None:
     rule("scheduler.plateau.factor", 0 < get("scheduler.plateau.factor") < 1, "must be in (0, 1)")
     rule("scheduler.plateau.patience", get("scheduler.plateau.patience") >= 0, "must be >= 0")
     rule("scheduler.plateau.min_lr", get("scheduler.plateau.min_lr") >= 0, "must be >= 0")
+    validate_regularisation(get, rule)
     _validate_search(cfg, rule)
 
 

@@ -1,4 +1,4 @@
-"""``defcon-eval ckpt=<checkpoint or run dir> [split=test|val] [data=...] [data.key=value ...] [out=file.json]``
+"""``defcon-eval ckpt=<checkpoint or run dir> [split=test|val] [weights=raw|ema] [data=...] [data.key=value ...] [out=file.json]``
 
 Rebuilds the model from the config stored in the checkpoint, evaluates it and prints
 top-1 / top-5 / loss; the JSON goes next to the checkpoint (``<name>.eval.json``) or to ``out=``.
@@ -6,7 +6,8 @@ Overrides change the stored config (``data.eval_batch_size=1024``, ``trainer.dev
 ``data.root=/datasets``, ``trainer.precision=32``); ``data=<option>`` swaps the whole data
 group. The run's ``trainer.precision`` and ``trainer.channels_last`` apply (a checkpoint of the
 retired ``trainer.amp`` maps as in training); ``trainer.compile`` does not (one pass would
-mostly time the compiler).
+mostly time the compiler). ``weights``: the raw or the EMA weights (``trainer.ema``); default
+the ones the run selected (``trainer.ema.select``, recorded in the checkpoint).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from defcon_exp.run.checkpoint_tools import evaluate_checkpoint
 from defcon_exp.run.job import USER_ERRORS
 
 __all__ = ["evaluate_checkpoint", "main"]
-SPECIAL_KEYS = ("ckpt", "out", "split")
+SPECIAL_KEYS = ("ckpt", "out", "split", "weights")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,14 +32,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     special, rest = parsed
     try:
         result = evaluate_checkpoint(
-            special["ckpt"], rest, special.get("split", "test"), special.get("out")
+            special["ckpt"],
+            rest,
+            special.get("split", "test"),
+            special.get("out"),
+            special.get("weights"),
         )
     except USER_ERRORS as err:
         print(f"defcon-eval: error: {err}", file=sys.stderr)
         return 1
     print(
         f"{result['split']}: top1 {result['top1']:.2f}  top5 {result['top5']:.2f}  loss {result['loss']:.4f}"
-        f"  ({result['num_images']} images, epoch {result['epoch']}) -> {result['written_to']}"
+        f"  ({result['num_images']} images, epoch {result['epoch']}, {result['weights']} weights)"
+        f" -> {result['written_to']}"
     )
     return 0
 

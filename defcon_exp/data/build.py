@@ -14,12 +14,12 @@ from torch import Tensor
 from .config import LOADER_NAMES, DataConfig
 from .imageset import ImageSet
 from .loaders import WorkerLoader
+from .policies import AUTO_AUGMENT_NAMES, TENSOR_LOADER_OPTIONS, ImagePolicies
 from .registry import DatasetSpec, get_dataset
 from .split import stratified_split
 from .tensor_loader import TensorLoader
 
 __all__ = ["DataBundle", "Loader", "build_data", "to_data_config"]
-
 
 
 class Loader(Protocol):
@@ -116,6 +116,22 @@ def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
             cfg.num_classes,
             f"the {cfg.name} set has {low} to {high} classes",
         )
+    _check(
+        cfg.auto_augment in AUTO_AUGMENT_NAMES,
+        "auto_augment",
+        cfg.auto_augment,
+        f"must be one of {list(AUTO_AUGMENT_NAMES)}",
+    )
+    _check(0 <= cfg.random_erasing <= 1, "random_erasing", cfg.random_erasing, "must be in [0, 1]")
+    if cfg.loader == "tensor":
+        for key, off in TENSOR_LOADER_OPTIONS.items():
+            value = getattr(cfg, key)
+            _check(
+                value == off,
+                key,
+                value,
+                "is not supported by data.loader=tensor; use data.loader=dataloader",
+            )
     if spec.synthetic:
         for key in ("train_size", "test_size"):
             value = getattr(cfg, key)
@@ -195,6 +211,7 @@ def build_data(
             seed,
             num_workers=cfg.num_workers,
             pin_memory=cfg.pin_memory and device.type == "cuda",
+            policies=ImagePolicies(cfg.auto_augment, cfg.random_erasing),
             **common,
         )
 

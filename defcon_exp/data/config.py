@@ -44,6 +44,10 @@ class DataConfig:
         augment: random crop (32, 4 px zero padding) + horizontal flip on training images.
         cutout: Cutout patch length in pixels (DeVries & Taylor 2017; 8 for CIFAR-100,
             16 for CIFAR-10 in their paper); 0 = off.
+        auto_augment: an augmentation policy after crop + flip (``dataloader`` only; see
+            :data:`~defcon_exp.data.policies.AUTO_AUGMENT_NAMES`); ``none`` = off.
+        random_erasing: probability of ``RandomErasing`` (torchvision v2 defaults) on each
+            normalised training image (``dataloader`` only); 0 = off.
         num_classes: classes; ``None`` = the data set's own (100 / 10 for CIFAR, 10 for
             synthetic). For CIFAR a value must match the data set.
         train_size: synthetic training images (before the validation split).
@@ -63,6 +67,8 @@ class DataConfig:
     pin_memory: bool = True
     augment: bool = True
     cutout: int = 0
+    auto_augment: str = "none"
+    random_erasing: float = 0.0
     num_classes: Optional[int] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
     train_size: int = 10_000
     test_size: int = 2_000

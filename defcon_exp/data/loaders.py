@@ -18,12 +18,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .imageset import ImageSet
 from .plan import eval_shard, make_epoch_plan, num_yielded, train_shard
+from .policies import ImagePolicies, policy_seeds
 from .transforms import transform_image
 
 __all__ = ["PlanSampler", "TransformedImages", "WorkerLoader"]
 
-# (index, crop_y, crop_x, flip, cut_y, cut_x)
-SampleKey = tuple[int, int, int, bool, int, int]
+# (index, crop_y, crop_x, flip, cut_y, cut_x[, policy_seed])
+SampleKey = tuple
 
 
 class TransformedImages(Dataset):
@@ -35,8 +36,14 @@ class TransformedImages(Dataset):
     """
 
     def __init__(
-        self, images: ImageSet, mean: Sequence[float], std: Sequence[float], cutout: int = 0
+        self,
+        images: ImageSet,
+        mean: Sequence[float],
+        std: Sequence[float],
+        cutout: int = 0,
+        policies: ImagePolicies | None = None,
     ):
+        self.policies = policies
         self.images = images.images
         self.labels = images.labels
         self.mean = torch.tensor(mean, dtype=torch.float32)
@@ -48,7 +55,7 @@ class TransformedImages(Dataset):
 
     def __getitem__(self, key: int | SampleKey) -> tuple[Tensor, int]:
         if isinstance(key, tuple):
-            index, crop_y, crop_x, flip, cut_y, cut_x = key
+            index, crop_y, crop_x, flip, cut_y, cut_x, *policy_seed = key
             image = transform_image(
                 self.images[index],
                 self.mean,
@@ -59,6 +66,8 @@ class TransformedImages(Dataset):
                 self.cutout,
                 cut_y,
                 cut_x,
+                self.policies,
+                policy_seed[0] if policy_seed else 0,
             )
         else:
             index = int(key)
@@ -81,7 +90,9 @@ class PlanSampler(Sampler):
         cutout: int,
         length: int,
         positions: np.ndarray | None = None,
+        policy_seeds: bool = False,
     ):
+        self.policy_seeds = policy_seeds
         self.num_images = num_images
         self.positions = positions
         self.seed = seed
@@ -108,6 +119,8 @@ class PlanSampler(Sampler):
             length=self.length,
         )
         columns = (plan.order, plan.crop_y, plan.crop_x, plan.flip, plan.cut_y, plan.cut_x)
+        if self.policy_seeds:  # drawn apart from the plan: without policies nothing changes
+            columns += (policy_seeds(self.seed, self.epoch, self.length),)
         if self.positions is not None:
             columns = tuple(column[self.positions] for column in columns)
         yield from zip(*(column.tolist() for column in columns), strict=True)
@@ -125,6 +138,7 @@ class WorkerLoader:
         train: shuffle + augment (per ``augment``/``cutout``) and drop a last batch of one
             (or every incomplete one with ``drop_last``); otherwise sequential, untouched.
         augment, cutout, drop_last: see :class:`~defcon_exp.data.config.DataConfig`.
+        policies: ``data.auto_augment`` / ``data.random_erasing`` (training only).
         num_workers, pin_memory: passed to ``DataLoader``; workers are persistent.
         rank, world_size: in a distributed run, ``batch_size`` is the global batch and this
             loader yields process ``rank``'s shard: training batches of
@@ -150,7 +164,9 @@ class WorkerLoader:
         pin_memory: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        policies: ImagePolicies | None = None,
     ):
+        policies = policies if train and policies is not None and policies.active else None
         count = len(images)
         plan_length = num_yielded(count, batch_size, drop_last) if train else count
         positions = None
@@ -172,8 +188,9 @@ class WorkerLoader:
             cutout=cutout if train else 0,
             length=plan_length,
             positions=positions,
+            policy_seeds=policies is not None,
         )
-        self.dataset = TransformedImages(images, mean, std, cutout if train else 0)
+        self.dataset = TransformedImages(images, mean, std, cutout if train else 0, policies)
         self.loader = DataLoader(
             self.dataset,
             batch_size=batch_size,
@@ -182,6 +199,9 @@ class WorkerLoader:
             pin_memory=pin_memory,
             persistent_workers=num_workers > 0,
             drop_last=False,  # the sampler already yields whole batches where needed
+            # each iterator draws a base seed; from its own generator, not the global RNG, so
+            # a mid-epoch resume (RNG restored, iterator created anew) keeps dropout's stream
+            generator=torch.Generator().manual_seed(seed),
         )
 
     def set_epoch(self, epoch: int) -> None:

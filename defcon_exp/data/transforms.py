@@ -17,6 +17,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from .plan import PAD
+from .policies import ImagePolicies, seeded
 
 __all__ = ["CIFAR10_STATS", "CIFAR100_STATS", "cutout_bounds", "transform_image"]
 
@@ -48,8 +49,10 @@ def transform_image(
     cutout: int = 0,
     cut_y: int = 0,
     cut_x: int = 0,
+    policies: ImagePolicies | None = None,
+    policy_seed: int = 0,
 ) -> Tensor:
-    """One image through pad + crop + flip + normalise + Cutout.
+    """One image through pad + crop + flip (+ policy) + normalise (+ erasing) + Cutout.
 
     Args:
         image: ``uint8`` array ``[H, W, 3]``.
@@ -58,6 +61,8 @@ def transform_image(
             ``PAD`` (the default) leaves the image where it is.
         flip: mirror left-right after cropping.
         cutout, cut_y, cut_x: Cutout patch length (0 = off) and centre.
+        policies, policy_seed: ``data.auto_augment`` / ``data.random_erasing``, drawing
+            from ``policy_seed`` (the plan's seed of this image).
 
     Returns:
         ``float32 [3, H, W]``.
@@ -69,8 +74,14 @@ def transform_image(
         chw = TF.crop(chw, crop_y, crop_x, height, width)
     if flip:
         chw = TF.horizontal_flip(chw)
-    out = TF.to_dtype(chw, torch.float32, scale=True)
-    out = TF.normalize(out, mean, std)
+    if policies is not None and policies.active:
+        with seeded(policy_seed):
+            chw = policies.before_normalise(chw)
+            out = TF.normalize(TF.to_dtype(chw, torch.float32, scale=True), mean, std)
+            out = policies.after_normalise(out)
+    else:
+        out = TF.to_dtype(chw, torch.float32, scale=True)
+        out = TF.normalize(out, mean, std)
     if cutout > 0:
         y0, y1 = cutout_bounds(cut_y, cutout, height)
         x0, x1 = cutout_bounds(cut_x, cutout, width)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from defcon_exp.engine import distributed
+from defcon_exp.engine.ema import EMASettings, build_ema
 from defcon_exp.engine.hooks import EpochHook, StopRun
 from defcon_exp.engine.loop import (
     EpochPosition,
@@ -32,6 +33,8 @@ from defcon_exp.engine.loop import (
     evaluate,
     train_one_epoch,
 )
+from defcon_exp.engine.metrics import METRIC_NAMES
+from defcon_exp.engine.mixing import MixSettings, build_mixer
 from defcon_exp.engine.precision import grad_scaler
 from defcon_exp.engine.preemption import TrainingInterrupted, requeue_signal, stop_on_signals
 from defcon_exp.engine.progress import epoch_bar, progress_enabled
@@ -68,6 +71,11 @@ class FitSettings:
     model_name: str = "model"
     config: dict[str, Any] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0  # the run seed (Mixup/CutMix draws are a function of it and the batch)
+    label_smoothing: float = 0.0
+    accumulate_grad_batches: int = 1
+    mix: MixSettings = field(default_factory=MixSettings)
+    ema: EMASettings = field(default_factory=EMASettings)
 
     @classmethod
     def from_trainer(cls, trainer: Any, precision: str, **identity: Any) -> FitSettings:
@@ -80,6 +88,10 @@ class FitSettings:
             log_every_n_steps=trainer.log_every_n_steps,
             progress=trainer.progress,
             checkpoint_every_n_steps=trainer.checkpoint_every_n_steps,
+            label_smoothing=float(trainer.get("label_smoothing", 0.0)),
+            accumulate_grad_batches=int(trainer.get("accumulate_grad_batches", 1)),
+            mix=MixSettings(**dict(trainer.get("mix") or {})),
+            ema=EMASettings(**dict(trainer.get("ema") or {})),
             **identity,
         )
 
@@ -98,6 +110,8 @@ def _monitor_value(monitor: str, metrics: Mapping[str, Mapping[str, float]]) -> 
     split, _, name = monitor.partition("/")
     if split not in metrics:  # e.g. val/loss without a validation split: fall back to train
         split = "train"
+    if name not in metrics[split]:  # train top-1 under Mixup/CutMix is against dominant labels
+        name = f"{name}_dominant"
     return f"{split}/{name}", metrics[split][name]
 
 
@@ -162,6 +176,8 @@ class _Fit:
         self.main = distributed.is_main()
         self.reduce = distributed.all_reduce if distributed.is_active() else None
         self.num_params = count_parameters(model)
+        self.ema = build_ema(model, settings.ema)
+        self.select = settings.ema.select if self.ema is not None else "raw"
         self.store = RunStateStore(
             model,
             optimizer,
@@ -176,6 +192,8 @@ class _Fit:
                 "num_params": self.num_params,
             },
             write=self.main,
+            ema=self.ema,
+            weights=self.select,
         )
         self.state = RunState(split="val" if loaders.val is not None else "test")
         self.eval_loader = loaders.val if loaders.val is not None else loaders.test
@@ -219,6 +237,10 @@ class _Fit:
             stop_requested=lambda: received.at_step() is not None,
             checkpoint_every_n_steps=max(0, s.checkpoint_every_n_steps),
             all_reduce=self.reduce,
+            label_smoothing=s.label_smoothing,
+            accumulate_grad_batches=s.accumulate_grad_batches,
+            mixer=build_mixer(s.mix, s.seed),
+            ema=self.ema,
         )
 
     def close(self) -> None:
@@ -286,12 +308,22 @@ class _Fit:
         return metrics
 
     def evaluate(self, loader: Any) -> dict[str, float]:
+        """The raw weights' metrics; with EMA also the averaged weights' as ``ema_<name>``."""
         s = self.settings
-        return evaluate(
+        metrics = evaluate(
             self.forward_model, loader, self.device, s.precision, s.channels_last, self.reduce
         )
+        if self.ema is not None:
+            distributed.broadcast_buffers(self.ema.module)  # rank 0's averaged statistics
+            averaged = evaluate(
+                self.ema.module, loader, self.device, s.precision, s.channels_last, self.reduce
+            )
+            metrics.update({f"ema_{name}": averaged[name] for name in METRIC_NAMES})
+        return metrics
 
-    def end_epoch(self, epoch: int, metrics: dict[str, dict[str, float]], hooks: Sequence[EpochHook]) -> StopRun | None:
+    def end_epoch(
+        self, epoch: int, metrics: dict[str, dict[str, float]], hooks: Sequence[EpochHook]
+    ) -> StopRun | None:
         """Plateau, best, records, hooks and checkpoints after ``epoch`` (0-based)."""
         split = self.state.split
         if not math.isfinite(metrics[split]["loss"]):
@@ -304,11 +336,13 @@ class _Fit:
             tag, value = _monitor_value(self.plateau.monitor, metrics)
             if self.plateau.update(value):
                 log.info("plateau on %s: lr scale now %.3g", tag, self.plateau.scale)
-        improved = self.state.update_best(epoch + 1, metrics[split])
+        improved = self.state.update_best(epoch + 1, metrics[split], self.select)
         train = metrics["train"]
         self.state.train_images += train["images"]
         self.state.train_seconds += train["seconds"]
-        row = epoch_row(epoch + 1, self.state.global_step, metrics, train["seconds"], train["images"])
+        row = epoch_row(
+            epoch + 1, self.state.global_step, metrics, train["seconds"], train["images"]
+        )
         self.records.epoch(row, metrics, self.state.global_step)
         stop = None
         for hook in hooks:
@@ -329,16 +363,22 @@ class _Fit:
 
     def _log_epoch(self, epoch: int, metrics: dict[str, dict[str, float]], rate: float) -> None:
         train, split = metrics["train"], self.state.split
+        mixed = "top1" not in train  # Mixup/CutMix: hits against the dominant labels
+        ema = (
+            f" (ema top1 {metrics[split]['ema_top1']:.2f})" if "ema_top1" in metrics[split] else ""
+        )
         log.info(
-            "epoch %d/%d  train loss %.4f top1 %.2f | %s loss %.4f top1 %.2f top5 %.2f | lr %.4g | %.1fs (%.0f img/s)",
+            "epoch %d/%d  train loss %.4f %s %.2f | %s loss %.4f top1 %.2f top5 %.2f%s | lr %.4g | %.1fs (%.0f img/s)",
             epoch + 1,
             self.settings.epochs,
             train["loss"],
-            train["top1"],
+            "top1_dominant" if mixed else "top1",
+            train["top1_dominant" if mixed else "top1"],
             split,
             metrics[split]["loss"],
             metrics[split]["top1"],
             metrics[split]["top5"],
+            ema,
             train["lr"],
             train["seconds"],
             rate,
@@ -365,7 +405,11 @@ class _Fit:
                 break
         self.ebar.close()
         has_val = self.loaders.val is not None
-        test = self.evaluate(self.loaders.test) if has_val or "test" not in last_eval else last_eval["test"]
+        test = (
+            self.evaluate(self.loaders.test)
+            if has_val or "test" not in last_eval
+            else last_eval["test"]
+        )
         return self.finish(test, last_eval, stop)
 
     def finish(
@@ -373,6 +417,12 @@ class _Fit:
     ) -> dict[str, Any]:
         state = self.state
         seconds = state.train_seconds
+        weights: dict[str, Any] = {"weights": self.select}
+        if self.ema is not None:  # the headline is the selected weights'; both are kept
+            weights["test_raw"] = {name: test[name] for name in (*METRIC_NAMES, "count")}
+            weights["test_ema"] = {name: test[f"ema_{name}"] for name in METRIC_NAMES}
+            if self.select == "ema":
+                test = {**weights["test_ema"], "count": test["count"]}
         summary = summary_payload(
             self.settings.model_name,
             test,
@@ -388,6 +438,7 @@ class _Fit:
                 "run_dir": str(self.run_dir),
                 "status": "finished" if stop is None else stop.status,
                 **({"stop_reason": stop.reason} if stop is not None else {}),
+                **weights,
             },
         )
         self.records.finish(summary, self.settings.hparams, state.global_step)

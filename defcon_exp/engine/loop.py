@@ -8,6 +8,7 @@ checkpoint of the corrupted weights can be written.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from defcon_exp.engine.ema import WeightEMA
 from defcon_exp.engine.metrics import MetricAccumulator
+from defcon_exp.engine.mixing import Mixer
 from defcon_exp.engine.precision import autocast
 from defcon_exp.engine.progress import batch_bar
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
@@ -71,6 +74,14 @@ class StepContext:
     #: distributed runs: ``all_reduce(tensor, "sum"|"min")`` over all processes (None = single
     #: process); makes epoch metrics global and the NaN check agree on every rank
     all_reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None
+    #: ``nn.CrossEntropyLoss(label_smoothing=)`` of the training loss
+    label_smoothing: float = 0.0
+    #: micro-batches per optimiser step (the schedule counts optimiser steps)
+    accumulate_grad_batches: int = 1
+    #: Mixup/CutMix of training batches (:mod:`defcon_exp.engine.mixing`); None = off
+    mixer: Mixer | None = None
+    #: weight EMA updated after every optimiser step (:mod:`defcon_exp.engine.ema`)
+    ema: WeightEMA | None = None
 
 
 def train_one_epoch(
@@ -86,9 +97,10 @@ def train_one_epoch(
 ) -> tuple[dict[str, float], int]:
     """Train over ``loader`` (batches ``(images: Tensor[B,3,H,W], labels: Tensor[B])``).
 
-    The lr is set from ``ctx.schedule`` (times the plateau scale) before every step.
-    ``on_log(global_step, {"train/loss_step", "train/lr"})`` is called every
-    ``log_every_n_steps`` steps (one host sync each).
+    One optimiser step (one global step) per ``ctx.accumulate_grad_batches`` batches (the
+    epoch's last group may be shorter); the lr is set from ``ctx.schedule`` (times the plateau
+    scale) before every step. ``on_log(global_step, {"train/loss_step", "train/lr"})`` is
+    called every ``log_every_n_steps`` steps (one host sync each).
 
     Mid-epoch resume: ``start_batch`` batches of the epoch were already trained (the loader's
     order is a pure function of seed and epoch, so they are skipped, not re-drawn) and
@@ -97,15 +109,17 @@ def train_one_epoch(
     the NaN check, so a checkpoint never holds weights trained on a non-finite loss.
 
     Returns:
-        The epoch's ``{"loss", "top1", "top5", "count"}`` and the new global step.
+        The epoch's ``{"loss", "top1", "top5", "count"}`` and the new global step; with
+        ``ctx.mixer``, ``top1_dominant`` / ``top5_dominant`` instead of ``top1`` / ``top5``
+        (hits against each mixed image's dominant label).
 
     Raises:
         NonFiniteLossError: naming the first step whose loss was NaN/Inf.
         StopRequested: ``ctx.stop_requested()`` became true; carries the :class:`EpochPosition`.
     """
-    model, optimizer, device = ctx.model, ctx.optimizer, ctx.device
+    model, device = ctx.model, ctx.device
     model.train()
-    criterion = nn.CrossEntropyLoss()
+    criterion = nn.CrossEntropyLoss(label_smoothing=ctx.label_smoothing)
     epoch_metrics = MetricAccumulator(device)
     if resume_metrics is not None:
         epoch_metrics.load_state_dict(resume_metrics)
@@ -113,9 +127,8 @@ def train_one_epoch(
     interval_count = 0
     step_on_device = torch.full((), global_step, dtype=torch.int64, device=device)
     first_bad_step = torch.full((), -1, dtype=torch.int64, device=device)
-    scale = ctx.plateau.scale if ctx.plateau is not None else 1.0
-    min_lr = ctx.plateau.min_lr if ctx.plateau is not None else 0.0
-    lrs = ctx.schedule.apply(optimizer, scale, min_lr)
+    lrs = _apply_lr(ctx, global_step)
+    group_images = 0  # images in the open accumulation group
 
     batches: Iterable = loader
     if start_batch > 0:
@@ -125,30 +138,29 @@ def train_one_epoch(
     for batch_idx, (images, labels) in enumerate(bar, start=start_batch):
         images = images.to(device, non_blocking=True, memory_format=image_format)
         labels = labels.to(device, non_blocking=True)
-        ctx.schedule.step_count = global_step
-        lrs = ctx.schedule.apply(optimizer, scale, min_lr)
-        with autocast(ctx.precision, device):
-            logits = model(images)  # [B, K]
-            loss = criterion(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        ctx.scaler.scale(loss).backward()
-        if ctx.grad_clip_norm is not None:
-            ctx.scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), ctx.grad_clip_norm)
-        ctx.scaler.step(optimizer)
-        ctx.scaler.update()
-
+        last_batch = batch_idx + 1 == num_batches
+        closes = last_batch or (batch_idx + 1) % ctx.accumulate_grad_batches == 0
+        if group_images == 0:
+            lrs = _apply_lr(ctx, global_step)
+            ctx.optimizer.zero_grad(set_to_none=True)
+        loss, logits, hit_labels = _forward_backward(
+            ctx, criterion, images, labels, epoch, batch_idx, closes
+        )
+        group_images += labels.shape[0]
         first_bad_step = torch.where(
             (~torch.isfinite(loss.detach())) & (first_bad_step < 0), step_on_device, first_bad_step
         )
+        epoch_metrics.update(logits.detach().float(), hit_labels, loss.detach())
+        interval_loss += loss.detach().double()
+        interval_count += 1
+        if not closes:
+            continue
+        _optimizer_step(ctx, group_images)
+        group_images = 0
         step_on_device += 1
         global_step += 1
         ctx.schedule.step_count = global_step
-        epoch_metrics.update(logits.detach().float(), labels, loss.detach())
-        interval_loss += loss.detach().double()
-        interval_count += 1
 
-        last_batch = batch_idx + 1 == num_batches
         if global_step % ctx.log_every_n_steps == 0 or last_batch:
             # one host sync per log interval: NaN flag, interval loss and running hits together
             agreed_bad = _agreed(ctx, first_bad_step).double().view(1)
@@ -161,7 +173,9 @@ def train_one_epoch(
             interval_count = 0
             if ctx.progress:
                 running_acc = 100.0 * top1_sum / max(epoch_metrics.count, 1)
-                bar.set_postfix(loss=f"{step_loss:.3f}", acc=f"{running_acc:.1f}", lr=f"{lrs[0]:.3g}")
+                bar.set_postfix(
+                    loss=f"{step_loss:.3f}", acc=f"{running_acc:.1f}", lr=f"{lrs[0]:.3g}"
+                )
             if on_log is not None:
                 on_log(global_step, {"train/loss_step": step_loss, "train/lr": lrs[0]})
         # on the last batch the epoch finishes normally; fit() stops after its checkpoint
@@ -179,11 +193,79 @@ def train_one_epoch(
                 raise StopRequested(position)
             assert on_checkpoint is not None
             on_checkpoint(position)
-    if interval_count:  # the loader yielded fewer batches than len(): check the tail too
+    if group_images:  # the loader yielded fewer batches than len(): step on the open group
+        _optimizer_step(ctx, group_images)
+        global_step += 1
+        ctx.schedule.step_count = global_step
+    if interval_count:  # ... and check the tail too
         _raise_if_nonfinite(int(_agreed(ctx, first_bad_step).item()), epoch, num_batches - 1)
     result = epoch_metrics.compute(ctx.all_reduce)
     result["lr"] = lrs[0]
+    if ctx.mixer is not None:
+        result = {f"{k}_dominant" if k in ("top1", "top5") else k: v for k, v in result.items()}
     return result, global_step
+
+
+def _apply_lr(ctx: StepContext, global_step: int) -> list[float]:
+    """Set the lr of optimiser step ``global_step`` (schedule x plateau scale); the lrs."""
+    scale = ctx.plateau.scale if ctx.plateau is not None else 1.0
+    min_lr = ctx.plateau.min_lr if ctx.plateau is not None else 0.0
+    ctx.schedule.step_count = global_step
+    return ctx.schedule.apply(ctx.optimizer, scale, min_lr)
+
+
+def _forward_backward(
+    ctx: StepContext,
+    criterion: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epoch: int,
+    batch_idx: int,
+    closes: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward and backward of one (micro-)batch; ``(mean loss, logits [B, K], the labels
+    its hits count against [B])``. Accumulating, the gradient is of the loss SUM (divided
+    by the group's images at the step), so unequal micro-batches still weigh per image."""
+    hit_labels = labels
+    mixed = None
+    if ctx.mixer is not None:
+        mixed = ctx.mixer(images, labels, epoch, batch_idx)
+        images, hit_labels = mixed.images, mixed.dominant
+    # DDP: all-reduce the gradients only on the group's last micro-batch
+    no_sync = getattr(ctx.model, "no_sync", None)
+    sync = contextlib.nullcontext() if closes or no_sync is None else no_sync()
+    with sync:
+        with autocast(ctx.precision, ctx.device):
+            logits = ctx.model(images)  # [B, K]
+            loss = (
+                mixed.loss(criterion, logits.float())
+                if mixed is not None
+                else criterion(logits.float(), labels)
+            )
+        backward = loss if ctx.accumulate_grad_batches == 1 else loss * labels.shape[0]
+        ctx.scaler.scale(backward).backward()
+    return loss, logits, hit_labels
+
+
+def _optimizer_step(ctx: StepContext, group_images: int) -> None:
+    """Clip (optionally) and step; then fold the new weights into the EMA."""
+    optimizer = ctx.optimizer
+    if ctx.accumulate_grad_batches > 1:
+        grads = [
+            p.grad
+            for group in optimizer.param_groups
+            for p in group["params"]
+            if p.grad is not None
+        ]
+        if grads:
+            torch._foreach_div_(grads, float(group_images))
+    if ctx.grad_clip_norm is not None:
+        ctx.scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(ctx.model.parameters(), ctx.grad_clip_norm)
+    ctx.scaler.step(optimizer)
+    ctx.scaler.update()
+    if ctx.ema is not None:
+        ctx.ema.update()
 
 
 def _agreed(ctx: StepContext, first_bad_step: torch.Tensor) -> torch.Tensor:

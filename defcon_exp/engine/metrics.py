@@ -26,6 +26,16 @@ EPOCH_METRICS: dict[str, EpochMetric] = {
 METRIC_NAMES: tuple[str, ...] = tuple(EPOCH_METRICS)
 
 
+def metric_keys(values: dict[str, float] | object) -> list[str]:
+    """The metric entries of one split's dict, in its order: ``METRIC_NAMES``, their
+    ``ema_`` twins (weight EMA) and ``_dominant`` variants (train top-k under Mixup/CutMix)."""
+    return [
+        key
+        for key in values  # type: ignore[attr-defined]
+        if key.removeprefix("ema_").removesuffix("_dominant") in METRIC_NAMES
+    ]
+
+
 class MetricAccumulator:
     """Sums loss and top-1/top-5 hits as device tensors; :meth:`compute` syncs once.
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor
 
-from defcon_exp.engine.metrics import METRIC_NAMES
+from defcon_exp.engine.metrics import METRIC_NAMES, metric_keys
 from defcon_exp.engine.writers import MetricsCSV, TensorBoardLogger, write_json
 
 __all__ = ["NullRecords", "Records", "epoch_row", "summary_payload"]
@@ -29,7 +29,7 @@ def epoch_row(
     """The ``metrics.csv`` row of ``epoch`` (1-based): lr, ``<split>_<metric>``, time, img/s."""
     row: dict[str, Any] = {"epoch": epoch, "global_step": global_step, "lr": metrics["train"]["lr"]}
     for split, values in metrics.items():
-        row.update({f"{split}_{name}": values[name] for name in METRIC_NAMES})
+        row.update({f"{split}_{name}": values[name] for name in metric_keys(values)})
     row.update(epoch_time_s=seconds, images_per_s=images / max(seconds, 1e-9))
     return row
 
@@ -66,7 +66,7 @@ class Records:
             {
                 f"{split}/{name}": values[name]
                 for split, values in metrics.items()
-                for name in METRIC_NAMES
+                for name in metric_keys(values)
             },
             global_step,
         )
@@ -129,7 +129,11 @@ def summary_payload(
         "model": model_name,
         "test": {name: test[name] for name in METRIC_NAMES},
     }
-    best_block = {"epoch": best["epoch"], **{k: best["metrics"].get(k) for k in METRIC_NAMES}}
+    prefix = "ema_" if best.get("weights") == "ema" else ""  # the selected weights' metrics
+    best_block = {
+        "epoch": best["epoch"],
+        **{k: best["metrics"].get(f"{prefix}{k}") for k in METRIC_NAMES},
+    }
     if best["split"] == "val":
         payload["best_val"] = best_block
         if "val" in last_eval:

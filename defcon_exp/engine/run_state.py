@@ -3,7 +3,8 @@
 Checkpoint keys (``checkpoints/last.pt``, every epoch), defined here only: ``version``,
 ``model``, ``epoch`` (epochs completed), ``global_step``, ``best`` (split, metric, value,
 epoch, metrics), ``config`` (plain data), ``model_name``, ``num_classes``, ``num_params``,
-``wall_time_s`` (all segments so far); a full checkpoint adds ``optimizer``, ``schedule``,
+``wall_time_s`` (all segments so far), ``weights`` (``raw`` | ``ema``: what ``best`` and
+evaluation use) and, with ``trainer.ema``, ``ema`` (the averaged model's state); a full checkpoint adds ``optimizer``, ``schedule``,
 ``plateau`` (or None), ``scaler``, ``rng`` and ``position`` — None at an epoch end, else
 ``{"batches_done", "metrics"}`` of the interrupted epoch ``epoch`` (0-based). ``best.pt``
 holds the weights-only part (it is for evaluation, not for resuming).
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from defcon_exp.engine.checkpoint import CHECKPOINT_VERSION, load_model_state, save_checkpoint
+from defcon_exp.engine.ema import WeightEMA
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 from defcon_exp.engine.seed import capture_rng_state, restore_rng_state
 
@@ -64,16 +66,19 @@ class RunState:
                 "metrics": {},
             }
 
-    def update_best(self, epoch: int, metrics: Mapping[str, float]) -> bool:
-        """Record ``metrics`` of ``epoch`` (1-based) if its top-1 beats the best; True if so."""
-        if self.best["value"] is not None and metrics["top1"] <= self.best["value"]:
+    def update_best(self, epoch: int, metrics: Mapping[str, float], weights: str = "raw") -> bool:
+        """Record ``metrics`` of ``epoch`` (1-based) if the top-1 of ``weights`` (``raw``, or
+        ``ema``: the ``ema_top1`` entry) beats the best; True if so."""
+        key = "ema_top1" if weights == "ema" else "top1"
+        if self.best["value"] is not None and metrics[key] <= self.best["value"]:
             return False
         self.best = {
             "split": self.split,
-            "metric": f"{self.split}/top1",
-            "value": metrics["top1"],
+            "metric": f"{self.split}/{key}",
+            "value": metrics[key],
             "epoch": epoch,
             "metrics": dict(metrics),
+            "weights": weights,
         }
         return True
 
@@ -100,6 +105,8 @@ class RunStateStore:
     ckpt_dir: Path
     identity: dict[str, Any]  # config, model_name, num_classes, num_params
     write: bool = True  # False on ranks > 0
+    ema: WeightEMA | None = None  # trainer.ema: its state goes into every checkpoint
+    weights: str = "raw"  # trainer.ema.select: the weights best.pt and the headline use
 
     def payload(self, state: RunState, wall: float, full: bool, position: Any = None) -> dict:
         out: dict[str, Any] = {
@@ -111,7 +118,10 @@ class RunStateStore:
             **self.identity,
             "wall_time_s": wall,
             "throughput": {"images": state.train_images, "seconds": state.train_seconds},
+            "weights": self.weights,
         }
+        if self.ema is not None:
+            out["ema"] = self.ema.state_dict()
         if full:
             out.update(
                 optimizer=self.optimizer.state_dict(),
@@ -162,6 +172,10 @@ class RunStateStore:
         if resume.get("scaler"):  # empty when saved with another precision than 16-mixed
             self.scaler.load_state_dict(resume["scaler"])
         restore_rng_state(resume["rng"])
+        if self.ema is not None and resume.get("ema") is not None:
+            self.ema.load_state_dict(resume["ema"])
+        elif self.ema is not None:
+            log.warning("resume: the checkpoint holds no weight EMA; it starts from these weights")
         return RunState(
             split=split,
             epoch=int(resume["epoch"]),

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torchvision.ops import StochasticDepth
 
 from defcon_exp.attention import (
     ChannelAttention,
@@ -28,7 +29,14 @@ from defcon_exp.attention import (
 from defcon_exp.attention.kernel_size import KernelSizeSpec
 from defcon_exp.ops import scale_add_relu
 
-__all__ = ["STEMS", "Bottleneck", "CifarResNet", "cifar_resnet50", "count_parameters"]
+__all__ = [
+    "STEMS",
+    "Bottleneck",
+    "CifarResNet",
+    "cifar_resnet50",
+    "count_parameters",
+    "drop_path_rates",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,11 @@ class Bottleneck(nn.Module):
     With ``fused_tail`` and a pooled-vector attention (SE, ECA, DEFCON, ...), scaling,
     residual add and ReLU run as one op (:func:`defcon_exp.ops.scale_add_relu`); the
     result equals the unfused ``relu(attention(out) + identity)``.
+
+    ``drop_path_rate`` > 0: stochastic depth (``torchvision.ops.StochasticDepth``, mode
+    ``row``) drops the residual branch ``attention(out)`` of a random ``rate`` share of the
+    samples in training and scales the kept ones by ``1 / (1 - rate)``; in the fused tail
+    the per-sample mask multiplies the channel weights, which is the same thing.
     """
 
     expansion = 4
@@ -58,10 +71,15 @@ class Bottleneck(nn.Module):
         fused_tail: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         out_channels = width * self.expansion
+        # rate 0: no module in the graph at all (the plain network, bit for bit)
+        self.drop_path: nn.Module = (
+            StochasticDepth(drop_path_rate, "row") if drop_path_rate > 0 else nn.Identity()
+        )
         self.fused_tail = fused_tail and isinstance(attention, ChannelAttention)
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False, **factory)
         self.bn1 = nn.BatchNorm2d(width, **factory)
@@ -84,8 +102,9 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.fused_tail:
-            return scale_add_relu(out, self.attention.channel_weights(out), identity)
-        return self.relu(self.attention(out) + identity)
+            weights = self.drop_path(self.attention.channel_weights(out))  # [B, C, 1, 1]
+            return scale_add_relu(out, weights, identity)
+        return self.relu(self.drop_path(self.attention(out)) + identity)
 
 
 class CifarResNet(nn.Module):
@@ -102,8 +121,11 @@ class CifarResNet(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         stem: str = "cifar",
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f"drop_path_rate must be in [0, 1), received {drop_path_rate}")
         if stem not in STEMS:
             raise ValueError(f"unknown stem {stem!r}; choose one of {list(STEMS)}")
         if num_classes < 1:
@@ -124,6 +146,8 @@ class CifarResNet(nn.Module):
         self.stem = _stem(stem, factory)
         stages = []
         in_channels = STAGE_WIDTHS[0]
+        block_rates = drop_path_rates(drop_path_rate, sum(depths))
+        self.drop_path_rates = block_rates
         for stage, (width, depth) in enumerate(zip(STAGE_WIDTHS, depths, strict=True)):
             out_channels = width * Bottleneck.expansion
             stage_kwargs = dict(attention_kwargs)
@@ -136,8 +160,17 @@ class CifarResNet(nn.Module):
                 block_attention = create_attention(
                     attention, out_channels, **stage_kwargs, **factory
                 )
+                rate = block_rates[sum(depths[:stage]) + index]
                 blocks.append(
-                    Bottleneck(in_channels, width, stride, block_attention, fused_tail, **factory)
+                    Bottleneck(
+                        in_channels,
+                        width,
+                        stride,
+                        block_attention,
+                        fused_tail,
+                        drop_path_rate=rate,
+                        **factory,
+                    )
                 )
                 in_channels = out_channels
             stages.append(nn.Sequential(*blocks))
@@ -171,6 +204,12 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(features), 1))
 
 
+def drop_path_rates(rate: float, blocks: int) -> list[float]:
+    """Per-block drop-path rates rising linearly with depth, ``rate * l / L`` for block
+    ``l = 1..L`` (Huang et al. 2016's linear decay rule; the last block gets ``rate``)."""
+    return [rate * (index + 1) / blocks for index in range(blocks)]
+
+
 def _stem(name: str, factory: dict[str, Any]) -> nn.Sequential:
     """``Tensor[B, 3, H, W] -> Tensor[B, 64, H', W']``: conv, BN, ReLU (+ max-pool)."""
     padding = 3 if name == "released" else 1
@@ -193,6 +232,7 @@ def cifar_resnet50(
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
     stem: str = "cifar",
+    drop_path_rate: float = 0.0,
 ) -> CifarResNet:
     """CIFAR ResNet-50 with ``attention`` (a registry name, or ``"none"``) in every bottleneck.
 
@@ -200,6 +240,8 @@ def cifar_resnet50(
     ``"adaptive"``, ``"paper"`` (3, 5, 5, 7), an odd int or a list of four odd ints.
     ``fused_tail`` fuses attention scaling, residual add and ReLU (same result, faster).
     ``stem``: ``"cifar"`` (ours) or ``"released"`` (the DEFCON authors' code, see module doc).
+    ``drop_path_rate``: stochastic depth of the last bottleneck (linear in depth, see
+    :func:`drop_path_rates`); 0 = off.
     """
     return CifarResNet(
         RESNET50_DEPTHS,
@@ -211,6 +253,7 @@ def cifar_resnet50(
         device,
         dtype,
         stem=stem,
+        drop_path_rate=drop_path_rate,
     )
 
 

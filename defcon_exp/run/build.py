@@ -30,16 +30,24 @@ def plain(node: Any, group: str) -> dict[str, Any]:
 
 def model_name(model_cfg: Any) -> str:
     """A readable model name: the attention (``defcon``...) or ``resnet50`` for none."""
-    attention = plain(model_cfg, "model").get("attention", "none") if model_cfg is not None else "none"
+    attention = (
+        plain(model_cfg, "model").get("attention", "none") if model_cfg is not None else "none"
+    )
     return "resnet50" if attention in (None, "none") else str(attention)
 
 
 def build_model(model_cfg: Any, num_classes: int, device: torch.device | str) -> nn.Module:
     """The CIFAR ResNet-50 of ``model_cfg`` (``attention``, ``kernel_size``,
-    ``attention_kwargs``...) with ``num_classes`` outputs, on ``device``."""
-    # model_from_config checks the call keys itself and needs ``_target_`` to pick a builder
-    # the user trusted; plain() would strip it.
-    container = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else model_cfg
+    ``attention_kwargs``...) with ``num_classes`` outputs, on ``device``.
+
+    The group goes to :func:`model_from_config` WITH its ``_target_`` (which checks it against
+    the allow-list and the user-trusted builders); stripped here, a trusted builder was
+    silently replaced by ResNet-50."""
+    container = (
+        OmegaConf.to_container(model_cfg, resolve=True)
+        if isinstance(model_cfg, DictConfig)
+        else model_cfg
+    )
     return model_from_config(dict(container), num_classes, device)
 
 

@@ -22,6 +22,7 @@ from defcon_exp.engine.checkpoint import (
     load_model_state,
     run_dir_of_checkpoint,
 )
+from defcon_exp.engine.ema import WEIGHT_CHOICES, ema_weights
 from defcon_exp.engine.loop import evaluate
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
 from defcon_exp.engine.seed import resolve_device
@@ -73,17 +74,36 @@ def load_stored_run(ckpt: str | Path, overrides: Sequence[str], tool: str) -> St
     return StoredRun(path, state, cfg, device, model, data)
 
 
+def use_weights(run: StoredRun, weights: str | None) -> str:
+    """Load the ``raw`` or ``ema`` weights of ``run``'s checkpoint into ``run.model``
+    (``None``: the ones the run selected, ``trainer.ema.select``); which ones."""
+    chosen = weights if weights is not None else run.state.get("weights", "raw")
+    if chosen not in WEIGHT_CHOICES:
+        raise ConfigError(f"weights={chosen!r} is invalid: must be one of {list(WEIGHT_CHOICES)}")
+    if chosen == "ema":
+        if run.state.get("ema") is None:
+            raise ConfigError(
+                f"weights='ema' is invalid: {run.path} holds no EMA weights (trained without "
+                "trainer.ema.enabled=true); use weights=raw"
+            )
+        load_model_state(run.model, ema_weights(run.state["ema"]), run.path)
+    return chosen
+
+
 def evaluate_checkpoint(
     ckpt: str | Path,
     overrides: Sequence[str] = (),
     split: str = "test",
     out: str | Path | None = None,
+    weights: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``ckpt`` (a checkpoint file or a run dir -> its ``checkpoints/best.pt`` if
-    present, else ``last.pt``) on ``split``; write and return the result dict."""
+    present, else ``last.pt``) on ``split`` with its ``weights`` (``raw`` | ``ema``; default:
+    the run's selected ones); write and return the result dict."""
     if split not in ("test", "val"):
         raise ConfigError(f"split={split!r} is invalid: must be 'test' or 'val'")
     run = load_stored_run(ckpt, overrides, "defcon-eval")
+    chosen = use_weights(run, weights)
     precision = parse_precision(run.cfg.trainer.precision)
     check_precision_supported(precision, run.device)
     loader = run.data.test if split == "test" else run.data.val
@@ -102,6 +122,7 @@ def evaluate_checkpoint(
         "split": split,
         "data": run.cfg.data.name,
         "precision": precision,
+        "weights": chosen,
         **{k: metrics[k] for k in ("top1", "top5", "loss")},
         "num_images": metrics["count"],
         "overrides": list(overrides),

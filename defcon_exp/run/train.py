@@ -177,13 +177,20 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
         cfg.trainer.channels_last,
         compile_mode or "off",
     )
-    optimizer, schedule, plateau = build_optimizer_and_schedule(cfg, model, len(data.train))
+    # the schedule counts optimiser steps: one per trainer.accumulate_grad_batches batches
+    steps_per_epoch = -(-len(data.train) // cfg.trainer.accumulate_grad_batches)
+    optimizer, schedule, plateau = build_optimizer_and_schedule(cfg, model, steps_per_epoch)
     container = OmegaConf.to_container(cfg, resolve=True)
     # the effective config of this (re)start; on resume it differs from Hydra's .hydra/ record
     if distributed.is_main():
         OmegaConf.save(OmegaConf.create(container), out_dir / "config.yaml")
     settings = FitSettings.from_trainer(
-        cfg.trainer, precision, model_name=name, config=container, hparams=hparams(container, name)
+        cfg.trainer,
+        precision,
+        model_name=name,
+        config=container,
+        hparams=hparams(container, name),
+        seed=cfg.seed,
     )
     loaders = Loaders(data.train, data.val, data.test, data.num_classes)
     hooks = list(epoch_hooks)

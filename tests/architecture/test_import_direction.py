@@ -17,6 +17,7 @@ RANKS = {
     "train": 7,  # the ``python -m defcon_exp.train`` shim
     "run": 6,
     "config": 5,  # the typed schema: rules of every group
+    "regularisation": 5,  # the schema and rules of the regularisation keys (part of config)
     "engine": 4,
     "analysis": 4,
     "data": 3,

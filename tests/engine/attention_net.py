@@ -23,10 +23,12 @@ def tiny_attention_net(
     attention_kwargs: dict | None = None,
     device: torch.device | str | None = None,
     stem: str = "cifar",
+    drop_path_rate: float = 0.0,
 ) -> nn.Module:
     """Stem -> one bottleneck with ``attention`` (fused tail: deform op + scale_add_relu)
     -> pool -> linear. ``Tensor[B, 3, H, W] -> Tensor[B, num_classes]``. Takes the model
-    config's keys, so ``model._target_`` can point here."""
+    config's keys, so ``model._target_`` can point here (``stem`` is ignored; ``drop_path_rate``
+    goes to the bottleneck)."""
     factory = {"device": device}
     uses_kernel_size = getattr(get_attention_class(attention), "uses_kernel_size", False)
     kwargs = {"kernel_size": kernel_size} if uses_kernel_size else {}
@@ -39,6 +41,7 @@ def tiny_attention_net(
             4,
             1,
             create_attention(attention, 16, **kwargs, **(attention_kwargs or {}), **factory),
+            drop_path_rate=drop_path_rate,
             **factory,
         ),
         nn.AdaptiveAvgPool2d(1),

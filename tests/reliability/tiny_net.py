@@ -35,7 +35,7 @@ class TinyNet(nn.Module):
 
 def tiny_cifar_model(num_classes: int = 10, attention: str = "none", kernel_size: Any = 3,
                      attention_kwargs: dict | None = None, device: Any = None,
-                     dtype: Any = None, stem: str = "cifar") -> nn.Module:
+                     dtype: Any = None, stem: str = "cifar", drop_path_rate: float = 0.0) -> nn.Module:
     """``kernel_size``: an odd int (anything else -> 3); ``attention`` is ignored."""
     kernel = kernel_size if isinstance(kernel_size, int) else 3
     return TinyNet(num_classes, kernel).to(device=device, dtype=dtype)

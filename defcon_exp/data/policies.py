@@ -1,0 +1,88 @@
+"""Augmentation policies of the DataLoader path: torchvision ``transforms.v2`` RandAugment,
+TrivialAugmentWide, AutoAugment (CIFAR-10 policy) and RandomErasing.
+
+Each training image draws its policy's randomness from its own seed, which the epoch plan
+gives its position (:func:`policy_seeds`), inside ``torch.random.fork_rng``: the images are
+a pure function of ``(seed, epoch)`` whatever the worker count or scheduling, so a resumed
+run sees exactly the straight run's images. The tensor loader does not run these policies;
+``data.loader=tensor`` with one of them is refused (:data:`TENSOR_LOADER_OPTIONS`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchvision.transforms import v2
+
+__all__ = [
+    "AUTO_AUGMENT_NAMES",
+    "TENSOR_LOADER_OPTIONS",
+    "ImagePolicies",
+    "policy_seeds",
+    "seeded",
+]
+
+#: ``data.auto_augment`` values: the policy applied after crop + flip (uint8 images)
+AUTO_AUGMENT_NAMES: tuple[str, ...] = (
+    "none",
+    "randaugment",
+    "trivialaugment",
+    "autoaugment_cifar10",
+)
+
+#: options only the ``dataloader`` path supports, and their "off" values
+TENSOR_LOADER_OPTIONS: dict[str, object] = {"auto_augment": "none", "random_erasing": 0.0}
+
+_STREAM = 0xA116  # separates the policy seeds from the plan's own draws
+
+
+def _auto_augment(name: str) -> v2.Transform | None:
+    if name == "none":
+        return None
+    if name == "randaugment":
+        return v2.RandAugment()  # 2 ops of magnitude 9 (Cubuk et al. 2020; torchvision default)
+    if name == "trivialaugment":
+        return v2.TrivialAugmentWide()
+    if name == "autoaugment_cifar10":
+        return v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    raise ValueError(
+        f"data.auto_augment={name!r} is invalid: must be one of {list(AUTO_AUGMENT_NAMES)}"
+    )
+
+
+def policy_seeds(seed: int, epoch: int, count: int) -> np.ndarray:
+    """``int64 [count]``: one seed per plan position of epoch ``epoch``."""
+    return np.random.default_rng([seed, epoch, _STREAM]).integers(0, 2**62, size=count)
+
+
+class ImagePolicies:
+    """``auto_augment`` on the uint8 image, then ``RandomErasing(p=random_erasing)`` on the
+    normalised one (the order of timm's CIFAR/ImageNet training transforms)."""
+
+    def __init__(self, auto_augment: str = "none", random_erasing: float = 0.0) -> None:
+        self.policy = _auto_augment(auto_augment)
+        self.erasing = v2.RandomErasing(p=random_erasing) if random_erasing > 0 else None
+
+    @property
+    def active(self) -> bool:
+        return self.policy is not None or self.erasing is not None
+
+    def before_normalise(self, chw: Tensor) -> Tensor:
+        """``uint8 [3, H, W]`` through the policy (unchanged without one)."""
+        return self.policy(chw) if self.policy is not None else chw
+
+    def after_normalise(self, image: Tensor) -> Tensor:
+        """``float32 [3, H, W]`` normalised, through RandomErasing (unchanged without it)."""
+        return self.erasing(image) if self.erasing is not None else image
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Inside, the CPU RNG starts from ``seed``; the caller's RNG state is kept."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield

@@ -1,0 +1,79 @@
+"""Config schema and value rules of the regularisation options (docs/regularisation.md).
+
+``trainer.label_smoothing``, ``trainer.accumulate_grad_batches``, ``trainer.mix.*``,
+``trainer.ema.*``, ``data.auto_augment``, ``data.random_erasing`` and
+``model.drop_path_rate``; :func:`validate_regularisation` is called by
+:func:`defcon_exp.config.validate_config` and raises through its one-line ``rule``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from defcon_exp.data.policies import AUTO_AUGMENT_NAMES, TENSOR_LOADER_OPTIONS
+from defcon_exp.engine.ema import WEIGHT_CHOICES
+
+__all__ = ["EMAConfig", "MixConfig", "validate_regularisation"]
+
+
+@dataclass
+class MixConfig:
+    """``trainer.mix``: Mixup / CutMix as timm's ``Mixup`` switches between them."""
+
+    mixup_alpha: float = 0.0  # Beta(alpha, alpha) of Mixup's lambda; 0 = no Mixup
+    cutmix_alpha: float = 0.0  # Beta(alpha, alpha) of CutMix's lambda; 0 = no CutMix
+    prob: float = 1.0  # probability that a batch is mixed at all
+    switch_prob: float = 0.5  # with both on: probability of CutMix instead of Mixup
+
+
+@dataclass
+class EMAConfig:
+    """``trainer.ema``: an exponential moving average of the weights (and BN buffers)."""
+
+    enabled: bool = False
+    decay: float = 0.9998  # per optimiser step (timm train.py's --model-ema-decay default)
+    select: str = "raw"  # raw | ema: the weights that pick best.pt and give the headline
+
+
+Rule = Callable[[str, bool, str], None]
+
+
+def validate_regularisation(get: Callable[[str], Any], rule: Rule) -> None:
+    """Check the regularisation keys of a composed config (``get(dotted key)``)."""
+    rule("trainer.label_smoothing", 0 <= get("trainer.label_smoothing") < 1, "must be in [0, 1)")
+    rule(
+        "trainer.accumulate_grad_batches",
+        get("trainer.accumulate_grad_batches") >= 1,
+        "must be an integer >= 1 (micro-batches per optimiser step)",
+    )
+    for key in ("trainer.mix.mixup_alpha", "trainer.mix.cutmix_alpha"):
+        rule(key, get(key) >= 0, "must be >= 0 (0 = off; 0.2 / 1.0 are common)")
+    for key in ("trainer.mix.prob", "trainer.mix.switch_prob"):
+        rule(key, 0 <= get(key) <= 1, "must be in [0, 1]")
+    rule("trainer.ema.decay", 0 <= get("trainer.ema.decay") < 1, "must be in [0, 1), e.g. 0.9998")
+    rule(
+        "trainer.ema.select",
+        get("trainer.ema.select") in WEIGHT_CHOICES,
+        f"must be one of {list(WEIGHT_CHOICES)}",
+    )
+    rule(
+        "trainer.ema.select",
+        get("trainer.ema.select") == "raw" or bool(get("trainer.ema.enabled")),
+        "selecting the EMA weights needs trainer.ema.enabled=true",
+    )
+    rule(
+        "data.auto_augment",
+        get("data.auto_augment") in AUTO_AUGMENT_NAMES,
+        f"must be one of {list(AUTO_AUGMENT_NAMES)}",
+    )
+    rule("data.random_erasing", 0 <= get("data.random_erasing") <= 1, "must be in [0, 1]")
+    rule("model.drop_path_rate", 0 <= get("model.drop_path_rate") < 1, "must be in [0, 1)")
+    if get("data.loader") == "tensor":
+        for key, off in TENSOR_LOADER_OPTIONS.items():
+            rule(
+                f"data.{key}",
+                get(f"data.{key}") == off,
+                "is not supported by data.loader=tensor; use data.loader=dataloader",
+            )
