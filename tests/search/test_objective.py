@@ -114,6 +114,21 @@ def test_presets_compose_onto_our_sweeper() -> None:
     assert pareto.hydra.sweeper.sampler._target_ == "optuna.samplers.NSGAIISampler"
 
 
+def test_the_regularisation_preset_searches_valid_values() -> None:
+    with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["hparams_search=defcon_regularisation"], return_hydra_config=True)
+    space, _ = parse_search_space([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
+    assert {"trainer.label_smoothing", "trainer.mix.cutmix_alpha", "model.drop_path_rate",
+            "data.auto_augment", "trainer.ema.decay"} <= set(space)
+    validate_config(cfg)
+    corners = {"trainer.label_smoothing": 0.2, "data.auto_augment": "randaugment",
+               "trainer.mix.mixup_alpha": 0.8, "trainer.mix.cutmix_alpha": 1.0,
+               "model.drop_path_rate": 0.2, "data.random_erasing": 0.25, "trainer.ema.decay": 0.9999}
+    for key, value in corners.items():  # the corners of the space are valid configs
+        OmegaConf.update(cfg, key, value)
+    validate_config(cfg)
+
+
 def test_pruning_hook_reports_each_epoch_and_stops_a_pruned_trial(tmp_path) -> None:
     from defcon_exp.analysis.objectives import SearchConfig
     from defcon_exp.engine.hooks import StopRun
