@@ -36,8 +36,12 @@ def model_name(model_cfg: Any) -> str:
 
 def build_model(model_cfg: Any, num_classes: int, device: torch.device | str) -> nn.Module:
     """The CIFAR ResNet-50 of ``model_cfg`` (``attention``, ``kernel_size``,
-    ``attention_kwargs``...) with ``num_classes`` outputs, on ``device``."""
-    return model_from_config(plain(model_cfg, "model"), num_classes, device)
+    ``attention_kwargs``...) with ``num_classes`` outputs, on ``device``. The ``_target_``
+    is kept: :func:`~defcon_exp.models.model_from_config` checks it against the allow-list
+    and uses a builder listed in ``$DEFCON_TRUSTED_MODEL_TARGETS`` (stripping it here first
+    would silently build a ResNet-50 instead)."""
+    container = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else model_cfg
+    return model_from_config(dict(container), num_classes, device)
 
 
 def build_optimizer_and_schedule(
