@@ -19,7 +19,9 @@ from defcon_exp.analysis.compare import class_channel_map, linear_cka, spearman,
 from defcon_exp.cli import compare as compare_cli
 from defcon_exp.cli import inspect as inspect_cli
 from defcon_exp.data import build_data
+from defcon_exp.run.build import build_model
 from defcon_exp.run.train import train
+from defcon_exp.safety import UnsafeConfigError
 
 #: the runs trained once for this module: model -> run dir name
 MODELS = ("se", "defcon", "resnet50")
@@ -75,6 +77,16 @@ def test_class_channel_map_by_hand() -> None:
     table = class_channel_map(weights, np.array([1, 0, 1]), 3)
     np.testing.assert_allclose(table[:2], [[3.0, 4.0], [3.0, 4.5]])
     assert np.isnan(table[2]).all()
+
+
+def test_build_model_uses_the_trusted_builder_and_refuses_others() -> None:
+    """The tiny runs below really are tiny: a ``_target_`` listed in
+    ``$DEFCON_TRUSTED_MODEL_TARGETS`` builds that model (it once fell back to ResNet-50)."""
+    node = {"attention": "se", "kernel_size": "adaptive", "attention_kwargs": {}, "stem": "cifar"}
+    model = build_model(OmegaConf.create({"_target_": "staged_net.tiny_staged_net", **node}), 4, "cpu")
+    assert type(model).__name__ == "StagedNet" and len(model.stages) == 2
+    with pytest.raises(UnsafeConfigError, match="was refused"):
+        build_model(OmegaConf.create({"_target_": "os.system", **node}), 4, "cpu")
 
 
 @pytest.fixture(scope="module")

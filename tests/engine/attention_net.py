@@ -22,10 +22,11 @@ def tiny_attention_net(
     kernel_size: object = 3,
     attention_kwargs: dict | None = None,
     device: torch.device | str | None = None,
+    stem: object = None,
 ) -> nn.Module:
     """Stem -> one bottleneck with ``attention`` (fused tail: deform op + scale_add_relu)
     -> pool -> linear. ``Tensor[B, 3, H, W] -> Tensor[B, num_classes]``. Takes the model
-    config's keys, so ``model._target_`` can point here."""
+    config's keys (``stem`` is ignored), so ``model._target_`` can point here."""
     factory = {"device": device}
     uses_kernel_size = getattr(get_attention_class(attention), "uses_kernel_size", False)
     kwargs = {"kernel_size": kernel_size} if uses_kernel_size else {}
