@@ -17,5 +17,6 @@ TEST_MODEL_BUILDERS = (
     "tiny_net.crashing_model",
     "ddp_net.ddp_tiny_model",
     "attention_net.tiny_attention_net",
+    "staged_net.tiny_staged_net",
 )
 os.environ[TRUSTED_MODELS_ENV] = ",".join(TEST_MODEL_BUILDERS)

@@ -35,6 +35,7 @@ __all__ = [
     "module_statistics",
     "stage_statistics",
     "summarise_raw",
+    "weight_entropy",
 ]
 
 HIST_BINS = 30
@@ -57,14 +58,21 @@ def attention_blocks(model: nn.Module) -> Iterator[tuple[int, int, nn.Module]]:
 
 def module_statistics(attention: nn.Module, x: Tensor) -> dict[str, Tensor]:
     """Raw per-element tensors for one module on input ``x: Tensor[B, C, H, W]``: what the
-    module's own ``statistics(x)`` returns (``weights``; deformable modules also ``offset``,
-    ``distance``, ``position``) plus the per-sample ``entropy`` of the normalised weights."""
+    module's own ``statistics(x)`` returns (the protocol of :mod:`defcon_exp.attention.base`:
+    ``weights``; deformable modules also ``offset``, ``distance``, ``position``) plus the
+    per-sample ``entropy`` of the normalised weights (when the module reports weights)."""
     out = dict(attention.statistics(x))
-    weights = out["weights"].float()
-    p = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
-    out["weights"] = weights
-    out["entropy"] = -(p * p.clamp_min(1e-12).log()).sum(dim=1)
+    if "weights" in out:
+        out["weights"] = out["weights"].float()
+        out["entropy"] = weight_entropy(out["weights"])
     return out
+
+
+def weight_entropy(weights: Tensor) -> Tensor:
+    """``Tensor[B, C]`` channel weights -> ``Tensor[B]``: entropy (nats) of each sample's
+    weights normalised over channels, ``p_c = w_c / sum w`` (``log C`` = uniform)."""
+    p = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    return -(p * p.clamp_min(1e-12).log()).sum(dim=1)
 
 
 def _histogram(values: Tensor, bins: int = HIST_BINS) -> dict[str, list[float]]:

@@ -1,15 +1,55 @@
-"""Shared shape of the pooled-vector channel-attention modules (SE, ECA, DEFCON)."""
+"""Shared shape of the pooled-vector channel-attention modules (SE, ECA, DEFCON), and the
+statistics protocol every attention module follows.
+
+The statistics protocol
+-----------------------
+Every attention module (pooled-vector or block-level) has a method ``statistics(x)``: what
+the module does on its input ``x: Tensor[B, C, H, W]``, as raw float32 tensors. It is what
+``defcon-inspect``, ``defcon-compare`` and the TensorBoard histograms read; they know no
+module by name. Keys:
+
+- ``weights`` ``Tensor[B, C]`` (required for a module that scales channels): the
+  multiplicative weight of channel ``c`` for sample ``b``, i.e. the module's output channel
+  ``c`` is ``weights[b, c] * x[b, c]`` (for SE/ECA/DEFCON the gated weight; for
+  ``defcon_released`` ``1 + sigmoid(y)``, its residual gate). When the weight varies over
+  positions (CBAM's spatial part, SimAM, coordinate attention) report the channel part if
+  the module has one (CBAM), else the spatial mean of the per-position weight, and say
+  which in the docstring. Values must be >= 0 (the entropy normalises them to sum 1).
+  A module that does not scale channels (e.g. one that only *adds* a context vector, GC)
+  leaves ``weights`` out: the tools then show ``-`` for it and ``defcon-compare`` refuses
+  the run with one line.
+- ``offset``, ``distance``, ``position`` ``Tensor[B, k, C]`` (deformable modules only): the
+  learned offset of tap ``n`` at channel ``c``, the sampled channel position, and its
+  distance ``|position - c|`` from the channel's own index (see :class:`~.defcon.Defcon`).
+- any other key is kept in the raw statistics and ignored by the summaries.
+
+``statistics`` must not change the module (no buffer updates, no randomness in eval mode);
+callers run it under ``torch.no_grad()`` and in the model's mode (eval for inspection).
+:class:`AttentionStatistics` is the protocol as a type.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
 from defcon_exp.attention.gate import get_gate
 from defcon_exp.ops.spatial_mean import spatial_mean
 
-__all__ = ["ChannelAttention"]
+__all__ = ["STATISTICS_KEYS", "AttentionStatistics", "ChannelAttention"]
+
+#: the keys of ``statistics(x)`` the tools read (see the module docstring)
+STATISTICS_KEYS = ("weights", "offset", "distance", "position")
+
+
+@runtime_checkable
+class AttentionStatistics(Protocol):
+    """An attention module the analysis tools can read (the module docstring's protocol)."""
+
+    def statistics(self, x: Tensor) -> dict[str, Tensor]:
+        """``x: Tensor[B, C, H, W]`` -> ``{"weights": Tensor[B, C], ...}`` (float32)."""
+        ...
 
 
 class ChannelAttention(nn.Module):

@@ -54,3 +54,5 @@ def test_console_scripts_from_an_installed_wheel(tmp_path: Path) -> None:
                            elsewhere, executable=[str(site / "bin" / "defcon-eval")], env=env)
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads((elsewhere / "e.json").read_text())["num_images"] == 16
+    helped = run_module("", ["--help"], elsewhere, executable=[str(site / "bin" / "defcon-compare")], env=env)
+    assert helped.returncode == 0 and "linear CKA" in helped.stdout, helped.stderr

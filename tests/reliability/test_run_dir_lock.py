@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import test_kill_resume as kill_resume
 from test_kill_resume import SLOW_ENV, ckpt_where, start, wait_for
 from tiny_net import TINY_NET_ARGS
 
@@ -43,10 +44,13 @@ def test_two_fresh_starts_into_one_dir(tmp_path: Path) -> None:
     assert_one_winner([finish(p) for p in procs], run_dir)
 
 
-def test_a_second_start_while_the_first_trains(tmp_path: Path) -> None:
+def test_a_second_start_while_the_first_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both orders: the second start loses whether it comes first to the dir or not."""
     run_dir = tmp_path / "run"
-    first = start([*QUICK, f"hydra.run.dir={run_dir}"], tmp_path)
+    with monkeypatch.context() as slower:  # the first must still be in epoch 1 when the
+        # second has imported torch (seconds on a busy machine): 2 s a step, 16 s an epoch
+        slower.setitem(kill_resume.SLOW_ENV, "DEFCON_TEST_STEP_SLEEP", "2.0")
+        first = start([*QUICK, f"hydra.run.dir={run_dir}"], tmp_path)
     wait_for(first, lambda: (run_dir / ".lock").is_file() and (run_dir / ".lock").read_text() != "")
     second = start([*QUICK, f"hydra.run.dir={run_dir}", "seed=7"], tmp_path)
     assert_one_winner([finish(second), finish(first)], run_dir)
