@@ -24,15 +24,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from defcon_exp.analysis.objectives import SearchConfig, check_objectives
-from defcon_exp.attention.registry import list_attentions
 from defcon_exp.data.config import DataConfig
-from defcon_exp.engine.optim import OPTIMIZER_NAMES
-from defcon_exp.engine.precision import parse_precision
 from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
-from defcon_exp.engine.schedulers import SCHEDULE_NAMES
-from defcon_exp.engine.speedups import parse_compile
-from defcon_exp.models.resnet import STEMS
 from defcon_exp.safety import UnsafeConfigError, check_no_code
+
+# The schema and the resolvers import no torch: ``defcon-train --help`` and command-line
+# checks answer in about a second. validate_config imports the name lists it checks against.
 
 __all__ = [
     "Config",
@@ -219,17 +216,6 @@ def validate_config(cfg: DictConfig | Config) -> None:
     _check_targets(cfg)
     for key in ("seed", "data.data_seed"):
         rule(key, 0 <= get(key) <= MAX_SEED, f"must be an int in [0, {MAX_SEED}] (2**32 - 1)")
-    attention = get("model.attention")
-    rule(
-        "model.attention",
-        attention in list_attentions(),
-        f"must be one of {list_attentions()} (or pick a model=... option)",
-    )
-    rule(
-        "optim.name",
-        get("optim.name") in OPTIMIZER_NAMES,
-        f"must be one of {list(OPTIMIZER_NAMES)}",
-    )
     rule("optim.lr", get("optim.lr") > 0, "must be > 0")
     rule("optim.eps", get("optim.eps") > 0, "must be > 0 (e.g. 1e-8)")
     betas = list(get("optim.betas"))
@@ -258,11 +244,6 @@ def validate_config(cfg: DictConfig | Config) -> None:
         isinstance(get("trainer.sync_batchnorm"), bool) or get("trainer.sync_batchnorm") == "auto",
         "must be true, false or auto (synchronise below 16 images per process)",
     )
-    for key, parse in (("trainer.precision", parse_precision), ("trainer.compile", parse_compile)):
-        try:
-            parse(get(key))
-        except ValueError as err:  # the parser's message names key, value and rule
-            raise ConfigError(str(err)) from None
     rule(
         "trainer.checkpoint_every_n_steps",
         get("trainer.checkpoint_every_n_steps") >= 0,
@@ -288,7 +269,6 @@ def validate_config(cfg: DictConfig | Config) -> None:
         ),
         "must be 'adaptive', 'paper', an odd positive int or a list of 4 odd positive ints",
     )
-    rule("model.stem", get("model.stem") in STEMS, f"must be one of {list(STEMS)}")
     clip = get("trainer.grad_clip_norm")
     rule("trainer.grad_clip_norm", clip is None or clip > 0, "must be null or > 0")
     for key in ("data.batch_size", "data.eval_batch_size"):
@@ -296,11 +276,6 @@ def validate_config(cfg: DictConfig | Config) -> None:
             rule(key, get(key) >= 1, "must be >= 1")
 
     epochs = get("trainer.epochs")
-    rule(
-        "scheduler.name",
-        get("scheduler.name") in SCHEDULE_NAMES,
-        f"must be one of {list(SCHEDULE_NAMES)}",
-    )
     rule(
         "scheduler.interval",
         get("scheduler.interval") in ("step", "epoch"),
@@ -346,6 +321,42 @@ def validate_config(cfg: DictConfig | Config) -> None:
     rule("scheduler.plateau.patience", get("scheduler.plateau.patience") >= 0, "must be >= 0")
     rule("scheduler.plateau.min_lr", get("scheduler.plateau.min_lr") >= 0, "must be >= 0")
     _validate_search(cfg, rule)
+    _validate_names(get, rule)
+
+
+def _validate_names(get: Any, rule: Any) -> None:
+    """Rules against the registered names (attention modules, optimisers, schedules...):
+    their lists import torch, so they run after the plain value rules (a bad number is
+    refused before torch loads)."""
+    from defcon_exp.attention.registry import list_attentions
+    from defcon_exp.engine.optim import OPTIMIZER_NAMES
+    from defcon_exp.engine.precision import parse_precision
+    from defcon_exp.engine.schedulers import SCHEDULE_NAMES
+    from defcon_exp.engine.speedups import parse_compile
+    from defcon_exp.models.resnet import STEMS
+
+    attention = get("model.attention")
+    rule(
+        "model.attention",
+        attention in list_attentions(),
+        f"must be one of {list_attentions()} (or pick a model=... option)",
+    )
+    rule(
+        "optim.name",
+        get("optim.name") in OPTIMIZER_NAMES,
+        f"must be one of {list(OPTIMIZER_NAMES)}",
+    )
+    for key, parse in (("trainer.precision", parse_precision), ("trainer.compile", parse_compile)):
+        try:
+            parse(get(key))
+        except ValueError as err:  # the parser's message names key, value and rule
+            raise ConfigError(str(err)) from None
+    rule("model.stem", get("model.stem") in STEMS, f"must be one of {list(STEMS)}")
+    rule(
+        "scheduler.name",
+        get("scheduler.name") in SCHEDULE_NAMES,
+        f"must be one of {list(SCHEDULE_NAMES)}",
+    )
 
 
 def _validate_search(cfg: DictConfig | Config, rule: Any) -> None:

@@ -7,21 +7,27 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from defcon_exp.config import ConfigError
-from defcon_exp.engine import distributed
 from defcon_exp.run import launch
-from defcon_exp.run.job import run_job
-from defcon_exp.run.objective import sweeper_return
 from defcon_exp.run.plugin_path import expose_sweeper_plugin
-from defcon_exp.run.train import train
 
-__all__ = ["hydra_main", "main", "train"]
+# Training code (torch, torchvision, the engine) is imported inside hydra_main: --help and
+# command-line errors answer without it (scripts/bench_cli_latency.py).
+
+__all__ = ["hydra_main", "main"]  # and train (loaded on use)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train":  # re-exported for tests and scripts (defcon_exp.run.train.train)
+        from defcon_exp.run.train import train
+
+        return train
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
@@ -45,6 +51,8 @@ def main() -> None:
         if env.rank == 0:
             hydra_main()
         return
+    from defcon_exp.engine import distributed
+
     distributed.init(env)
     try:
         run_dir = distributed.share_from_main(lambda: launch.resolve_hydra_run_dir(args))
@@ -58,6 +66,13 @@ def main() -> None:
 def hydra_main(cfg: DictConfig) -> float | list[float] | None:
     """``defcon-train [group=option ...] [key=value ...]``; returns ``search.objective``'s
     validation value(s) for sweepers (None without a validation split), never a test metric."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from defcon_exp.engine import distributed
+    from defcon_exp.run.job import run_job
+    from defcon_exp.run.objective import sweeper_return
+
     hydra_cfg = HydraConfig.get()
     if not distributed.is_main():  # WARNING+ only, to stderr (no train.log: job_logging=none)
         logging.basicConfig(
