@@ -16,7 +16,7 @@ def plot_statistics(stats: dict[str, Any], target: Path) -> list[str] | str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return "matplotlib not installed: no PNGs (install the `plot` extra)"
+        return "matplotlib not installed: no PNGs (pip install matplotlib; it is a dependency of defcon_exp)"
     written = []
     titles = {
         "weight_hist": "channel weight",

@@ -211,8 +211,8 @@ def _plot(rows: Sequence[ReportRow], path: Path) -> str:
         import matplotlib.pyplot as plt
     except ImportError:
         return (
-            "No plot: matplotlib is not installed (install the `plot` extra: "
-            "`pip install -e '.[plot]'`)."
+            "No plot: matplotlib is not installed (`pip install matplotlib`; it is a "
+            "dependency of defcon_exp, so reinstalling the package brings it)."
         )
     fig, ax = plt.subplots(figsize=(7, 4.5))
     metric = None
