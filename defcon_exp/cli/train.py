@@ -12,6 +12,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from defcon_exp.cli.help import HELP_FLAGS, render_help
 from defcon_exp.config import ConfigError
 from defcon_exp.run import launch
 from defcon_exp.run.plugin_path import expose_sweeper_plugin
@@ -36,6 +37,15 @@ def main() -> None:
     launcher's workers. Under ``torchrun`` it first joins the process group and every rank
     runs with rank 0's ``hydra.run.dir`` (:mod:`defcon_exp.run.launch`)."""
     args = sys.argv[1:]
+    if any(a in HELP_FLAGS for a in args) and "--hydra-help" not in args:
+        try:
+            launch.check_group_overrides(args)
+            launch.check_override_keys(args)
+            print(render_help(args))
+        except ConfigError as err:
+            print(f"defcon-train: error: {err}", file=sys.stderr)
+            sys.exit(1)
+        return
     expose_sweeper_plugin()  # editable installs: Hydra's plugin scan must see our sweeper
     try:
         env = launch.check_command_line(args)
