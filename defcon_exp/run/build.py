@@ -37,7 +37,11 @@ def model_name(model_cfg: Any) -> str:
 def build_model(model_cfg: Any, num_classes: int, device: torch.device | str) -> nn.Module:
     """The CIFAR ResNet-50 of ``model_cfg`` (``attention``, ``kernel_size``,
     ``attention_kwargs``...) with ``num_classes`` outputs, on ``device``."""
-    return model_from_config(plain(model_cfg, "model"), num_classes, device)
+    container = plain(model_cfg, "model")  # checked against the allow-list
+    target = model_cfg.get("_target_") if model_cfg is not None else None
+    if target is not None:  # model_from_config picks the builder by it (checked again there)
+        container["_target_"] = target
+    return model_from_config(container, num_classes, device)
 
 
 def build_optimizer_and_schedule(

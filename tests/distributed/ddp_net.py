@@ -34,7 +34,7 @@ class PlainNet(nn.Module):
 
 
 def ddp_tiny_model(num_classes: int = 10, attention: str = "none", kernel_size: Any = 3,
-                   attention_kwargs: dict | None = None, device: Any = None,
+                   attention_kwargs: dict | None = None, stem: str = "cifar", device: Any = None,
                    dtype: Any = None) -> nn.Module:
     """The ``cifar_resnet50`` signature; everything but ``num_classes``/device/dtype ignored."""
     return PlainNet(num_classes).to(device=device, dtype=dtype)

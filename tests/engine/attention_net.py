@@ -21,6 +21,7 @@ def tiny_attention_net(
     attention: str = "defcon",
     kernel_size: object = 3,
     attention_kwargs: dict | None = None,
+    stem: str = "cifar",
     device: torch.device | str | None = None,
 ) -> nn.Module:
     """Stem -> one bottleneck with ``attention`` (fused tail: deform op + scale_add_relu)

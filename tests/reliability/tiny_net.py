@@ -34,7 +34,7 @@ class TinyNet(nn.Module):
 
 
 def tiny_cifar_model(num_classes: int = 10, attention: str = "none", kernel_size: Any = 3,
-                     attention_kwargs: dict | None = None, device: Any = None,
+                     attention_kwargs: dict | None = None, stem: str = "cifar", device: Any = None,
                      dtype: Any = None) -> nn.Module:
     """``kernel_size``: an odd int (anything else -> 3); ``attention`` is ignored."""
     kernel = kernel_size if isinstance(kernel_size, int) else 3
