@@ -119,6 +119,7 @@ class TrainerConfig:
     grad_clip_norm: Optional[float] = None  # noqa: UP045
     log_every_n_steps: int = 50
     checkpoint_every_n_steps: int = 0  # also write last.pt every n steps inside epochs; 0 = off
+    keep_checkpoints: str = "auto"  # all | last_slim | best | auto (conf/trainer/default.yaml)
     histograms_every_n_epochs: int = 1  # TensorBoard attention histograms; 0 = off
     histogram_images: int = 64  # probe images (first of the val/test split) for them
     progress: bool = True
@@ -248,6 +249,11 @@ def validate_config(cfg: DictConfig | Config) -> None:
         "trainer.checkpoint_every_n_steps",
         get("trainer.checkpoint_every_n_steps") >= 0,
         "must be >= 0 (0 = only at epoch ends)",
+    )
+    rule(
+        "trainer.keep_checkpoints",
+        get("trainer.keep_checkpoints") in ("auto", "all", "last_slim", "best"),
+        "must be auto, all, last_slim or best (what a finished run keeps)",
     )
     rule(
         "trainer.histograms_every_n_epochs",

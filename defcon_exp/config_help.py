@@ -94,6 +94,8 @@ KEY_HELP: dict[str, str] = {
     "trainer.log_every_n_steps": "TensorBoard step scalars and bar refresh interval",
     "trainer.checkpoint_every_n_steps": "also save last.pt every n steps inside epochs; 0 = "
     "epoch ends only",
+    "trainer.keep_checkpoints": "what a finished run keeps: all | last_slim (no optimiser state)"
+    " | best (best.pt only) | auto (all for a run, last_slim for a -m sweep's jobs)",
     "trainer.histograms_every_n_epochs": "TensorBoard attention histograms every n epochs; 0 = off",
     "trainer.histogram_images": "probe images for the histograms (first of val, else test)",
     "trainer.progress": "tqdm bars (only on a terminal)",

@@ -24,6 +24,7 @@ from torch import nn
 
 from defcon_exp.engine import distributed
 from defcon_exp.engine.hooks import EpochHook, StopRun
+from defcon_exp.engine.keep import apply_keep_policy
 from defcon_exp.engine.loop import (
     EpochPosition,
     NonFiniteLossError,
@@ -64,6 +65,8 @@ class FitSettings:
     log_every_n_steps: int = 50
     progress: bool = True
     checkpoint_every_n_steps: int = 0
+    keep_checkpoints: str = "all"  # what a finished run keeps (defcon_exp.engine.keep)
+    tb_name: str | None = None  # TensorBoard run name: events in tb/<tb_name> (None: tb/)
     handle_signals: bool = True
     model_name: str = "model"
     config: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +83,7 @@ class FitSettings:
             log_every_n_steps=trainer.log_every_n_steps,
             progress=trainer.progress,
             checkpoint_every_n_steps=trainer.checkpoint_every_n_steps,
+            keep_checkpoints=trainer.get("keep_checkpoints", "all"),
             **identity,
         )
 
@@ -196,7 +200,12 @@ class _Fit:
         if self.main:
             self.store.ckpt_dir.mkdir(parents=True, exist_ok=True)
         self.records = (
-            Records(self.run_dir, self.state.epoch if resumed else None, self.state.global_step)
+            Records(
+                self.run_dir,
+                self.state.epoch if resumed else None,
+                self.state.global_step,
+                self.settings.tb_name,
+            )
             if self.main
             else NullRecords()
         )
@@ -391,6 +400,9 @@ class _Fit:
             },
         )
         self.records.finish(summary, self.settings.hparams, state.global_step)
+        if self.main:
+            slim = self.store.payload(state, self.wall(), full=False)
+            apply_keep_policy(self.settings.keep_checkpoints, self.store.ckpt_dir, slim, self.store.save)
         log.info(
             "test top1 %.2f top5 %.2f loss %.4f (%d images) | summary: %s",
             test["top1"],

@@ -63,6 +63,9 @@ def run_job(
                 f"resume={cfg.resume!r} is invalid with -m: resume one run at a time, or "
                 "re-launch the sweep with resume=auto and the same hydra.sweep.dir"
             )
+        if multirun and cfg.trainer.get("keep_checkpoints") == "auto":
+            cfg = cfg.copy()  # a sweep's finished jobs are skipped by resume=auto: slim them
+            cfg.trainer.keep_checkpoints = "last_slim"
         return train(
             cfg,
             None if explicit else output_dir,

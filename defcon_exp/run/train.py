@@ -34,6 +34,7 @@ from defcon_exp.run.build import build_model, build_optimizer_and_schedule, mode
 from defcon_exp.run.hparams import hparams
 from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.plan import RunPlan, plan_run, remove_stale_temp_files
+from defcon_exp.run.run_label import run_label
 
 __all__ = ["target_run_dir", "train"]
 
@@ -183,6 +184,11 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     settings = FitSettings.from_trainer(
         cfg.trainer, precision, model_name=name, config=container, hparams=hparams(container, name)
     )
+    if settings.keep_checkpoints == "auto":  # a single run (sweep jobs arrive as last_slim)
+        settings.keep_checkpoints = "all"
+    if HydraConfig.initialized():  # the CLI: tb/<model>_<overrides> names the run in TensorBoard
+        hydra_cfg = HydraConfig.get()
+        settings.tb_name = run_label(name, list(hydra_cfg.overrides.task), hydra_cfg)
     loaders = Loaders(data.train, data.val, data.test, data.num_classes)
     hooks = list(epoch_hooks)
     histograms = AttentionHistograms.create(  # rank 0 only: no collective in its forward
