@@ -155,7 +155,9 @@ def test_inspect_defcon_run(runs_root: Path, tmp_path: Path, capsys: pytest.Capt
     run = runs_root / "2"
     assert inspect_cli.main([f"ckpt={run}", "n_images=4", f"out={tmp_path}"]) == 0
     printed = capsys.readouterr().out
-    assert "beyond k//2" in printed and "defcon (Defcon)" in printed
+    assert "beyond k//2+0.5" in printed and "defcon (Defcon)" in printed
+    for stage in "1234":  # the PNGs are named too, not only the JSON
+        assert f"-> {tmp_path / f'inspect_stage{stage}.png'}" in printed
     stats = json.loads((tmp_path / "inspect.json").read_text())
     assert stats["num_images"] == 4 and set(stats["stages"]) == {"1", "2", "3", "4"}
     for stage, k in zip("1234", (3, 5, 5, 7), strict=True):  # model=defcon: paper kernels
