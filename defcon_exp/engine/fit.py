@@ -35,7 +35,7 @@ from defcon_exp.engine.loop import (
 )
 from defcon_exp.engine.precision import grad_scaler
 from defcon_exp.engine.preemption import TrainingInterrupted, requeue_signal, stop_on_signals
-from defcon_exp.engine.progress import epoch_bar, progress_enabled
+from defcon_exp.engine.progress import epoch_bar, logging_through_bars, progress_enabled
 from defcon_exp.engine.records import NullRecords, Records, epoch_row, summary_payload
 from defcon_exp.engine.run_state import RunState, RunStateStore
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
@@ -137,7 +137,8 @@ def fit(
     if resume_state is not None:
         run.state = run.store.restore(resume_state, run.state.split)
         run.log_resumed()
-    with stop_on_signals(settings.handle_signals) as signal_received:
+    bars = progress_enabled(settings.progress) and distributed.is_main()
+    with stop_on_signals(settings.handle_signals) as signal_received, logging_through_bars(bars):
         # distributed: a tiny collective every log interval, so all ranks stop at the same step
         agreement = distributed.SignalAgreement(signal_received, max(1, settings.log_every_n_steps))
         run.open(resume_state is not None, agreement)
@@ -355,7 +356,7 @@ class _Fit:
         self.ebar.update(1)
         self.ebar.set_postfix(
             loss=f"{train['loss']:.3f}",
-            **{f"{split}_acc": f"{metrics[split]['top1']:.1f}"},
+            **{f"{split}_top1": f"{metrics[split]['top1']:.1f}%"},
             lr=f"{train['lr']:.3g}",
         )
 

@@ -220,7 +220,7 @@ def plan_run(
             _say(f"{run_dir} already finished (summary.json exists): skipping")
             return RunPlan(cfg, run_dir, summary=summary)
         if (run_dir / "checkpoints" / "last.pt").is_file():
-            log.info("resume=auto: resuming %s", run_dir)
+            log.debug("resume=auto: resuming %s", run_dir)  # fit() says "resumed from ..."
             cfg.resume = str(run_dir)
             return _unless_finished(plan_resume(cfg, None))
         cfg.resume = None

@@ -217,10 +217,8 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
 
 def _log_start(plan: RunPlan, name: str, device: torch.device) -> None:
     cfg = plan.cfg
-    resuming = f" (resuming {plan.checkpoint})" if plan.checkpoint else ""
-    log.info(
-        "run dir: %s%s | host %s pid %d", plan.run_dir, resuming, socket.gethostname(), os.getpid()
-    )
+    # a resume is announced once, by fit() ("resumed from epoch N ... in <run dir>")
+    log.info("run dir: %s | host %s pid %d", plan.run_dir, socket.gethostname(), os.getpid())
     log.info(
         "model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
         "epochs=%d | seed=%d | device=%s threads=%d",
