@@ -1,5 +1,5 @@
 """``defcon-train --help``: the groups with their options, and every key of the config this
-command line composes, with its value and one line of help (:mod:`defcon_exp.config_help`).
+command line composes, with its value and one line of help (:mod:`defcon_exp.cli.key_help`).
 
 Keys a data set ignores are left out (``data.train_size`` under CIFAR, ``data.root`` under
 the synthetic set): ``defcon-train data=synthetic --help`` shows the synthetic set's keys.
@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from defcon_exp.config_help import GROUP_HELP, HIDDEN_UNLESS, KEY_HELP, OTHER_GROUPS
+from defcon_exp.cli.key_help import GROUP_HELP, HIDDEN_UNLESS, KEY_HELP, OTHER_GROUPS
 from defcon_exp.run.launch import group_options
 
 __all__ = ["HELP_FLAGS", "render_help"]

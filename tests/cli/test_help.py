@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from defcon_exp.cli.help import render_help
-from defcon_exp.config_help import KEY_HELP
+from defcon_exp.cli.key_help import KEY_HELP
 from defcon_exp.run.launch import schema_keys
 
 
@@ -16,7 +16,7 @@ def test_every_config_key_has_a_line_of_help() -> None:
     nodes = {k.rpartition(".")[0] for k in keys}
     leaves = {k for k in keys if k not in nodes} | open_prefixes
     missing = sorted(leaves - set(KEY_HELP))
-    assert not missing, f"add these keys to defcon_exp/config_help.py KEY_HELP: {missing}"
+    assert not missing, f"add these keys to defcon_exp.cli.key_help.py KEY_HELP: {missing}"
     assert not set(KEY_HELP) - keys, "KEY_HELP names keys the schema does not have"
 
 
