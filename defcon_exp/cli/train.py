@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,10 @@ def main() -> None:
     launcher's workers. Under ``torchrun`` it first joins the process group and every rank
     runs with rank 0's ``hydra.run.dir`` (:mod:`defcon_exp.run.launch`)."""
     args = sys.argv[1:]
+    # Hydra 1.4 warns on every callback it instantiates; ours is named by our packaged conf
+    warnings.filterwarnings(
+        "ignore", message=r"hydra\.utils\.instantiate\(\) resolved _target_='defcon_exp\.run\."
+    )
     if any(a in HELP_FLAGS for a in args) and "--hydra-help" not in args:
         try:
             launch.check_group_overrides(args)
