@@ -56,7 +56,8 @@ def test_train_resume_eval_write_the_run_files(tmp_path: Path) -> None:
     acc.Reload()
     lr_steps = [e.step for e in acc.Scalars("4_lr/lr")]
     assert lr_steps == list(range(1, 5))  # 2 batches/epoch, continuous across the resume
-    assert len(acc.Scalars("2_top1/val")) == 2 and len(acc.Scalars("2_top1/test")) == 1
+    assert len(acc.Scalars("2_top1/val")) == 2
+    assert [e.step for e in acc.Scalars("2_top1/test")] == [2, 4]  # the test set at each finish
 
     evaluated = run_module("defcon_exp.cli.eval", [f"ckpt={run_dir}", "data.eval_batch_size=8"], tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
