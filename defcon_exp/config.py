@@ -24,17 +24,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from defcon_exp.analysis.objectives import SearchConfig, check_objectives
-from defcon_exp.attention.registry import list_attentions
 from defcon_exp.data.config import DataConfig
-from defcon_exp.engine.metrics import METRIC_NAMES
-from defcon_exp.engine.optim import OPTIMIZER_NAMES
-from defcon_exp.engine.precision import parse_precision
 from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
-from defcon_exp.engine.schedulers import SCHEDULE_NAMES
-from defcon_exp.engine.speedups import parse_compile
-from defcon_exp.models.resnet import STEMS
 from defcon_exp.regularisation import EMAConfig, MixConfig, validate_regularisation
 from defcon_exp.safety import UnsafeConfigError, check_no_code
+
+# The schema and the resolvers import no torch: ``defcon-train --help`` and command-line
+# checks answer in about a second. validate_config imports the name lists it checks against.
 
 __all__ = [
     "Config",
@@ -125,6 +121,7 @@ class TrainerConfig:
     grad_clip_norm: Optional[float] = None  # noqa: UP045
     log_every_n_steps: int = 50
     checkpoint_every_n_steps: int = 0  # also write last.pt every n steps inside epochs; 0 = off
+    keep_checkpoints: str = "auto"  # all | last_slim | best | auto (conf/trainer/default.yaml)
     histograms_every_n_epochs: int = 1  # TensorBoard attention histograms; 0 = off
     histogram_images: int = 64  # probe images (first of the val/test split) for them
     progress: bool = True
@@ -211,7 +208,16 @@ def _check_targets(cfg: Any) -> None:
 
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-_MONITOR = re.compile(rf"^(val|train)/({'|'.join(METRIC_NAMES)})$")
+
+
+def _metric_names() -> tuple[str, ...]:
+    from defcon_exp.engine.metrics import METRIC_NAMES  # imports torch: only when validating
+
+    return METRIC_NAMES
+
+
+def _monitor_choices() -> list[str]:
+    return [f"{split}/{name}" for split in ("val", "train") for name in _metric_names()]
 
 
 def validate_config(cfg: DictConfig | Config) -> None:
@@ -226,17 +232,6 @@ def validate_config(cfg: DictConfig | Config) -> None:
     _check_targets(cfg)
     for key in ("seed", "data.data_seed"):
         rule(key, 0 <= get(key) <= MAX_SEED, f"must be an int in [0, {MAX_SEED}] (2**32 - 1)")
-    attention = get("model.attention")
-    rule(
-        "model.attention",
-        attention in list_attentions(),
-        f"must be one of {list_attentions()} (or pick a model=... option)",
-    )
-    rule(
-        "optim.name",
-        get("optim.name") in OPTIMIZER_NAMES,
-        f"must be one of {list(OPTIMIZER_NAMES)}",
-    )
     rule("optim.lr", get("optim.lr") > 0, "must be > 0")
     rule("optim.eps", get("optim.eps") > 0, "must be > 0 (e.g. 1e-8)")
     betas = list(get("optim.betas"))
@@ -265,15 +260,15 @@ def validate_config(cfg: DictConfig | Config) -> None:
         isinstance(get("trainer.sync_batchnorm"), bool) or get("trainer.sync_batchnorm") == "auto",
         "must be true, false or auto (synchronise below 16 images per process)",
     )
-    for key, parse in (("trainer.precision", parse_precision), ("trainer.compile", parse_compile)):
-        try:
-            parse(get(key))
-        except ValueError as err:  # the parser's message names key, value and rule
-            raise ConfigError(str(err)) from None
     rule(
         "trainer.checkpoint_every_n_steps",
         get("trainer.checkpoint_every_n_steps") >= 0,
         "must be >= 0 (0 = only at epoch ends)",
+    )
+    rule(
+        "trainer.keep_checkpoints",
+        get("trainer.keep_checkpoints") in ("auto", "all", "last_slim", "best"),
+        "must be auto, all, last_slim or best (what a finished run keeps)",
     )
     rule(
         "trainer.histograms_every_n_epochs",
@@ -295,7 +290,6 @@ def validate_config(cfg: DictConfig | Config) -> None:
         ),
         "must be 'adaptive', 'paper', an odd positive int or a list of 4 odd positive ints",
     )
-    rule("model.stem", get("model.stem") in STEMS, f"must be one of {list(STEMS)}")
     clip = get("trainer.grad_clip_norm")
     rule("trainer.grad_clip_norm", clip is None or clip > 0, "must be null or > 0")
     for key in ("data.batch_size", "data.eval_batch_size"):
@@ -303,11 +297,6 @@ def validate_config(cfg: DictConfig | Config) -> None:
             rule(key, get(key) >= 1, "must be >= 1")
 
     epochs = get("trainer.epochs")
-    rule(
-        "scheduler.name",
-        get("scheduler.name") in SCHEDULE_NAMES,
-        f"must be one of {list(SCHEDULE_NAMES)}",
-    )
     rule(
         "scheduler.interval",
         get("scheduler.interval") in ("step", "epoch"),
@@ -341,8 +330,8 @@ def validate_config(cfg: DictConfig | Config) -> None:
     )
     rule(
         "scheduler.plateau.monitor",
-        bool(_MONITOR.match(str(get("scheduler.plateau.monitor")))),
-        f"must be val|train / {'|'.join(METRIC_NAMES)}, e.g. val/loss",
+        str(get("scheduler.plateau.monitor")) in _monitor_choices(),
+        f"must be val|train / {'|'.join(_metric_names())}, e.g. val/loss",
     )
     rule(
         "scheduler.plateau.mode",
@@ -354,6 +343,42 @@ def validate_config(cfg: DictConfig | Config) -> None:
     rule("scheduler.plateau.min_lr", get("scheduler.plateau.min_lr") >= 0, "must be >= 0")
     validate_regularisation(get, rule)
     _validate_search(cfg, rule)
+    _validate_names(get, rule)
+
+
+def _validate_names(get: Any, rule: Any) -> None:
+    """Rules against the registered names (attention modules, optimisers, schedules...):
+    their lists import torch, so they run after the plain value rules (a bad number is
+    refused before torch loads)."""
+    from defcon_exp.attention.registry import list_attentions
+    from defcon_exp.engine.optim import OPTIMIZER_NAMES
+    from defcon_exp.engine.precision import parse_precision
+    from defcon_exp.engine.schedulers import SCHEDULE_NAMES
+    from defcon_exp.engine.speedups import parse_compile
+    from defcon_exp.models.resnet import STEMS
+
+    attention = get("model.attention")
+    rule(
+        "model.attention",
+        attention in list_attentions(),
+        f"must be one of {list_attentions()} (or pick a model=... option)",
+    )
+    rule(
+        "optim.name",
+        get("optim.name") in OPTIMIZER_NAMES,
+        f"must be one of {list(OPTIMIZER_NAMES)}",
+    )
+    for key, parse in (("trainer.precision", parse_precision), ("trainer.compile", parse_compile)):
+        try:
+            parse(get(key))
+        except ValueError as err:  # the parser's message names key, value and rule
+            raise ConfigError(str(err)) from None
+    rule("model.stem", get("model.stem") in STEMS, f"must be one of {list(STEMS)}")
+    rule(
+        "scheduler.name",
+        get("scheduler.name") in SCHEDULE_NAMES,
+        f"must be one of {list(SCHEDULE_NAMES)}",
+    )
 
 
 def _validate_search(cfg: DictConfig | Config, rule: Any) -> None:

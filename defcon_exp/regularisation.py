@@ -12,9 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from defcon_exp.data.policies import AUTO_AUGMENT_NAMES, TENSOR_LOADER_OPTIONS
-from defcon_exp.engine.ema import WEIGHT_CHOICES
-
 __all__ = ["EMAConfig", "MixConfig", "validate_regularisation"]
 
 
@@ -42,6 +39,10 @@ Rule = Callable[[str, bool, str], None]
 
 def validate_regularisation(get: Callable[[str], Any], rule: Rule) -> None:
     """Check the regularisation keys of a composed config (``get(dotted key)``)."""
+    # imported here: the name lists import torch, and the config module must not
+    from defcon_exp.data.policies import AUTO_AUGMENT_NAMES, TENSOR_LOADER_OPTIONS
+    from defcon_exp.engine.ema import WEIGHT_CHOICES
+
     rule("trainer.label_smoothing", 0 <= get("trainer.label_smoothing") < 1, "must be in [0, 1)")
     rule(
         "trainer.accumulate_grad_batches",

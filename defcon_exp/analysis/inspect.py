@@ -39,9 +39,11 @@ __all__ = [
 ]
 
 HIST_BINS = 30
-#: a tap counts as reaching beyond ``k//2`` only by more than this (in channels), so the
-#: float noise of near-zero offsets does not count as reach
-REACH_TOLERANCE = 1e-3
+#: a tap counts as reaching beyond the kernel window (``|distance| > k//2``) or outside the
+#: channels only by more than this many channels: then most of its linear-interpolation weight
+#: falls on a channel the fixed window (ECA's) does not see, or on zero padding. Smaller
+#: overshoots (0.001 channel from a near-zero offset) still read mostly the window's own edge.
+REACH_TOLERANCE = 0.5
 
 
 def attention_blocks(model: nn.Module) -> Iterator[tuple[int, int, nn.Module]]:

@@ -5,7 +5,45 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_statistics"]
+__all__ = ["TITLES", "plot_statistics", "stage_figure"]
+
+
+TITLES = {  # histogram -> (panel title, x axis label)
+    "weight_hist": ("channel weights", "gated channel weight"),
+    "offset_hist": ("learned offsets", "offset (channels)"),
+    "distance_hist": ("reach per tap", "|sampled channel - own channel|"),
+}
+
+
+def stage_figure(stats: dict[str, Any], stage: str, values: dict[str, Any]) -> Any:
+    """One stage's histograms as a matplotlib Figure titled with model, run, epoch and
+    stage (None when the stage has no histograms)."""
+    import matplotlib.pyplot as plt
+
+    titles = TITLES
+    run = Path(str(stats.get("checkpoint", ""))).parent.parent.name or "?"
+    hists = [(n, values[n]) for n in titles if n in values]
+    if not hists:
+        return None
+    fig, axes = plt.subplots(1, len(hists), figsize=(4 * len(hists), 3.4), squeeze=False)
+    for ax, (name, hist) in zip(axes[0], hists, strict=True):
+        edges = hist["edges"]
+        ax.stairs(hist["counts"], edges)
+        title, xlabel = titles[name]
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel("count (channels x taps x images)" if name != "weight_hist"
+                      else "count (channels x images)", fontsize=8)
+        if name == "distance_hist" and values.get("kernel_size"):
+            half = max(values["kernel_size"]) // 2
+            ax.axvline(half, color="grey", linestyle="--", linewidth=0.8, label="k//2")
+            ax.legend(fontsize=7)
+    fig.suptitle(
+        f"{stats.get('model')} (run {run}), epoch {stats.get('epoch')}, stage {stage} "
+        f"(C={values.get('channels')}): {stats.get('num_images')} {stats.get('split')} images",
+        fontsize=9,
+    )
+    return fig
 
 
 def plot_statistics(stats: dict[str, Any], target: Path) -> list[str] | str:
@@ -16,22 +54,12 @@ def plot_statistics(stats: dict[str, Any], target: Path) -> list[str] | str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return "matplotlib not installed: no PNGs (install the `plot` extra)"
+        return "matplotlib not installed: no PNGs (pip install matplotlib; it is a dependency of defcon_exp)"
     written = []
-    titles = {
-        "weight_hist": "channel weight",
-        "offset_hist": "learned offset",
-        "distance_hist": "|sampled channel - c|",
-    }
     for stage, values in stats["stages"].items():
-        hists = [(n, values[n]) for n in titles if n in values]
-        if not hists:
+        fig = stage_figure(stats, stage, values)
+        if fig is None:
             continue
-        fig, axes = plt.subplots(1, len(hists), figsize=(4 * len(hists), 3), squeeze=False)
-        for ax, (name, hist) in zip(axes[0], hists, strict=True):
-            edges = hist["edges"]
-            ax.stairs(hist["counts"], edges)
-            ax.set_title(f"stage {stage}: {titles[name]}", fontsize=9)
         fig.tight_layout()
         path = target / f"inspect_stage{stage}.png"
         fig.savefig(path, dpi=100)

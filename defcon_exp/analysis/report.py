@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from defcon_exp.analysis.runs import RunRecord, find_run_dirs, load_run
+from defcon_exp.analysis.runs import (
+    STATUS_FAILED,
+    STATUS_INTERRUPTED,
+    STATUS_RUNNING,
+    RunRecord,
+    find_run_dirs,
+    load_run,
+)
 from defcon_exp.analysis.stats import WelchResult, mean_std, p_value_method, welch_t_test
 from defcon_exp.data.registry import DATASETS
 
@@ -46,6 +53,8 @@ class ReportRow:
     scheduler: str | None
     runs: list[RunRecord]
     unfinished: list[RunRecord]
+    data: str = "?"
+    several_data: bool = False  # the report spans several data sets: the label names it
     top1: tuple[float, float] = (math.nan, math.nan)
     top5: tuple[float, float] = (math.nan, math.nan)
     params: int | None = None
@@ -70,8 +79,9 @@ class ReportRow:
 
     @property
     def label(self) -> str:
-        """``model`` or ``model / scheduler``."""
-        return self.model if self.scheduler is None else f"{self.model} / {self.scheduler}"
+        """``model``, ``model / scheduler``, plus `` (data)`` when the report spans data sets."""
+        label = self.model if self.scheduler is None else f"{self.model} / {self.scheduler}"
+        return f"{label} ({self.data})" if self.several_data else label
 
 
 _FLOPS_CACHE: dict[str, tuple[int, int]] = {}
@@ -116,13 +126,16 @@ def build_rows(runs: Sequence[RunRecord], flops: bool = True) -> tuple[list[Repo
     """
     schedulers = {r.scheduler for r in runs}
     by_scheduler = len(schedulers) > 1
-    groups: dict[tuple[str, str | None], list[RunRecord]] = {}
+    several_data = len({r.data for r in runs}) > 1
+    groups: dict[tuple[str, str | None, str], list[RunRecord]] = {}
     for run in runs:
-        groups.setdefault((run.model, run.scheduler if by_scheduler else None), []).append(run)
+        key = (run.model, run.scheduler if by_scheduler else None, run.data)
+        groups.setdefault(key, []).append(run)
     rows: list[ReportRow] = []
-    for (model, scheduler), members in groups.items():
+    for (model, scheduler, data), members in groups.items():
         done = sorted((r for r in members if r.done), key=lambda r: (r.seed is None, r.seed or 0))
-        row = ReportRow(model, scheduler, done, [r for r in members if not r.done])
+        row = ReportRow(model, scheduler, done, [r for r in members if not r.done], data,
+                        several_data)
         row.top1 = mean_std([r.test_top1 for r in done if r.test_top1 is not None])
         row.top5 = mean_std([r.test_top5 for r in done if r.test_top5 is not None])
         speeds = [r.images_per_s for r in done if r.images_per_s is not None]
@@ -141,11 +154,13 @@ def build_rows(runs: Sequence[RunRecord], flops: bool = True) -> tuple[list[Repo
                     log.warning("FLOPs of %s: %s", model, err)
         rows.append(row)
     order = {name: i for i, name in enumerate(BASELINES)}
-    rows.sort(key=lambda r: (str(r.scheduler), order.get(r.model, len(order)), r.model))
+    rows.sort(key=lambda r: (r.data, str(r.scheduler), order.get(r.model, len(order)), r.model))
     for row in rows:
         for base in BASELINES:
             other = next(
-                (o for o in rows if o.model == base and o.scheduler == row.scheduler), None
+                (o for o in rows
+                 if o.model == base and o.scheduler == row.scheduler and o.data == row.data),
+                None,
             )
             if other is not None and other is not row:
                 row.tests[base] = welch_t_test(row.top1_values, other.top1_values)
@@ -179,6 +194,7 @@ def _csv_rows(rows: Sequence[ReportRow]) -> list[dict[str, Any]]:
     for row in rows:
         record: dict[str, Any] = {
             "model": row.model,
+            "data": row.data,
             "scheduler": row.scheduler if row.scheduler is not None else "",
             "n_seeds": row.n_seeds,
             "seeds": " ".join(str(r.seed) for r in row.runs),
@@ -202,8 +218,55 @@ def _csv_rows(rows: Sequence[ReportRow]) -> list[dict[str, Any]]:
     return out
 
 
+#: the four panels of ``top1_curves.png``: (title, metrics.csv column of each run)
+PANELS = (
+    ("train loss", "train_loss"),
+    ("{split} loss", "{split}_loss"),
+    ("train top-1 (%)", "train_top1"),
+    ("{split} top-1 (%)", "{split}_top1"),
+)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+
+
+def curves_figure(rows: Sequence[ReportRow]) -> Any:
+    """The 2 x 2 figure of :func:`_plot` (a matplotlib Figure), or None without curves."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    runs = [(row, r) for row in rows for r in row.runs + row.unfinished if r.curves]
+    if not runs:
+        return None
+    split = "val" if any(r.curves.get("val_top1") for _, r in runs) else "test"
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True,
+                             layout="constrained")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (title, column) in zip(axes.flat, PANELS, strict=True):
+        column = column.format(split=split)
+        for index, row in enumerate(rows):
+            members = [r for r in row.runs + row.unfinished if r.curves.get(column)]
+            for n, run in enumerate(members):
+                epochs, values = zip(*run.curves[column], strict=True)
+                ax.plot(epochs, values, color=colours[index % len(colours)],
+                        marker=MARKERS[n % len(MARKERS)], linestyle=LINESTYLES[n % len(LINESTYLES)],
+                        markersize=4, linewidth=1.2, alpha=0.85,
+                        label=f"{row.label}, seed {run.seed}" + ("" if run.done else " (unfinished)"))
+        ax.set_title(title.format(split=split), fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    axes[0][0].set_ylabel("loss")
+    axes[1][0].set_ylabel("top-1 (%)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, title="model, seed")
+    fig.suptitle(f"{len(runs)} runs: training curves per epoch (metrics.csv)", fontsize=11)
+    return fig
+
+
 def _plot(rows: Sequence[ReportRow], path: Path) -> str:
-    """Validation top-1 per epoch per row (mean over seeds, seeds faint); returns a note."""
+    """Train and validation (else test) loss and top-1 per epoch, one line per run: colour per
+    row, marker and line style per seed (identical curves stay visible); returns a note."""
     try:
         import matplotlib
 
@@ -211,40 +274,15 @@ def _plot(rows: Sequence[ReportRow], path: Path) -> str:
         import matplotlib.pyplot as plt
     except ImportError:
         return (
-            "No plot: matplotlib is not installed (install the `plot` extra: "
-            "`pip install -e '.[plot]'`)."
+            "No plot: matplotlib is not installed (`pip install matplotlib`; it is a "
+            "dependency of defcon_exp, so reinstalling the package brings it)."
         )
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    metric = None
-    for row in rows:
-        curves = [r.curve for r in row.runs if r.curve]
-        if not curves:
-            continue
-        metric = metric or next(r.curve_metric for r in row.runs if r.curve)
-        by_epoch: dict[int, list[float]] = {}
-        for curve in curves:
-            for epoch, value in curve:
-                by_epoch.setdefault(epoch, []).append(value)
-        epochs = sorted(by_epoch)
-        (line,) = ax.plot(
-            epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], label=row.label
-        )
-        for curve in curves:
-            ax.plot(*zip(*curve, strict=True), color=line.get_color(), alpha=0.25, lw=0.8)
-    if metric is None:
-        plt.close(fig)
+    fig = curves_figure(rows)
+    if fig is None:
         return "No plot: no run has a finished epoch in metrics.csv yet."
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{metric or 'val_top1'} (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return f"![top-1 curves]({path.name})"
+    return f"![training curves]({path.name})"
 
 
 def write_report(
@@ -297,6 +335,25 @@ def config_differences(runs: Sequence[RunRecord]) -> dict[str, list[str]]:
     return out
 
 
+def _unfinished_section(runs: Sequence[RunRecord]) -> list[str]:
+    """Runs without ``summary.json``: running (lock held), interrupted with a checkpoint (the
+    command that resumes it) and failed (stopped before its first checkpoint: the error)."""
+    unfinished = [r for r in runs if not r.done]
+    if not unfinished:
+        return []
+    lines = ["", "## Unfinished runs (no summary.json)", ""]
+    for run in unfinished:
+        what = f"`{run.path}`: {run.model}, {run.data}, seed {run.seed}, {run.epochs_done} epochs"
+        if run.state == STATUS_INTERRUPTED:
+            lines.append(f"- interrupted (resumable): {what}; resume: `{run.resume_command}`")
+        elif run.state == STATUS_RUNNING:
+            lines.append(f"- running: {what}")
+        else:
+            note = f": {run.error}" if run.error else " (see its train.log)"
+            lines.append(f"- failed before its first checkpoint: {what}{note}")
+    return lines
+
+
 def _markdown(
     roots: Sequence[Path],
     runs: Sequence[RunRecord],
@@ -305,11 +362,14 @@ def _markdown(
     plot_note: str,
 ) -> str:
     done = sum(r.done for r in runs)
+    states = {s: sum(r.state == s for r in runs) for s in (STATUS_RUNNING, STATUS_INTERRUPTED,
+                                                           STATUS_FAILED)}
     lines = [
         "# DEFCON runs: Table 1",
         "",
         f"Sources: {', '.join(f'`{r}`' for r in roots)} — {len(runs)} run dirs, {done} finished, "
-        f"{len(runs) - done} running/failed.",
+        f"{states[STATUS_RUNNING]} running, {states[STATUS_INTERRUPTED]} interrupted "
+        f"(resumable), {states[STATUS_FAILED]} failed.",
         "",
         "Test top-1 / top-5 (%) are mean ± sample std over seeds (final weights, "
         "`summary.json` `test`). FLOPs: forward pass of one 32x32 image "
@@ -320,15 +380,16 @@ def _markdown(
         f"`†` = fewer than {MIN_SEEDS} seeds (std and test unreliable or undefined).",
         "",
     ]
-    head = ["model", *(["scheduler"] if by_scheduler else []), "seeds", "top-1 (%)", "top-5 (%)",
+    head = ["model", "data", *(["scheduler"] if by_scheduler else []), "seeds", "top-1 (%)", "top-5 (%)",
             "params", "MFLOPs/img", "train img/s", "Δ vs resnet50", "Δ vs eca"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         seeds = f"{row.n_seeds}{' †' if row.few_seeds else ''}"
         if row.unfinished:
-            seeds += f" (+{len(row.unfinished)} running/failed)"
+            seeds += f" (+{len(row.unfinished)} unfinished)"
         cells = [
             row.model,
+            row.data,
             *([str(row.scheduler)] if by_scheduler else []),
             seeds,
             _pm(row.top1),
@@ -355,15 +416,7 @@ def _markdown(
                 f"- {row.label} vs {base}: Δ top-1 {result.diff:+.2f} points {verdict}."
             )
     lines += sentences or ["- No baseline (resnet50 / eca) among the runs, nothing to compare."]
-    unfinished = [r for r in runs if not r.done]
-    if unfinished:
-        lines += ["", "## Running / failed runs (no summary.json)", ""]
-        for run in unfinished:
-            note = f"; {run.error}" if run.error else ""
-            lines.append(
-                f"- `{run.path}`: {run.model}, seed {run.seed}, {run.epochs_done} epochs "
-                f"in metrics.csv{note}"
-            )
+    lines += _unfinished_section(runs)
     differences = [
         f"- {row.label}: runs differ in {key} ({', '.join(values)})"
         for row in rows

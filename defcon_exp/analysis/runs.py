@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import math
 import os
@@ -22,7 +24,12 @@ RUN_MARKERS = ("summary.json", "metrics.csv", "config.yaml", ".hydra/config.yaml
 NOT_RUNS = {".hydra", "tb", "checkpoints"}
 
 STATUS_DONE = "done"
-STATUS_UNFINISHED = "running/failed"
+STATUS_RUNNING = "running"  # another process holds the run dir's lock
+STATUS_INTERRUPTED = "interrupted"  # stopped with checkpoints/last.pt: resumable
+STATUS_FAILED = "failed"  # stopped before its first checkpoint (or it was removed)
+STATUS_UNFINISHED = "running/failed"  # kept for callers that lump the three together
+#: per-epoch metrics.csv columns kept for the curves (val_* or, without a val split, test_*)
+CURVE_COLUMNS = ("train_loss", "train_top1", "val_loss", "val_top1", "test_loss", "test_top1")
 
 
 @dataclass
@@ -41,11 +48,23 @@ class RunRecord:
     curve_metric: str | None = None
     epochs_done: int = 0
     error: str | None = None
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    state: str = STATUS_FAILED  # done | running | interrupted | failed
 
     @property
     def done(self) -> bool:
         """Whether the run finished (wrote ``summary.json``)."""
         return self.status == STATUS_DONE
+
+    @property
+    def data(self) -> str:
+        """The data set's name (``data.name``), ``?`` when the config does not say."""
+        return str((self.config.get("data") or {}).get("name") or "?")
+
+    @property
+    def resume_command(self) -> str | None:
+        """``defcon-train resume=<run dir>`` for an interrupted (resumable) run, else None."""
+        return f"defcon-train resume={self.path}" if self.state == STATUS_INTERRUPTED else None
 
     @property
     def test_top1(self) -> float | None:
@@ -128,12 +147,68 @@ def _read_curve(path: Path) -> tuple[list[tuple[int, float]], str | None, int]:
         return [], None, 0
     columns = rows[0].keys()
     metric = next((m for m in ("val_top1", "test_top1") if m in columns), None)
+    return _column_curve(rows, metric), metric, len(rows)
+
+
+def _column_curve(rows: list[dict[str, str]], column: str | None) -> list[tuple[int, float]]:
     curve: list[tuple[int, float]] = []
     for row in rows:
-        value = _num(row.get(metric)) if metric else None
+        value = _num(row.get(column)) if column else None
         if value is not None and row.get("epoch"):
             curve.append((int(row["epoch"]), value))
-    return curve, metric, len(rows)
+    return curve
+
+
+def _read_curves(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """``metrics.csv`` column -> ``(epoch, value)`` pairs for :data:`CURVE_COLUMNS`."""
+    csv_path = path / "metrics.csv"
+    if not csv_path.is_file():
+        return {}
+    with csv_path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {c: _column_curve(rows, c) for c in CURVE_COLUMNS if rows and c in rows[0]}
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether a live process holds ``path/.lock`` (:mod:`defcon_exp.run.lock`; the kernel
+    drops a dead holder's lock, so this is never stale)."""
+    lock = path / ".lock"
+    if not lock.is_file():
+        return False
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _last_error(path: Path) -> str | None:
+    """The last ``[ERROR]`` message of the run's ``train.log`` (why a run failed)."""
+    log = path / "train.log"
+    if not log.is_file():
+        return None
+    with contextlib.suppress(OSError):
+        for line in reversed(log.read_text(errors="replace").splitlines()):
+            if "[ERROR]" in line:
+                return line.split(" - ", 1)[-1].strip()
+    return None
+
+
+def run_state(path: Path, done: bool) -> str:
+    """done | running (lock held) | interrupted (``checkpoints/last.pt``) | failed."""
+    if done:
+        return STATUS_DONE
+    if _is_locked(path):
+        return STATUS_RUNNING
+    return STATUS_INTERRUPTED if (path / "checkpoints" / "last.pt").is_file() else STATUS_FAILED
 
 
 def _model_name(config: dict[str, Any]) -> str:
@@ -164,6 +239,13 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     except (OSError, csv.Error, ValueError) as err:
         curve, metric, epochs, error = [], None, 0, f"metrics.csv: {err}"
     status = STATUS_DONE if summary.get("test") else STATUS_UNFINISHED
+    state = run_state(path, status == STATUS_DONE)
+    if state == STATUS_FAILED and error is None:
+        error = _last_error(path)
+    try:
+        curves = _read_curves(path)
+    except (OSError, csv.Error, ValueError):
+        curves = {}
     model = str(summary.get("model") or _model_name(config))
     scheduler = (config.get("scheduler") or {}).get("name")
     seed = config.get("seed")
@@ -179,4 +261,6 @@ def load_run(path: str | os.PathLike) -> RunRecord:
         curve_metric=metric,
         epochs_done=epochs,
         error=error,
+        curves=curves,
+        state=state,
     )

@@ -3,7 +3,8 @@
 Rebuilds the model from the config stored in the checkpoint (as defcon-eval does), runs
 ``n_images`` images of the run's own data (stored data config; synthetic runs work offline)
 and prints per stage: for DEFCON-family modules mean |offset|, the share of taps reaching
-further than the kernel half-width (|sampled channel - c| > k//2), the mean channel distance
+more than half a channel beyond the kernel half-width (|sampled channel - c| > k//2 + 0.5:
+most of the tap's interpolation weight lies outside ECA's fixed window), the mean channel distance
 sampled; for every attention the channel weight mean / std and the entropy of the
 normalised weights. Writes ``inspect.json`` (statistics + histograms) and, with matplotlib,
 ``inspect_stage<N>.png`` into ``out=`` (default: ``<run dir>/inspect``). Other ``key=value``
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from defcon_exp.analysis.inspect import REACH_TOLERANCE
 from defcon_exp.cli.checkpoint_args import parse_checkpoint_args
 from defcon_exp.run.checkpoint_tools import inspect_checkpoint, resolve_checkpoint
 from defcon_exp.run.job import USER_ERRORS
@@ -32,7 +34,7 @@ def format_table(stats: dict[str, Any]) -> str:
         ("C", "channels", "{}"),
         ("k", "kernel_size", "{}"),
         ("|offset|", "offset_abs_mean", "{:.4f}"),
-        ("beyond k//2", "share_beyond_half_width", "{:.2%}"),
+        (f"beyond k//2+{REACH_TOLERANCE:g}", "share_beyond_half_width", "{:.2%}"),
         ("outside C", "share_outside_channels", "{:.2%}"),
         ("|distance|", "channel_distance_mean", "{:.3f}"),
         ("w mean", "weight_mean", "{:.4f}"),
@@ -78,10 +80,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if stats["stages"]:
         print(format_table(stats))
+        if any("share_beyond_half_width" in v for v in stats["stages"].values()):
+            print(
+                f"beyond k//2+{REACH_TOLERANCE:g}: taps sampling more than {REACH_TOLERANCE:g} "
+                "channel outside the kernel window (most interpolation weight on a channel "
+                f"ECA's window does not see); outside C: more than {REACH_TOLERANCE:g} channel "
+                "into the zero padding"
+            )
     else:
         print("no attention modules in this model: nothing to inspect")
     if isinstance(stats["plots"], str):
         print(stats["plots"])
+    else:
+        for path in stats["plots"]:
+            print(f"-> {path}")
     print(f"-> {stats['written_to']}")
     return 0
 

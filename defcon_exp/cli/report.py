@@ -15,8 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from defcon_exp.analysis.report import write_report
-from defcon_exp.analysis.search_report import is_search_dir, write_search_report
+# the analysis modules (torch, scipy) load after the arguments parse: --help is instant
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -39,6 +38,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit code (0 ok, 1 user error)."""
     args = parse_args(argv)
+    from defcon_exp.analysis.report import write_report
+    from defcon_exp.analysis.search_report import is_search_dir
+
     logging.basicConfig(level=logging.WARNING, format="[%(name)s][%(levelname)s] - %(message)s")
     out = args.out if args.out is not None else args.dirs[0]
     if all(is_search_dir(d) for d in args.dirs):  # [search] an Optuna search dir
@@ -59,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _search_report(dirs: Sequence[Path], out: Path | None) -> int:
     """``defcon-report <search dir>``: trials, best trial, plots, CSV (docs/search.md)."""
+    from defcon_exp.analysis.search_report import write_search_report
+
     for search_dir in dirs:
         try:
             result = write_search_report(search_dir, out)

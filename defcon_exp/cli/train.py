@@ -6,22 +6,30 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from defcon_exp.cli.help import HELP_FLAGS, render_help
 from defcon_exp.config import ConfigError
-from defcon_exp.engine import distributed
 from defcon_exp.run import launch
-from defcon_exp.run.job import run_job
-from defcon_exp.run.objective import sweeper_return
 from defcon_exp.run.plugin_path import expose_sweeper_plugin
-from defcon_exp.run.train import train
 
-__all__ = ["hydra_main", "main", "train"]
+# Training code (torch, torchvision, the engine) is imported inside hydra_main: --help and
+# command-line errors answer without it (scripts/bench_cli_latency.py).
+
+__all__ = ["hydra_main", "main"]  # and train (loaded on use)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "train":  # re-exported for tests and scripts (defcon_exp.run.train.train)
+        from defcon_exp.run.train import train
+
+        return train
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
@@ -30,6 +38,19 @@ def main() -> None:
     launcher's workers. Under ``torchrun`` it first joins the process group and every rank
     runs with rank 0's ``hydra.run.dir`` (:mod:`defcon_exp.run.launch`)."""
     args = sys.argv[1:]
+    # Hydra 1.4 warns on every callback it instantiates; ours is named by our packaged conf
+    warnings.filterwarnings(
+        "ignore", message=r"hydra\.utils\.instantiate\(\) resolved _target_='defcon_exp\.run\."
+    )
+    if any(a in HELP_FLAGS for a in args) and "--hydra-help" not in args:
+        try:
+            launch.check_group_overrides(args)
+            launch.check_override_keys(args)
+            print(render_help(args))
+        except ConfigError as err:
+            print(f"defcon-train: error: {err}", file=sys.stderr)
+            sys.exit(1)
+        return
     expose_sweeper_plugin()  # editable installs: Hydra's plugin scan must see our sweeper
     try:
         env = launch.check_command_line(args)
@@ -45,6 +66,8 @@ def main() -> None:
         if env.rank == 0:
             hydra_main()
         return
+    from defcon_exp.engine import distributed
+
     distributed.init(env)
     try:
         run_dir = distributed.share_from_main(lambda: launch.resolve_hydra_run_dir(args))
@@ -58,6 +81,13 @@ def main() -> None:
 def hydra_main(cfg: DictConfig) -> float | list[float] | None:
     """``defcon-train [group=option ...] [key=value ...]``; returns ``search.objective``'s
     validation value(s) for sweepers (None without a validation split), never a test metric."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from defcon_exp.engine import distributed
+    from defcon_exp.run.job import run_job
+    from defcon_exp.run.objective import sweeper_return
+
     hydra_cfg = HydraConfig.get()
     if not distributed.is_main():  # WARNING+ only, to stderr (no train.log: job_logging=none)
         logging.basicConfig(

@@ -7,43 +7,47 @@ interface.
         bundle.train.set_epoch(epoch)
         for images, labels in bundle.train:  # float32 [B, 3, 32, 32], int64 [B]
             ...
+
+The names load on first use (PEP 562): ``defcon_exp.config`` imports the torch-free
+``data.config`` schema without pulling in torch and torchvision.
 """
 
-from .build import DataBundle, Loader, build_data, to_data_config
-from .cifar import DatasetNotFoundError, load_cifar
-from .config import LOADER_NAMES, DataConfig
-from .imageset import ImageSet
-from .loaders import WorkerLoader
-from .plan import EpochPlan, make_epoch_plan
-from .registry import DATASETS, DatasetSpec, dataset_names, get_dataset, register_dataset
-from .split import stratified_split
-from .synthetic import make_synthetic
-from .tensor_loader import TensorLoader, augment_batch
-from .transforms import CIFAR10_STATS, CIFAR100_STATS, transform_image
+from __future__ import annotations
 
-__all__ = [
-    "CIFAR10_STATS",
-    "CIFAR100_STATS",
-    "DATASETS",
-    "LOADER_NAMES",
-    "DataBundle",
-    "DataConfig",
-    "DatasetNotFoundError",
-    "DatasetSpec",
-    "EpochPlan",
-    "ImageSet",
-    "Loader",
-    "TensorLoader",
-    "WorkerLoader",
-    "augment_batch",
-    "build_data",
-    "dataset_names",
-    "get_dataset",
-    "load_cifar",
-    "make_epoch_plan",
-    "make_synthetic",
-    "register_dataset",
-    "stratified_split",
-    "to_data_config",
-    "transform_image",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "DataBundle": "build",
+    "Loader": "build",
+    "build_data": "build",
+    "to_data_config": "build",
+    "DatasetNotFoundError": "cifar",
+    "load_cifar": "cifar",
+    "LOADER_NAMES": "config",
+    "DataConfig": "config",
+    "ImageSet": "imageset",
+    "WorkerLoader": "loaders",
+    "EpochPlan": "plan",
+    "make_epoch_plan": "plan",
+    "DATASETS": "registry",
+    "DatasetSpec": "registry",
+    "dataset_names": "registry",
+    "get_dataset": "registry",
+    "register_dataset": "registry",
+    "stratified_split": "split",
+    "make_synthetic": "synthetic",
+    "TensorLoader": "tensor_loader",
+    "augment_batch": "tensor_loader",
+    "CIFAR10_STATS": "transforms",
+    "CIFAR100_STATS": "transforms",
+    "transform_image": "transforms",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

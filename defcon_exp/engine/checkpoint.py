@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from defcon_exp.engine.atomic import atomic_write
+from defcon_exp.engine.run_dir import run_dir_of_checkpoint  # noqa: F401 (re-exported)
 
 CHECKPOINT_VERSION = 1
 
@@ -132,9 +133,3 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
                 return candidate
         raise FileNotFoundError(f"no checkpoints/last.pt in run dir {path}")
     raise FileNotFoundError(f"no such run dir or checkpoint: {path}")
-
-
-def run_dir_of_checkpoint(ckpt: str | os.PathLike) -> Path:
-    """The run dir holding ``ckpt`` (``<run>/checkpoints/x.pt`` -> ``<run>``)."""
-    ckpt = Path(ckpt).resolve()
-    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent

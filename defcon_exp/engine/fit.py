@@ -25,6 +25,7 @@ from torch import nn
 from defcon_exp.engine import distributed
 from defcon_exp.engine.ema import EMASettings, build_ema
 from defcon_exp.engine.hooks import EpochHook, StopRun
+from defcon_exp.engine.keep import apply_keep_policy
 from defcon_exp.engine.loop import (
     EpochPosition,
     NonFiniteLossError,
@@ -37,7 +38,7 @@ from defcon_exp.engine.metrics import METRIC_NAMES
 from defcon_exp.engine.mixing import MixSettings, build_mixer
 from defcon_exp.engine.precision import grad_scaler
 from defcon_exp.engine.preemption import TrainingInterrupted, requeue_signal, stop_on_signals
-from defcon_exp.engine.progress import epoch_bar, progress_enabled
+from defcon_exp.engine.progress import epoch_bar, logging_through_bars, progress_enabled
 from defcon_exp.engine.records import NullRecords, Records, epoch_row, summary_payload
 from defcon_exp.engine.run_state import RunState, RunStateStore
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
@@ -67,6 +68,8 @@ class FitSettings:
     log_every_n_steps: int = 50
     progress: bool = True
     checkpoint_every_n_steps: int = 0
+    keep_checkpoints: str = "all"  # what a finished run keeps (defcon_exp.engine.keep)
+    tb_name: str | None = None  # TensorBoard run name: events in tb/<tb_name> (None: tb/)
     handle_signals: bool = True
     model_name: str = "model"
     config: dict[str, Any] = field(default_factory=dict)
@@ -92,6 +95,7 @@ class FitSettings:
             accumulate_grad_batches=int(trainer.get("accumulate_grad_batches", 1)),
             mix=MixSettings(**dict(trainer.get("mix") or {})),
             ema=EMASettings(**dict(trainer.get("ema") or {})),
+            keep_checkpoints=trainer.get("keep_checkpoints", "all"),
             **identity,
         )
 
@@ -147,7 +151,8 @@ def fit(
     if resume_state is not None:
         run.state = run.store.restore(resume_state, run.state.split)
         run.log_resumed()
-    with stop_on_signals(settings.handle_signals) as signal_received:
+    bars = progress_enabled(settings.progress) and distributed.is_main()
+    with stop_on_signals(settings.handle_signals) as signal_received, logging_through_bars(bars):
         # distributed: a tiny collective every log interval, so all ranks stop at the same step
         agreement = distributed.SignalAgreement(signal_received, max(1, settings.log_every_n_steps))
         run.open(resume_state is not None, agreement)
@@ -214,7 +219,12 @@ class _Fit:
         if self.main:
             self.store.ckpt_dir.mkdir(parents=True, exist_ok=True)
         self.records = (
-            Records(self.run_dir, self.state.epoch if resumed else None, self.state.global_step)
+            Records(
+                self.run_dir,
+                self.state.epoch if resumed else None,
+                self.state.global_step,
+                self.settings.tb_name,
+            )
             if self.main
             else NullRecords()
         )
@@ -386,7 +396,7 @@ class _Fit:
         self.ebar.update(1)
         self.ebar.set_postfix(
             loss=f"{train['loss']:.3f}",
-            **{f"{split}_acc": f"{metrics[split]['top1']:.1f}"},
+            **{f"{split}_top1": f"{metrics[split]['top1']:.1f}%"},
             lr=f"{train['lr']:.3g}",
         )
 
@@ -442,6 +452,9 @@ class _Fit:
             },
         )
         self.records.finish(summary, self.settings.hparams, state.global_step)
+        if self.main:
+            slim = self.store.payload(state, self.wall(), full=False)
+            apply_keep_policy(self.settings.keep_checkpoints, self.store.ckpt_dir, slim, self.store.save)
         log.info(
             "test top1 %.2f top5 %.2f loss %.4f (%d images) | summary: %s",
             test["top1"],

@@ -173,9 +173,7 @@ def train_one_epoch(
             interval_count = 0
             if ctx.progress:
                 running_acc = 100.0 * top1_sum / max(epoch_metrics.count, 1)
-                bar.set_postfix(
-                    loss=f"{step_loss:.3f}", acc=f"{running_acc:.1f}", lr=f"{lrs[0]:.3g}"
-                )
+                bar.set_postfix(loss=f"{step_loss:.3f}", train_top1=f"{running_acc:.1f}%", lr=f"{lrs[0]:.3g}")
             if on_log is not None:
                 on_log(global_step, {"train/loss_step": step_loss, "train/lr": lrs[0]})
         # on the last batch the epoch finishes normally; fit() stops after its checkpoint

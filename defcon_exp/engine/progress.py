@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 
 def progress_enabled(requested: bool) -> bool:
@@ -39,3 +41,14 @@ def batch_bar(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> 
         dynamic_ncols=True,
         position=1,
     )
+
+
+@contextlib.contextmanager
+def logging_through_bars(enabled: bool) -> Iterator[None]:
+    """While bars are shown, console log lines go through ``tqdm.write`` (printed above the
+    bars instead of inside them); file handlers (``train.log``) are untouched."""
+    if not enabled:
+        yield
+        return
+    with logging_redirect_tqdm():
+        yield

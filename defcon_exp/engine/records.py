@@ -16,11 +16,41 @@ from torch import Tensor
 from defcon_exp.engine.metrics import METRIC_NAMES, metric_keys
 from defcon_exp.engine.writers import MetricsCSV, TensorBoardLogger, write_json
 
-__all__ = ["NullRecords", "Records", "epoch_row", "summary_payload"]
+__all__ = ["TB_GROUPS", "NullRecords", "Records", "epoch_row", "summary_payload", "tb_dir", "tb_tag"]
 
 log = logging.getLogger("defcon_exp.engine.fit")
 
 Metrics = Mapping[str, Mapping[str, float]]
+
+#: TensorBoard tag groups, named so that the Time Series page (groups sorted by name) opens on
+#: loss, accuracy and lr; digits sort before letters, so ``attention/...`` and any other
+#: group follow them
+TB_GROUPS = {"loss": "1_loss", "top1": "2_top1", "top5": "3_top5", "lr": "4_lr", "speed": "5_speed"}
+
+
+def tb_tag(tag: str) -> str:
+    """The TensorBoard tag of a record name: ``<split>/<metric>`` -> ``<group>/<split>``
+    (``val/top1`` -> ``2_top1/val``), ``train/loss_step`` -> ``1_loss/train_step``,
+    ``train/lr`` -> ``4_lr/lr``; other names (``attention/stage1/...``) as they are."""
+    split, _, name = tag.partition("/")
+    if tag == "train/lr":
+        return f"{TB_GROUPS['lr']}/lr"
+    if name == "loss_step":
+        return f"{TB_GROUPS['loss']}/{split}_step"
+    if name in TB_GROUPS and "/" not in name:
+        return f"{TB_GROUPS[name]}/{split}"
+    return tag
+
+
+def tb_dir(run_dir: Path, tb_name: str | None) -> Path:
+    """Where the run's event files go: ``tb/<tb_name>`` (TensorBoard shows that path as the
+    run's name: model and sweep overrides), the existing one on resume, and ``tb/`` itself for
+    runs that wrote there before (or without a name)."""
+    root = run_dir / "tb"
+    if tb_name is None or any(root.glob("events.out.tfevents.*")):
+        return root
+    existing = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return existing[0] if existing else root / tb_name
 
 
 def epoch_row(
@@ -38,7 +68,9 @@ class Records:
     """``metrics.csv`` and TensorBoard of one run dir (reopened on resume: rows and events
     after the resumed checkpoint are dropped, so curves stay continuous)."""
 
-    def __init__(self, run_dir: Path, resumed_epoch: int | None, resumed_step: int) -> None:
+    def __init__(
+        self, run_dir: Path, resumed_epoch: int | None, resumed_step: int, tb_name: str | None = None
+    ) -> None:
         csv_path = run_dir / "metrics.csv"
         if resumed_epoch and not csv_path.exists():
             log.warning(
@@ -51,18 +83,20 @@ class Records:
         self.csv = MetricsCSV(csv_path, resume_epoch=resumed_epoch)
         # events at the checkpoint's own step are valid; a crash's later events are purged
         purge = resumed_step + 1 if resumed_epoch is not None else None
-        self.tb = TensorBoardLogger(run_dir / "tb", purge_step=purge)
+        self.tb = TensorBoardLogger(tb_dir(run_dir, tb_name), purge_step=purge)
         self.run_dir = run_dir
+        self.curve_splits: set[str] = set()
 
     def step(self, values: Mapping[str, float], global_step: int) -> None:
-        self.tb.scalars(values, global_step)
+        self.tb.scalars({tb_tag(tag): value for tag, value in values.items()}, global_step)
 
     def histogram(self, tag: str, values: Tensor, global_step: int) -> None:
-        self.tb.histogram(tag, values, global_step)
+        self.tb.histogram(tb_tag(tag), values, global_step)
 
     def epoch(self, row: Mapping[str, Any], metrics: Metrics, global_step: int) -> None:
         self.csv.append(row)
-        self.tb.scalars(
+        self.curve_splits |= set(metrics)
+        self.step(
             {
                 f"{split}/{name}": values[name]
                 for split, values in metrics.items()
@@ -70,18 +104,21 @@ class Records:
             },
             global_step,
         )
-        self.tb.scalars({"epoch": row["epoch"], "train/lr_epoch_end": row["lr"]}, global_step)
+        speed = TB_GROUPS["speed"]
+        self.tb.scalars(
+            {f"{speed}/images_per_s": row["images_per_s"], f"{speed}/epoch_time_s": row["epoch_time_s"]},
+            global_step,
+        )
         self.tb.flush()
 
     def finish(self, summary: dict[str, Any], hparams: Mapping[str, Any], global_step: int) -> None:
         write_json(self.run_dir / "summary.json", summary)
-        test = summary["test"]
-        metrics = {f"hparam/test_{name}": test[name] for name in METRIC_NAMES}
-        for key in ("best_val", "best_on_test"):
-            if summary.get(key, {}).get("top1") is not None:
-                split = "val" if key == "best_val" else "test"
-                metrics[f"hparam/best_{split}_top1"] = summary[key]["top1"]
-        self.tb.hparams(hparams, metrics, global_step)
+        test = {tb_tag(f"test/{name}"): summary["test"][name] for name in METRIC_NAMES}
+        if "test" not in self.curve_splits:  # with a val split the test set is evaluated once
+            self.tb.scalars(test, global_step)
+        val = {tb_tag(f"val/{name}"): None for name in METRIC_NAMES if "val" in self.curve_splits}
+        # the HParams table shows each metric tag's last value: no hparam/* duplicates
+        self.tb.hparams(hparams, {**test, **val})
 
     def flush(self) -> None:
         self.tb.flush()

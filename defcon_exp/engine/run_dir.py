@@ -14,9 +14,13 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from defcon_exp.engine.checkpoint import run_dir_of_checkpoint
-
 RUN_MARKERS = ("checkpoints", "metrics.csv", "summary.json")
+
+
+def run_dir_of_checkpoint(ckpt: str | os.PathLike) -> Path:
+    """The run dir holding ``ckpt`` (``<run>/checkpoints/x.pt`` -> ``<run>``)."""
+    ckpt = Path(ckpt).resolve()
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
 
 
 def resume_run_dir(resume: str | os.PathLike) -> Path:

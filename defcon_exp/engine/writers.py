@@ -83,16 +83,17 @@ class TensorBoardLogger:
         """Log the distribution of ``values`` (any shape) at ``step``."""
         self.writer.add_histogram(tag, values.detach().float(), global_step=step)
 
-    def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float], step: int) -> None:
-        """Write an HParams record into this run's own event file (for sweep comparison)."""
+    def hparams(self, hparams: Mapping[str, Any], metric_tags: Mapping[str, Any]) -> None:
+        """Write an HParams record into this run's own event file (for sweep comparison). Its
+        metrics are existing scalar tags (the HPARAMS table shows their last values), so no
+        single-point duplicate charts are written."""
         clean = {
             k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()
         }
-        exp, ssi, sei = hparams_summary(clean, dict(metrics))
+        exp, ssi, sei = hparams_summary(clean, dict.fromkeys(metric_tags, 0.0))
         file_writer = self.writer._get_file_writer()
         for summary in (exp, ssi, sei):
             file_writer.add_summary(summary)
-        self.scalars(metrics, step)
 
     def flush(self) -> None:
         """Flush pending events to disk."""

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -61,6 +63,9 @@ def run_job(
                 f"resume={cfg.resume!r} is invalid with -m: resume one run at a time, or "
                 "re-launch the sweep with resume=auto and the same hydra.sweep.dir"
             )
+        if multirun and cfg.trainer.get("keep_checkpoints") == "auto":
+            cfg = cfg.copy()  # a sweep's finished jobs are skipped by resume=auto: slim them
+            cfg.trainer.keep_checkpoints = "last_slim"
         return train(
             cfg,
             None if explicit else output_dir,
@@ -86,6 +91,8 @@ def run_job(
         if multirun:
             raise _sweep_job_error(output_dir, job_num, str(err)) from err
         log.error("%s", err)  # into train.log too: a failed start says why
+        if not cfg.resume and distributed.is_main():
+            remove_failed_start(output_dir)
         print(f"defcon-train: error{where}: {err}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:
@@ -97,6 +104,29 @@ def run_job(
             job_num,
             f"{type(err).__name__}: {err} (traceback in {output_dir / 'train.log'})",
         ) from err
+
+
+#: what Hydra and the run-dir lock put into a run dir before the run records anything
+STARTUP_FILES = {".hydra", "train.log", ".lock"}
+
+
+def remove_failed_start(run_dir: Path) -> bool:
+    """Delete a fresh run's dir that holds nothing but :data:`STARTUP_FILES` (a start that
+    failed on a bad value or missing data), and its date folder if that is left empty, so a
+    failed start leaves no ``outputs/DATE/TIME`` behind (``defcon-report`` would list it as
+    a failed run). A dir with anything else in it is kept. Returns whether it was removed."""
+    try:
+        names = {p.name for p in run_dir.iterdir()}
+    except OSError:
+        return False
+    if not names <= STARTUP_FILES:
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    parent = run_dir.parent
+    if parent.name[:4].isdigit():  # outputs/2026-12-01: only the date folder, never outputs/
+        with contextlib.suppress(OSError):
+            parent.rmdir()  # only when empty
+    return not run_dir.exists()
 
 
 def _sweep_job_error(output_dir: Path, job: int | None, reason: str) -> SweepJobError:

@@ -4,6 +4,7 @@ options, launcher plugins, output folders, torchrun argv, SIGTERM forwarding in 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib.resources
 import importlib.util
 import logging
@@ -19,7 +20,6 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from defcon_exp.config import ConfigError
-from defcon_exp.engine import distributed
 from defcon_exp.engine.run_dir import resume_run_dir
 from defcon_exp.run.lock import acquire_for_process
 from defcon_exp.run.stored import GROUP_NAMES as CONFIG_GROUPS
@@ -55,6 +55,59 @@ def check_group_overrides(args: Sequence[str]) -> None:
                 f"{key}={value!r} is invalid: a config group takes an option name (or a "
                 f"comma-separated list under -m), one of {group_options(key)}"
             )
+
+
+def schema_keys() -> tuple[set[str], set[str]]:
+    """``(dotted keys, open prefixes)`` of the typed schema (:class:`~defcon_exp.config.Config`):
+    every key an override may set; below an open prefix (a ``Dict[str, Any]`` field such as
+    ``model.attention_kwargs``, or a list) any sub-key is allowed."""
+    from omegaconf import DictConfig
+
+    from defcon_exp.config import Config
+
+    keys: set[str] = set()
+    open_prefixes: set[str] = set()
+
+    def walk(node: DictConfig, prefix: str) -> None:
+        for key in node:
+            name, child = f"{prefix}{key}", node._get_node(key)
+            keys.add(name)
+            if isinstance(child, DictConfig) and OmegaConf.get_type(child) is not dict:
+                walk(child, f"{name}.")
+            elif isinstance(child, DictConfig) or OmegaConf.get_type(node, key) is list:
+                open_prefixes.add(name)
+
+    walk(OmegaConf.structured(Config), "")
+    return keys, open_prefixes
+
+
+def check_override_keys(args: Sequence[str]) -> None:
+    """Refuse ``key=value`` for a key the config does not have (``trainer.epoch=3``) in one
+    line with the nearest valid key; Hydra would print OmegaConf's internals. Group choices
+    (``model=se``), ``+key=``/``~key``, Hydra's own keys and flags are not checked here."""
+    keys, open_prefixes = schema_keys()
+    nodes = {k.rpartition(".")[0] for k in keys} - {""}
+    for arg in args:
+        key, sep, _value = arg.partition("=")
+        if not sep or arg.startswith(("-", "+", "~")) or "/" in key:
+            continue
+        if key in CONFIG_GROUPS or key in ("hparams_search", "hydra") or key.startswith("hydra."):
+            continue
+        if key in keys or any(key.startswith(f"{p}.") for p in open_prefixes):
+            continue
+        group, _, leaf = key.rpartition(".")
+        leaves = sorted(k for k in keys if k.rpartition(".")[0] == group and k not in nodes)
+        near = [f"{group}.{m}" if group else m for m in difflib.get_close_matches(
+            leaf, [k.rpartition(".")[2] for k in leaves], n=1, cutoff=0.6)]
+        near = near or sorted(k for k in keys - nodes if k.endswith(f".{leaf}"))[:1]
+        near = near or difflib.get_close_matches(key, sorted(keys - nodes), n=1, cutoff=0.75)
+        if near:
+            hint = f"did you mean {near[0]}?"
+        elif group and leaves:
+            hint = f"the keys of {group} are {', '.join(k.rpartition('.')[2] for k in leaves)}"
+        else:
+            hint = "defcon-train --help lists every key"
+        raise ConfigError(f"{arg} is invalid: the config has no key {key!r}; {hint}")
 
 
 def check_output_dirs(args: Sequence[str]) -> None:
@@ -219,6 +272,38 @@ def forward_sigterm_to_workers(signum: int, _frame: Any) -> None:
             os.kill(worker.pid, signum)
 
 
+def check_config_values(args: Sequence[str]) -> None:
+    """A single fresh run: compose the config as Hydra will and apply the value rules
+    (:func:`~defcon_exp.config.validate_config`) before Hydra creates the run dir, so a bad
+    value leaves no ``outputs/DATE/TIME``. Sweeps, resumes (the checkpoint's config decides)
+    and command lines that do not compose (Hydra reports those) are left to the run."""
+    if any(a.startswith("-") for a in args):  # -m, --help, --cfg, -cn ...: not a plain run
+        return
+    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a)
+    if values.get("resume") not in (None, "", "null", "None"):
+        return
+    from hydra import compose, initialize_config_module
+
+    from defcon_exp.config import validate_config
+
+    try:
+        with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+            cfg = compose("config", overrides=list(args))
+    except Exception:  # Hydra's own run reports the problem properly
+        return
+    validate_config(cfg)
+
+
+def detect_distributed() -> Any:
+    """The torchrun/srun environment, or None; a plain process (no ``WORLD_SIZE``, no
+    ``SLURM_STEP_NUM_TASKS``) is told without importing torch's distributed machinery."""
+    if "WORLD_SIZE" not in os.environ and "SLURM_STEP_NUM_TASKS" not in os.environ:
+        return None
+    from defcon_exp.engine import distributed
+
+    return distributed.detect()
+
+
 def check_command_line(args: Sequence[str]) -> Any:
     """All checks before Hydra runs; the torchrun environment (None outside torchrun).
 
@@ -226,11 +311,13 @@ def check_command_line(args: Sequence[str]) -> Any:
         ConfigError: naming the argument and the fix.
     """
     check_group_overrides(args)
+    check_override_keys(args)
     check_launcher(args)
     check_output_dirs(args)
-    env = distributed.detect()
+    env = detect_distributed()
     if env is not None:
         check_distributed_args(args)
     else:
+        check_config_values(args)
         lock_known_run_dir(args)
     return env

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.config import ConfigError, validate_config
 from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
+from defcon_exp.engine.keep import SLIM_KEY
 from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir
 from defcon_exp.run.stored import apply_overrides, flat_items, schema_config, upgrade_config
 
@@ -39,6 +40,7 @@ RESUME_NEUTRAL = {
     "trainer.epochs",
     "trainer.log_every_n_steps",
     "trainer.checkpoint_every_n_steps",
+    "trainer.keep_checkpoints",
     "trainer.num_threads",
     "trainer.histograms_every_n_epochs",
     "trainer.histogram_images",
@@ -84,12 +86,23 @@ def _no_checkpoint_error(run_dir: Path, what: str) -> ConfigError:
     )
 
 
+def _not_extendable(run_dir: Path, resume: str, what: str) -> ConfigError:
+    return ConfigError(
+        f"resume={resume!r} is invalid: {run_dir} finished and trainer.keep_checkpoints {what} "
+        "(no optimiser state), so it cannot be extended exactly; start a new run with the "
+        "epochs you want (add trainer.keep_checkpoints=all to keep a finished run extendable); "
+        f"its final weights serve defcon-eval ckpt={run_dir}"
+    )
+
+
 def _resume_checkpoint(resume: str) -> Path:
     """``resume=`` -> the checkpoint file, with a way out when there is none."""
     path = Path(resume).expanduser()
     if path.is_dir() and not (path / "checkpoints" / "last.pt").is_file() and not (
         path / "last.pt"
     ).is_file():
+        if (path / "summary.json").is_file():
+            raise _not_extendable(path.resolve(), resume, "kept only best.pt")
         raise _no_checkpoint_error(path.resolve(), f"resume={resume!r} is invalid")
     return find_checkpoint(path)
 
@@ -144,6 +157,15 @@ def plan_resume(cfg: DictConfig, overrides: Sequence[str] | None) -> RunPlan:
     against the checkpoint's)."""
     ckpt = _resume_checkpoint(str(cfg.resume))
     state = load_checkpoint(ckpt)
+    if "optimizer" not in state and state.get(SLIM_KEY):
+        run_dir = resume_run_dir(ckpt)
+        summary = _finished_summary(run_dir)
+        epochs = _requested_epochs(cfg, overrides, state)
+        if summary is not None and epochs <= int(state.get("epoch", 0)):
+            _say(f"{run_dir} already finished ({state['epoch']} epochs, summary.json written): "
+                 "nothing to do")
+            return RunPlan(cfg, run_dir, ckpt, summary=summary)
+        raise _not_extendable(run_dir, str(cfg.resume), "slimmed its last.pt")
     if "optimizer" not in state:
         raise ConfigError(
             f"resume={cfg.resume!r} is invalid: {ckpt.name} holds weights only (best.pt is for "
@@ -159,6 +181,19 @@ def plan_resume(cfg: DictConfig, overrides: Sequence[str] | None) -> RunPlan:
     check_config_changes(state["config"], cfg, ckpt, state.get("position") is not None)
     state["path"] = str(ckpt)
     return RunPlan(cfg, resume_run_dir(ckpt), ckpt, state)
+
+
+def _requested_epochs(
+    cfg: DictConfig, overrides: Sequence[str] | None, state: dict[str, Any]
+) -> int:
+    """``trainer.epochs`` of the resumed run: the command line's, else the checkpoint's (with
+    ``overrides``, the CLI), else ``cfg``'s."""
+    if overrides is None:
+        return int(cfg.trainer.epochs)
+    given = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("trainer.epochs=")]
+    if given:
+        return int(given[-1])
+    return int(state["config"].get("trainer", {}).get("epochs", 0))
 
 
 def _finished_summary(run_dir: Path) -> dict[str, Any] | None:
@@ -185,7 +220,7 @@ def plan_run(
             _say(f"{run_dir} already finished (summary.json exists): skipping")
             return RunPlan(cfg, run_dir, summary=summary)
         if (run_dir / "checkpoints" / "last.pt").is_file():
-            log.info("resume=auto: resuming %s", run_dir)
+            log.debug("resume=auto: resuming %s", run_dir)  # fit() says "resumed from ..."
             cfg.resume = str(run_dir)
             return _unless_finished(plan_resume(cfg, None))
         cfg.resume = None

@@ -9,11 +9,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.config import Config, ConfigError
-from defcon_exp.engine.precision import precision_from_amp
 from defcon_exp.safety import check_no_code
 
 __all__ = [
@@ -36,6 +34,10 @@ def upgrade_config(container: dict[str, Any], warn: bool = True) -> dict[str, An
     trainer = container.get("trainer")
     if not isinstance(trainer, dict) or "amp" not in trainer:
         return container
+    import torch  # here, not at the top: the CLI's checks and --help stay torch-free
+
+    from defcon_exp.engine.precision import precision_from_amp
+
     container = copy.deepcopy(container)
     trainer = container["trainer"]
     amp = bool(trainer.pop("amp"))

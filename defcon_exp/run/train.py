@@ -35,6 +35,7 @@ from defcon_exp.run.hparams import hparams
 from defcon_exp.run.launch import check_writable_folder
 from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.plan import RunPlan, plan_run, remove_stale_temp_files
+from defcon_exp.run.run_label import run_label
 
 __all__ = ["target_run_dir", "train"]
 
@@ -192,6 +193,11 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
         hparams=hparams(container, name),
         seed=cfg.seed,
     )
+    if settings.keep_checkpoints == "auto":  # a single run (sweep jobs arrive as last_slim)
+        settings.keep_checkpoints = "all"
+    if HydraConfig.initialized():  # the CLI: tb/<model>_<overrides> names the run in TensorBoard
+        hydra_cfg = HydraConfig.get()
+        settings.tb_name = run_label(name, list(hydra_cfg.overrides.task), hydra_cfg)
     loaders = Loaders(data.train, data.val, data.test, data.num_classes)
     hooks = list(epoch_hooks)
     histograms = AttentionHistograms.create(  # rank 0 only: no collective in its forward
@@ -220,10 +226,8 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
 
 def _log_start(plan: RunPlan, name: str, device: torch.device) -> None:
     cfg = plan.cfg
-    resuming = f" (resuming {plan.checkpoint})" if plan.checkpoint else ""
-    log.info(
-        "run dir: %s%s | host %s pid %d", plan.run_dir, resuming, socket.gethostname(), os.getpid()
-    )
+    # a resume is announced once, by fit() ("resumed from epoch N ... in <run dir>")
+    log.info("run dir: %s | host %s pid %d", plan.run_dir, socket.gethostname(), os.getpid())
     log.info(
         "model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
         "epochs=%d | seed=%d | device=%s threads=%d",

@@ -106,7 +106,8 @@ def test_unfinished_run_is_listed_not_fatal(runs_root: Path, tmp_path: Path) -> 
     assert rows["defcon"]["n_seeds"] == "1" and rows["defcon"]["n_unfinished"] == "1"
     assert rows["defcon"]["seeds"] == "0"
     text = result["report_md"].read_text()
-    assert "1 running/failed" in text and f"`{running.resolve()}`: defcon, seed 7" in text
+    assert "0 interrupted (resumable), 1 failed" in text
+    assert f"`{running.resolve()}`: defcon, synthetic, seed 7" in text
 
 
 def _fake_run(path: Path, model: str, seed: int, top1: float, scheduler: str = "step") -> None:
@@ -135,7 +136,7 @@ def test_welch_columns_and_seed_marks(tmp_path: Path) -> None:
     assert rows["resnet50"]["vs_eca_t"] != "" and rows["resnet50"]["vs_resnet50_t"] == ""
     assert [rows[m]["few_seeds"] for m in ("resnet50", "eca", "se")] == ["0", "0", "1"]
     text = (tmp_path / "report.md").read_text()
-    assert "| se | 2 † |" in text and "| eca | 3 |" in text
+    assert "| se | ? | 2 † |" in text and "| eca | ? | 3 |" in text
     assert "eca vs resnet50: Δ top-1 -14.00 points is significant" in text
 
 
@@ -145,7 +146,7 @@ def test_scheduler_splits_rows_when_runs_differ(tmp_path: Path) -> None:
     rows = write_report([tmp_path], tmp_path / "out", flops=False)["rows"]
     assert sorted(r.label for r in rows) == ["eca / cosine", "eca / step"]
     text = (tmp_path / "out" / "report.md").read_text()
-    assert "| model | scheduler | seeds |" in text and "| eca | cosine | 1 † |" in text
+    assert "| model | data | scheduler | seeds |" in text and "| eca | ? | cosine | 1 † |" in text
     assert _csv(tmp_path / "out" / "report.csv")["eca"]["scheduler"] in ("cosine", "step")
 
 
@@ -154,7 +155,9 @@ def test_inspect_defcon_run(runs_root: Path, tmp_path: Path, capsys: pytest.Capt
     run = runs_root / "2"
     assert inspect_cli.main([f"ckpt={run}", "n_images=4", f"out={tmp_path}"]) == 0
     printed = capsys.readouterr().out
-    assert "beyond k//2" in printed and "defcon (Defcon)" in printed
+    assert "beyond k//2+0.5" in printed and "defcon (Defcon)" in printed
+    for stage in "1234":  # the PNGs are named too, not only the JSON
+        assert f"-> {tmp_path / f'inspect_stage{stage}.png'}" in printed
     stats = json.loads((tmp_path / "inspect.json").read_text())
     assert stats["num_images"] == 4 and set(stats["stages"]) == {"1", "2", "3", "4"}
     for stage, k in zip("1234", (3, 5, 5, 7), strict=True):  # model=defcon: paper kernels

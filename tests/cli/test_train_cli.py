@@ -50,11 +50,14 @@ def test_train_resume_eval_write_the_run_files(tmp_path: Path) -> None:
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert ckpt["epoch"] == 2 and ckpt["config"]["data"]["train_size"] == 40
 
-    acc = EventAccumulator(str(run_dir / "tb"))
+    (tb_run,) = (run_dir / "tb").iterdir()  # tb/<model>_<overrides>: the resume wrote there too
+    assert tb_run.name.startswith("resnet50_data=synthetic")
+    acc = EventAccumulator(str(tb_run))
     acc.Reload()
-    lr_steps = [e.step for e in acc.Scalars("train/lr")]
+    lr_steps = [e.step for e in acc.Scalars("4_lr/lr")]
     assert lr_steps == list(range(1, 5))  # 2 batches/epoch, continuous across the resume
-    assert len(acc.Scalars("val/top1")) == 2 and acc.Scalars("hparam/test_top1")
+    assert len(acc.Scalars("2_top1/val")) == 2
+    assert [e.step for e in acc.Scalars("2_top1/test")] == [2, 4]  # the test set at each finish
 
     evaluated = run_module("defcon_exp.cli.eval", [f"ckpt={run_dir}", "data.eval_batch_size=8"], tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr

@@ -87,7 +87,7 @@ def test_killed_search_resumes_its_study_and_the_report_matches(tmp_path: Path) 
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     starts = {n: (sweep / str(n) / "train.log").read_text().count("run dir:") for n in range(3)}
     assert starts == {0: 1, 1: 2, 2: 1}  # trial 0 not rerun; trial 1 started once, resumed once
-    assert "(resuming" in (sweep / "1" / "train.log").read_text()
+    assert "resumed from epoch" in (sweep / "1" / "train.log").read_text()
     epochs = [row["epoch"] for row in csv.DictReader((sweep / "1" / "metrics.csv").open())]
     assert epochs == ["1", "2", "3"]  # continued from its checkpoint, no epoch twice
     assert not any(p.name.isdigit() and int(p.name) > 2 for p in sweep.iterdir())

@@ -1,0 +1,55 @@
+"""A run's name in TensorBoard's run selector: what a user compares (the model and the
+sweep's overrides), e.g. ``eca_seed=1`` for job ``seed=1`` of ``-m model=se,eca seed=0,1``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+__all__ = ["run_label", "sweep_keys"]
+
+#: overrides that say where or how a run executes, not what it is
+NOT_COMPARED = ("model", "resume", "run_dir", "trainer.device", "trainer.progress",
+                "trainer.num_threads", "data.num_workers", "data.root", "data.pin_memory")
+MAX_LENGTH = 120
+
+
+def _key(override: str) -> str:
+    return override.lstrip("+~").partition("=")[0]
+
+
+def sweep_keys(sweep_dir: str | Path) -> set[str] | None:
+    """Keys a ``-m`` sweep varies (a comma list or a sweep function in the command line Hydra
+    saved as ``<sweep dir>/multirun.yaml``), or None when that record is missing."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    try:
+        task = OmegaConf.load(path).hydra.overrides.task
+    except Exception:
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([str(t) for t in task])
+    except Exception:
+        return None
+    return {o.get_key_element() for o in parsed if o.is_sweep_override()}
+
+
+def run_label(model_name: str, overrides: Sequence[str], hydra_cfg: Any = None) -> str:
+    """``<model>_<key=value>_...``: the model name and the overrides that tell this run from
+    its siblings (in a sweep: only the keys the sweep varies), safe as a folder name."""
+    keys = None
+    if hydra_cfg is not None and str(hydra_cfg.mode).endswith("MULTIRUN"):
+        keys = sweep_keys(hydra_cfg.sweep.dir)
+    shown = [
+        o for o in overrides
+        if not _key(o).startswith(("hydra.", "hydra/", "search.")) and _key(o) not in NOT_COMPARED
+        and (keys is None or _key(o) in keys)
+    ]
+    label = "_".join([model_name, *shown])
+    label = re.sub(r"[^\w.,=+\-]+", "-", label)
+    return label if len(label) <= MAX_LENGTH else label[: MAX_LENGTH - 3] + "..."
