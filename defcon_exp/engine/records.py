@@ -31,8 +31,14 @@ TB_GROUPS = {"loss": "1_loss", "top1": "2_top1", "top5": "3_top5", "lr": "4_lr",
 def tb_tag(tag: str) -> str:
     """The TensorBoard tag of a record name: ``<split>/<metric>`` -> ``<group>/<split>``
     (``val/top1`` -> ``2_top1/val``), ``train/loss_step`` -> ``1_loss/train_step``,
-    ``train/lr`` -> ``4_lr/lr``; other names (``attention/stage1/...``) as they are."""
+    ``train/lr`` -> ``4_lr/lr``, ``val/ema_top1`` -> ``2_top1/val_ema``,
+    ``train/top1_dominant`` -> ``2_top1/train_dominant``; other names
+    (``attention/stage1/...``) as they are."""
     split, _, name = tag.partition("/")
+    if name.startswith("ema_") and name[4:] in TB_GROUPS:
+        return f"{TB_GROUPS[name[4:]]}/{split}_ema"
+    if name.endswith("_dominant") and name.removesuffix("_dominant") in TB_GROUPS:
+        return f"{TB_GROUPS[name.removesuffix('_dominant')]}/{split}_dominant"
     if tag == "train/lr":
         return f"{TB_GROUPS['lr']}/lr"
     if name == "loss_step":

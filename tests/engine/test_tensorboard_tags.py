@@ -79,3 +79,11 @@ def test_a_resumed_run_writes_into_its_existing_tb_run(tmp_path: Path) -> None:
     (tmp_path / "old" / "tb").mkdir(parents=True)
     (tmp_path / "old" / "tb" / "events.out.tfevents.1.host.1.0").write_bytes(b"")
     assert tb_dir(tmp_path / "old", "eca") == tmp_path / "old" / "tb"  # written before names
+
+
+def test_ema_and_dominant_tags_join_their_metric_group() -> None:
+    from defcon_exp.engine.records import tb_tag
+
+    assert tb_tag("val/ema_top1") == "2_top1/val_ema" and tb_tag("val/ema_loss") == "1_loss/val_ema"
+    assert tb_tag("train/top1_dominant") == "2_top1/train_dominant"
+    assert tb_tag("attention/stage1/weights") == "attention/stage1/weights"
