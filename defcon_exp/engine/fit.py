@@ -15,7 +15,6 @@ import math
 import signal
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ import torch
 from torch import nn
 
 from defcon_exp.engine import distributed
-from defcon_exp.engine.ema import EMASettings, build_ema
+from defcon_exp.engine.ema import build_ema
+from defcon_exp.engine.fit_settings import FitSettings, Loaders, epoch_line, monitor_value
 from defcon_exp.engine.hooks import EpochHook, StopRun
 from defcon_exp.engine.keep import apply_keep_policy
 from defcon_exp.engine.loop import (
@@ -35,7 +35,7 @@ from defcon_exp.engine.loop import (
     train_one_epoch,
 )
 from defcon_exp.engine.metrics import METRIC_NAMES
-from defcon_exp.engine.mixing import MixSettings, build_mixer
+from defcon_exp.engine.mixing import build_mixer
 from defcon_exp.engine.precision import grad_scaler
 from defcon_exp.engine.preemption import TrainingInterrupted, requeue_signal, stop_on_signals
 from defcon_exp.engine.progress import epoch_bar, logging_through_bars, progress_enabled
@@ -55,68 +55,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FitSettings:
-    """Plain-data trainer settings (``cfg.trainer`` plus run identity)."""
-
-    epochs: int
-    precision: str = "32"  # "32" | "bf16" | "16-mixed" (defcon_exp.engine.precision)
-    channels_last: bool = False  # input batches in torch.channels_last (convert the model too)
-    grad_clip_norm: float | None = None
-    log_every_n_steps: int = 50
-    progress: bool = True
-    checkpoint_every_n_steps: int = 0
-    keep_checkpoints: str = "all"  # what a finished run keeps (defcon_exp.engine.keep)
-    tb_name: str | None = None  # TensorBoard run name: events in tb/<tb_name> (None: tb/)
-    handle_signals: bool = True
-    model_name: str = "model"
-    config: dict[str, Any] = field(default_factory=dict)
-    hparams: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0  # the run seed (Mixup/CutMix draws are a function of it and the batch)
-    label_smoothing: float = 0.0
-    accumulate_grad_batches: int = 1
-    mix: MixSettings = field(default_factory=MixSettings)
-    ema: EMASettings = field(default_factory=EMASettings)
-
-    @classmethod
-    def from_trainer(cls, trainer: Any, precision: str, **identity: Any) -> FitSettings:
-        """From the ``trainer`` config group and the parsed ``precision``."""
-        return cls(
-            epochs=trainer.epochs,
-            precision=precision,
-            channels_last=trainer.channels_last,
-            grad_clip_norm=trainer.grad_clip_norm,
-            log_every_n_steps=trainer.log_every_n_steps,
-            progress=trainer.progress,
-            checkpoint_every_n_steps=trainer.checkpoint_every_n_steps,
-            label_smoothing=float(trainer.get("label_smoothing", 0.0)),
-            accumulate_grad_batches=int(trainer.get("accumulate_grad_batches", 1)),
-            mix=MixSettings(**dict(trainer.get("mix") or {})),
-            ema=EMASettings(**dict(trainer.get("ema") or {})),
-            keep_checkpoints=trainer.get("keep_checkpoints", "all"),
-            **identity,
-        )
-
-
-@dataclass
-class Loaders:
-    """The data bundle's loaders (``val`` may be None) and class count."""
-
-    train: Any
-    val: Any | None
-    test: Any
-    num_classes: int
-
-
-def _monitor_value(monitor: str, metrics: Mapping[str, Mapping[str, float]]) -> tuple[str, float]:
-    split, _, name = monitor.partition("/")
-    if split not in metrics:  # e.g. val/loss without a validation split: fall back to train
-        split = "train"
-    if name not in metrics[split]:  # train top-1 under Mixup/CutMix is against dominant labels
-        name = f"{name}_dominant"
-    return f"{split}/{name}", metrics[split][name]
 
 
 def fit(
@@ -343,7 +281,7 @@ class _Fit:
                 "optim.lr, trainer.grad_clip_norm=5 or scheduler.warmup_epochs=1."
             )
         if self.plateau is not None:
-            tag, value = _monitor_value(self.plateau.monitor, metrics)
+            tag, value = monitor_value(self.plateau.monitor, metrics)
             if self.plateau.update(value):
                 log.info("plateau on %s: lr scale now %.3g", tag, self.plateau.scale)
         improved = self.state.update_best(epoch + 1, metrics[split], self.select)
@@ -373,26 +311,7 @@ class _Fit:
 
     def _log_epoch(self, epoch: int, metrics: dict[str, dict[str, float]], rate: float) -> None:
         train, split = metrics["train"], self.state.split
-        mixed = "top1" not in train  # Mixup/CutMix: hits against the dominant labels
-        ema = (
-            f" (ema top1 {metrics[split]['ema_top1']:.2f})" if "ema_top1" in metrics[split] else ""
-        )
-        log.info(
-            "epoch %d/%d  train loss %.4f %s %.2f | %s loss %.4f top1 %.2f top5 %.2f%s | lr %.4g | %.1fs (%.0f img/s)",
-            epoch + 1,
-            self.settings.epochs,
-            train["loss"],
-            "top1_dominant" if mixed else "top1",
-            train["top1_dominant" if mixed else "top1"],
-            split,
-            metrics[split]["loss"],
-            metrics[split]["top1"],
-            metrics[split]["top5"],
-            ema,
-            train["lr"],
-            train["seconds"],
-            rate,
-        )
+        log.info("%s", epoch_line(epoch + 1, self.settings.epochs, metrics, split, rate))
         self.ebar.update(1)
         self.ebar.set_postfix(
             loss=f"{train['loss']:.3f}",
