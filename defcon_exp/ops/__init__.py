@@ -13,3 +13,7 @@ __all__ = [
     "scale_add_relu",
     "spatial_mean",
 ]
+
+#: custom op -> its Python implementation, for counting the kernels it launches
+#: (:class:`defcon_exp.engine.launch_counter.LaunchCounter`); filled by the ops that register one
+PYTHON_IMPLEMENTATIONS: dict = {}
