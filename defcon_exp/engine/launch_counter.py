@@ -53,7 +53,12 @@ NO_KERNEL_OPS: frozenset[Any] = frozenset(
 
 def launches_kernel(func: Any) -> bool:
     """Whether the ATen op overload ``func`` launches a kernel (see the module docstring)."""
-    return not (func.is_view or func in NO_KERNEL_OPS)
+    returns_tensor = any(isinstance(r.type, torch.TensorType) for r in func._schema.returns)
+    return returns_tensor and not (func.is_view or func in NO_KERNEL_OPS)
+
+
+def _is_composite(func: Any) -> bool:
+    return torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), "CompositeImplicitAutograd")
 
 
 class LaunchCounter(TorchDispatchMode):
@@ -87,6 +92,14 @@ class LaunchCounter(TorchDispatchMode):
         if implementation is not None:
             with self:  # re-enter: the implementation's own ops are counted
                 return implementation(*args, **kwargs)
+        if _is_composite(func):
+            # seen before its decomposition (inside an expanded implementation autograd is
+            # off, so composite ops such as ``to`` or ``pad`` reach the mode whole): count
+            # the ops it decomposes into, as the model's own code is counted
+            with self:
+                result = func.decompose(*args, **kwargs)
+            if result is not NotImplemented:
+                return result
         if func is _aten._local_scalar_dense.default:
             self.host_syncs += 1
         elif launches_kernel(func):
