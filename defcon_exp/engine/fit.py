@@ -65,6 +65,7 @@ class FitSettings:
     progress: bool = True
     checkpoint_every_n_steps: int = 0
     handle_signals: bool = True
+    static_shapes: bool = False  # pad partial evaluation batches (torch.compile: no recompiles)
     model_name: str = "model"
     config: dict[str, Any] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +81,7 @@ class FitSettings:
             log_every_n_steps=trainer.log_every_n_steps,
             progress=trainer.progress,
             checkpoint_every_n_steps=trainer.checkpoint_every_n_steps,
+            static_shapes=bool(trainer.compile),
             **identity,
         )
 
@@ -288,7 +290,13 @@ class _Fit:
     def evaluate(self, loader: Any) -> dict[str, float]:
         s = self.settings
         return evaluate(
-            self.forward_model, loader, self.device, s.precision, s.channels_last, self.reduce
+            self.forward_model,
+            loader,
+            self.device,
+            s.precision,
+            s.channels_last,
+            self.reduce,
+            static_shapes=s.static_shapes,
         )
 
     def end_epoch(self, epoch: int, metrics: dict[str, dict[str, float]], hooks: Sequence[EpochHook]) -> StopRun | None:
