@@ -72,7 +72,6 @@ def test_a_compiled_run_never_recompiles(inductor, tmp_path):
     torch._dynamo.reset()
     counters.clear()
     summary = train(tiny_net_config(run, "trainer.epochs=2", *sizes))
-    assert summary["test"]["count"] == 20  # the padded rows are not scored
     assert summary["global_step"] == 4  # 2 full batches an epoch, the 8 dropped
     # the training graph and the evaluation graph (eval mode), once each, for 2 epochs
     assert counters["stats"]["unique_graphs"] == 2, dict(counters["stats"])
