@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from defcon_exp.attention.base import ChannelAttention
 from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
-from defcon_exp.attention.pooled_conv import pooled_conv1d
+from defcon_exp.attention.pooled_conv import float32_logits, pooled_conv1d
 from defcon_exp.attention.registry import register_attention
 from defcon_exp.ops import deform_conv1d
 from defcon_exp.ops.spatial_mean import spatial_mean
@@ -94,10 +94,13 @@ class Defcon(ChannelAttention):
         }
 
     def channel_logits(self, pooled: Tensor) -> Tensor:
+        return float32_logits(self._logits, pooled)
+
+    def _logits(self, pooled: Tensor) -> Tensor:
         signal = pooled[:, None, :]
         return deform_conv1d(
             signal, self.offsets(signal), self.weight, padding=self.kernel_size // 2
-        )[:, 0, :]
+        ).squeeze(1)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, kernel_size={self.kernel_size}, offset_init={self.offset_init!r}"

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from defcon_exp.attention.base import ChannelAttention
 from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
-from defcon_exp.attention.pooled_conv import pooled_conv1d
+from defcon_exp.attention.pooled_conv import float32_logits, pooled_conv1d
 from defcon_exp.attention.registry import register_attention
 
 __all__ = ["EfficientChannelAttention"]
@@ -47,4 +47,8 @@ class EfficientChannelAttention(ChannelAttention):
         )
 
     def channel_logits(self, pooled: Tensor) -> Tensor:
-        return pooled_conv1d(pooled[:, None, :], self.conv.weight)[:, 0, :]
+        return float32_logits(self._logits, pooled)
+
+    def _logits(self, pooled: Tensor) -> Tensor:
+        # squeeze, not [:, 0, :]: a select's backward launches a kernel, a view's does not
+        return pooled_conv1d(pooled[:, None, :], self.conv.weight).squeeze(1)

@@ -259,12 +259,24 @@ class _Fit:
         """The raw weights' metrics; with EMA also the averaged weights' as ``ema_<name>``."""
         s = self.settings
         metrics = evaluate(
-            self.forward_model, loader, self.device, s.precision, s.channels_last, self.reduce
+            self.forward_model,
+            loader,
+            self.device,
+            s.precision,
+            s.channels_last,
+            self.reduce,
+            static_shapes=s.static_shapes,
         )
         if self.ema is not None:
             distributed.broadcast_buffers(self.ema.module)  # rank 0's averaged statistics
             averaged = evaluate(
-                self.ema.module, loader, self.device, s.precision, s.channels_last, self.reduce
+                self.ema.module,
+                loader,
+                self.device,
+                s.precision,
+                s.channels_last,
+                self.reduce,
+                static_shapes=s.static_shapes,
             )
             metrics.update({f"ema_{name}": averaged[name] for name in METRIC_NAMES})
         return metrics

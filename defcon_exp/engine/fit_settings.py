@@ -26,6 +26,7 @@ class FitSettings:
     keep_checkpoints: str = "all"  # what a finished run keeps (defcon_exp.engine.keep)
     tb_name: str | None = None  # TensorBoard run name: events in tb/<tb_name> (None: tb/)
     handle_signals: bool = True
+    static_shapes: bool = False  # pad partial evaluation batches (torch.compile: no recompiles)
     model_name: str = "model"
     config: dict[str, Any] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
@@ -46,6 +47,7 @@ class FitSettings:
             log_every_n_steps=trainer.log_every_n_steps,
             progress=trainer.progress,
             checkpoint_every_n_steps=trainer.checkpoint_every_n_steps,
+            static_shapes=bool(trainer.compile),
             label_smoothing=float(trainer.get("label_smoothing", 0.0)),
             accumulate_grad_batches=int(trainer.get("accumulate_grad_batches", 1)),
             mix=MixSettings(**dict(trainer.get("mix") or {})),

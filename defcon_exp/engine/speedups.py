@@ -1,4 +1,5 @@
-"""Single-device speed settings: ``trainer.channels_last`` and ``trainer.compile``.
+"""Single-device speed settings: ``trainer.channels_last``, ``trainer.compile`` and
+cuDNN's autotuner (on unless ``trainer.deterministic``).
 
 Neither changes what is computed (up to float rounding), nor the checkpoints: the model's
 parameters keep their names, and ``torch.compile`` wraps the model in a separate forward
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["COMPILE_MODES", "compile_model", "memory_format", "parse_compile"]
+__all__ = ["COMPILE_MODES", "compile_model", "memory_format", "parse_compile", "set_cudnn_benchmark"]
 
 #: ``torch.compile`` modes accepted by ``trainer.compile`` (``true`` means ``"default"``)
 COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune")
@@ -50,7 +51,21 @@ def compile_model(model: nn.Module, mode: str | None) -> nn.Module:
     The result shares ``model``'s parameters and buffers; use it for forward passes only and
     keep ``model`` for ``state_dict()`` (the compiled wrapper prefixes every key with
     ``_orig_mod.``).
+
+    Shapes are static (``dynamic=False``): the training batch and the (padded) evaluation
+    batch each keep one shape (see :func:`defcon_exp.engine.loop.evaluate` and the training
+    loader's ``drop_last`` under compile), so the model compiles once per mode, with kernels
+    specialised to the batch size, and never falls back to dynamic shapes.
     """
     if mode is None:
         return model
-    return torch.compile(model, mode=mode)
+    return torch.compile(model, mode=mode, dynamic=False)
+
+
+def set_cudnn_benchmark(deterministic: bool) -> bool:
+    """Turn cuDNN's autotuner on (the fastest convolution algorithm for each input shape,
+    found in the first steps; with static shapes there are only a few) unless
+    ``deterministic`` (autotuning may pick a different, non-bitwise-reproducible algorithm
+    per run). Returns the setting."""
+    torch.backends.cudnn.benchmark = not deterministic
+    return torch.backends.cudnn.benchmark

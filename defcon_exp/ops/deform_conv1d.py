@@ -1,7 +1,9 @@
 """Deformable 1D convolution (DCNv1, with the optional DCNv2 modulation mask).
 
-The functional :func:`deform_conv1d` holds the logic; :class:`DeformConv1d` is a thin
-module around it, the split ``torchvision.ops.deform_conv`` uses.
+The functional :func:`deform_conv1d` checks the arguments and calls the custom op
+``defcon_exp::deform_conv1d_forward`` (:mod:`defcon_exp.ops.deform_conv1d_op`, which holds
+the implementation and its backward); :class:`DeformConv1d` is a thin module around it,
+the split ``torchvision.ops.deform_conv`` uses.
 
 For output position ``p0`` and tap ``n`` the input is sampled at::
 
@@ -22,10 +24,11 @@ dtype.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from defcon_exp.ops.deform_conv1d_op import deform_conv1d_forward
 
 __all__ = ["DeformConv1d", "deform_conv1d"]
 
@@ -97,134 +100,6 @@ def _check_args(
     return groups, offset_groups, out_length
 
 
-class _DeformConv1dFunction(torch.autograd.Function):
-    """Forward and a hand-written backward over flat gathers.
-
-    The input is zero-padded by two on each side, and every sampling position is clamped
-    onto ``[-2, L]``: a neighbour outside the signal then reads a zero column, so no
-    validity masks are needed in either direction. The right neighbour is gathered from the
-    padded input shifted by one with the same index, so one int64 index serves both.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        input: Tensor,
-        offset: Tensor,
-        weight: Tensor,
-        mask: Tensor | None,
-        stride: int,
-        padding: int,
-        dilation: int,
-        groups: int,
-        offset_groups: int,
-    ) -> Tensor:
-        batch, in_channels, length = input.shape
-        out_channels, in_per_group, kernel_size = weight.shape
-        out_length = offset.shape[-1]
-        taps_by_length = kernel_size * out_length
-        per_offset_group = in_channels // offset_groups
-
-        # Positions in float32 at least: integers above 256 (bfloat16) / 2048 (float16) are
-        # not representable in half precision, and a rounded position samples the wrong channel.
-        position_dtype = torch.promote_types(offset.dtype, torch.float32)
-        grid = torch.arange(out_length, device=offset.device, dtype=position_dtype) * stride
-        grid = (grid - padding) + dilation * torch.arange(
-            kernel_size, device=offset.device, dtype=position_dtype
-        ).unsqueeze(1)
-        # contiguous(): elementwise results keep a permuted offset's strides, and the views
-        # below need the standard layout.
-        positions = (
-            offset.contiguous().view(batch, offset_groups, 1, kernel_size, out_length) + grid
-        )
-        left = positions.floor()
-        frac = positions.sub_(left).to(input.dtype).view(batch, offset_groups, 1, taps_by_length)
-        # A non-finite offset (a diverging run) must not become an index: NaN maps to the
-        # zero padding, and its NaN frac still makes the output NaN (the loss check stops).
-        index = left.nan_to_num_(nan=-2.0).clamp_(-2, length).add_(2).to(torch.int64)
-        index = index.view(batch, offset_groups, 1, taps_by_length).expand(
-            -1, -1, per_offset_group, -1
-        )
-
-        padded = nn.functional.pad(input, (2, 2)).view(
-            batch, offset_groups, per_offset_group, length + 4
-        )
-        # In place where possible: every full-size temporary costs a pass over memory.
-        sampled = padded.gather(3, index)
-        slope = padded[..., 1:].gather(3, index).sub_(sampled)
-        sampled.addcmul_(frac, slope)
-        if mask is not None:
-            mask = mask.to(input.dtype).reshape(batch, offset_groups, 1, taps_by_length)
-        columns = sampled if mask is None else sampled * mask
-        columns = columns.view(batch, groups, in_per_group * kernel_size, out_length)
-        out = _grouped_matmul(weight.reshape(groups, out_channels // groups, -1), columns)
-
-        ctx.save_for_backward(weight, mask, index, frac, slope, sampled)
-        ctx.geometry = (batch, in_channels, length, offset_groups, groups)
-        return out.reshape(batch, out_channels, out_length)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        weight, mask, index, frac, slope, sampled = ctx.saved_tensors
-        batch, in_channels, length, offset_groups, groups = ctx.geometry
-        out_channels, _, kernel_size = weight.shape
-        out_length = grad_out.shape[-1]
-        needs_input, needs_offset, needs_weight, needs_mask = ctx.needs_input_grad[:4]
-
-        weight_matrix = weight.reshape(groups, out_channels // groups, -1)
-        grad_out = grad_out.reshape(batch, groups, out_channels // groups, out_length)
-        grad_input = grad_offset = grad_weight = grad_mask = None
-        if needs_weight:
-            columns = sampled if mask is None else sampled * mask
-            columns = columns.view(batch, groups, in_channels // groups * kernel_size, out_length)
-            grad_weight = _grouped_weight_grad(grad_out, columns).reshape(weight.shape)
-        if not (needs_input or needs_offset or needs_mask):
-            return grad_input, grad_offset, grad_weight, grad_mask, None, None, None, None, None
-
-        grad_sampled = _grouped_matmul_t(weight_matrix, grad_out).reshape(sampled.shape)
-        if mask is not None:
-            if needs_mask:
-                grad_mask = (grad_sampled * sampled).sum(2)
-                grad_mask = grad_mask.view(batch, offset_groups * kernel_size, out_length)
-            grad_sampled.mul_(mask)
-        if needs_offset:
-            grad_offset = (grad_sampled * slope).sum(2)
-            grad_offset = grad_offset.view(batch, offset_groups * kernel_size, out_length)
-        if needs_input:
-            grad_right = grad_sampled * frac
-            grad_left = grad_sampled.sub_(grad_right)
-            padded_grad = grad_sampled.new_zeros(*sampled.shape[:3], length + 4)
-            padded_grad.scatter_add_(3, index, grad_left)
-            padded_grad[..., 1:].scatter_add_(3, index, grad_right)
-            grad_input = padded_grad[..., 2 : length + 2].reshape(batch, in_channels, length)
-        return grad_input, grad_offset, grad_weight, grad_mask, None, None, None, None, None
-
-
-def _grouped_matmul(weight: Tensor, columns: Tensor) -> Tensor:
-    """``weight[g, o, j]`` x ``columns[b, g, j, l]`` -> ``Tensor[b, g, o, l]``.
-
-    With one group (every DEFCON module) a 2-D by 3-D ``matmul`` is several times faster
-    than the batched broadcast that ``einsum`` falls back to.
-    """
-    if weight.shape[0] == 1:
-        return torch.matmul(weight[0], columns[:, 0]).unsqueeze(1)
-    return torch.einsum("goj,bgjl->bgol", weight, columns)
-
-
-def _grouped_matmul_t(weight: Tensor, grad_out: Tensor) -> Tensor:
-    """``weight[g, o, j]`` x ``grad_out[b, g, o, l]`` -> ``Tensor[b, g, j, l]``."""
-    if weight.shape[1] == 1:
-        return grad_out * weight.view(1, weight.shape[0], -1, 1)
-    return torch.einsum("goj,bgol->bgjl", weight, grad_out)
-
-
-def _grouped_weight_grad(grad_out: Tensor, columns: Tensor) -> Tensor:
-    """``grad_out[b, g, o, l]`` x ``columns[b, g, j, l]`` -> ``Tensor[g, o, j]``."""
-    if grad_out.shape[2] == 1:
-        return (grad_out * columns).sum((0, 3)).unsqueeze(1)
-    return torch.einsum("bgol,bgjl->goj", grad_out, columns)
-
-
 def _float32(tensor: Tensor) -> Tensor:
     """``tensor`` in float32 if it is float16/bfloat16, else unchanged (float64 stays)."""
     return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
@@ -274,9 +149,9 @@ def deform_conv1d(
     groups, offset_groups, _ = _check_args(
         input, offset, weight, bias, mask, stride, padding, dilation
     )
-    out = _DeformConv1dFunction.apply(
+    out = deform_conv1d_forward(
         input, offset, weight, mask, stride, padding, dilation, groups, offset_groups
-    )
+    )[0]
     if bias is not None:
         out = out + bias.view(1, -1, 1)
     return out

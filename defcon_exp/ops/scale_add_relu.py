@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from defcon_exp.ops.kernel_paths import cuda_path
+
 __all__ = ["scale_add_relu", "spatial_dot"]
 
 
@@ -42,7 +44,8 @@ class _ScaleAddReLU(torch.autograd.Function):
         grad_out = grad_out.to(out.dtype)
         need_features, need_weights = ctx.needs_input_grad[:2]
         rows = _chunk_rows(out)
-        if out.device.type != "cpu" or rows >= out.shape[0] or torch.compiler.is_compiling():
+        unchunked = out.device.type != "cpu" or cuda_path(out) or torch.compiler.is_compiling()
+        if unchunked or rows >= out.shape[0]:
             grad = torch.ops.aten.threshold_backward(grad_out, out, 0)
             grad_features = grad * weights if need_features else None
             grad_weights = spatial_dot(grad, features) if need_weights else None

@@ -28,7 +28,7 @@ from defcon_exp.engine.hooks import EpochHook
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
 from defcon_exp.engine.run_dir import resume_run_dir, unique_run_dir
 from defcon_exp.engine.seed import resolve_device, seed_everything
-from defcon_exp.engine.speedups import compile_model, parse_compile
+from defcon_exp.engine.speedups import compile_model, parse_compile, set_cudnn_benchmark
 from defcon_exp.models.resnet import count_parameters
 from defcon_exp.run.build import build_model, build_optimizer_and_schedule, model_name
 from defcon_exp.run.hparams import hparams
@@ -134,6 +134,18 @@ def _device(cfg: DictConfig) -> torch.device:
     return resolve_device(cfg.trainer.device)
 
 
+def _static_train_batches(data_cfg: Any, compile_mode: str | None) -> Any:
+    """``data_cfg``, with ``drop_last`` on under ``torch.compile``: a last, smaller training
+    batch (50,000 mod 128 = 80 images on CIFAR) would be a new shape and recompile every
+    epoch. The order is reshuffled every epoch, so no image is always left out."""
+    if compile_mode is None or data_cfg.drop_last:
+        return data_cfg
+    log.info("trainer.compile: training drops each epoch's last incomplete batch (static shapes)")
+    data_cfg = data_cfg.copy()
+    data_cfg.drop_last = True
+    return data_cfg
+
+
 def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     """Build data, model, optimiser and schedule for ``plan`` and call :func:`fit`."""
     cfg, out_dir = plan.cfg, plan.run_dir
@@ -145,12 +157,14 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     if cfg.trainer.num_threads is not None:
         torch.set_num_threads(cfg.trainer.num_threads)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
+    set_cudnn_benchmark(cfg.trainer.deterministic)
+    compile_mode = parse_compile(cfg.trainer.compile)
     name = model_name(cfg.model)
     _log_start(plan, name, device)
     # rank 0 first (a CIFAR download happens once), then the others; errors stop every rank
     data = distributed.main_first(
         lambda: build_data(
-            cfg.data,
+            _static_train_batches(cfg.data, compile_mode),
             seed=cfg.seed,
             device=device,
             rank=distributed.rank(),
@@ -170,7 +184,6 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     if distributed.is_active():
         forward_model = distributed.wrap_ddp(model, device)
     # compile last (it wraps DDP, as PyTorch recommends); checkpoints keep `model`'s keys
-    compile_mode = parse_compile(cfg.trainer.compile)
     forward_model = compile_model(forward_model, compile_mode)
     log.info(
         "precision=%s channels_last=%s compile=%s",
