@@ -87,7 +87,7 @@ def test_report_numbers_equal_the_summaries(runs_root: Path, tmp_path: Path) -> 
     )
     assert rows["defcon"]["vs_resnet50_p"] == ""
     text = (tmp_path / "report.md").read_text()
-    assert "| resnet50 | 2 † |" in text and "| defcon | 1 † |" in text
+    assert "| resnet50 | synthetic | 2 † |" in text and "| defcon | synthetic | 1 † |" in text
     assert "matplotlib" in text or (tmp_path / "top1_curves.png").is_file()
 
 

@@ -10,7 +10,7 @@ import torch
 from defcon_exp.attention import ATTENTIONS, Cbam, ChannelAttention, create_attention
 from defcon_exp.attention.base import AttentionStatistics
 
-CHANNELS = 16
+CHANNELS = 32  # 2 hidden units at reduction 16: one ReLU unit can be dead for every sample
 
 
 def _module(name: str) -> torch.nn.Module:

@@ -100,7 +100,8 @@ def _sgd(lr: float):
 def test_help_lists_the_new_keys(tmp_path):
     result = run_module("defcon_exp.cli.train", ["--help"], tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
-    for key in ("label_smoothing:", "accumulate_grad_batches:", "mixup_alpha:", "cutmix_alpha:",
-                "switch_prob:", "ema:", "decay:", "select:", "auto_augment:", "random_erasing:",
-                "drop_path_rate:"):
+    for key in ("trainer.label_smoothing=0.0", "trainer.accumulate_grad_batches=1",
+                "trainer.mix.mixup_alpha=0.0", "trainer.mix.cutmix_alpha=0.0", "trainer.mix.switch_prob=0.5",
+                "trainer.ema.enabled=false", "trainer.ema.decay=", "trainer.ema.select=raw",
+                "data.auto_augment=none", "data.random_erasing=0.0", "model.drop_path_rate=0.0"):
         assert key in result.stdout, key
