@@ -23,6 +23,7 @@ class EfficientChannelAttention(ChannelAttention):
     """
 
     uses_kernel_size = True
+    padding_mode = "zeros"  # of the channel axis (pooled_conv1d)
 
     def __init__(
         self,
@@ -51,4 +52,4 @@ class EfficientChannelAttention(ChannelAttention):
 
     def _logits(self, pooled: Tensor) -> Tensor:
         # squeeze, not [:, 0, :]: a select's backward launches a kernel, a view's does not
-        return pooled_conv1d(pooled[:, None, :], self.conv.weight).squeeze(1)
+        return pooled_conv1d(pooled[:, None, :], self.conv.weight, self.padding_mode).squeeze(1)

@@ -5,12 +5,9 @@ the first and the last channels are neighbours (channels have no edge)."""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import Any
 
 from defcon_exp.attention.eca import EfficientChannelAttention
-from defcon_exp.attention.kernel_size import KernelSizeSpec
-from defcon_exp.attention.pooled_conv import pooled_conv1d
 from defcon_exp.attention.registry import register_attention
 
 __all__ = ["CircularEfficientChannelAttention"]
@@ -26,23 +23,15 @@ class CircularEfficientChannelAttention(EfficientChannelAttention):
     3, 5, 5, 7 by default, as for ``eca``).
     """
 
-    def __init__(
-        self,
-        channels: int,
-        kernel_size: KernelSizeSpec = "adaptive",
-        gamma: float = 2.0,
-        beta: float = 1.0,
-        gate: str = "sigmoid",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(channels, kernel_size, gamma, beta, gate, device, dtype)
+    padding_mode = "circular"
+
+    def __init__(self, channels: int, *args: Any, **kwargs: Any) -> None:
+        """As :class:`EfficientChannelAttention` (``kernel_size``, ``gamma``, ``beta``, ``gate``,
+        ``device``, ``dtype``)."""
+        super().__init__(channels, *args, **kwargs)
         if self.kernel_size // 2 > channels:
             raise ValueError(
                 f"CircularEfficientChannelAttention: kernel size {self.kernel_size} wraps more "
                 f"than once around {channels} channels; use a kernel size of at most "
                 f"{2 * channels + 1}"
             )
-
-    def channel_logits(self, pooled: Tensor) -> Tensor:
-        return pooled_conv1d(pooled[:, None, :], self.conv.weight, "circular")[:, 0, :]
