@@ -230,6 +230,19 @@ def validate_config(cfg: DictConfig | Config) -> None:
 
     _check_numbers_finite(cfg)
     _check_targets(cfg)
+    _validate_optim(get, rule)
+    _validate_trainer(get, rule)
+    _validate_scheduler(get, rule)
+    validate_regularisation(get, rule)
+    _validate_search(cfg, rule)
+    _validate_names(get, rule)
+
+
+Rule = Any  # (key, ok, text) -> None: raises ConfigError naming key and value when not ok
+
+
+def _validate_optim(get: Any, rule: Rule) -> None:
+    """Seeds and the optimiser's numbers."""
     for key in ("seed", "data.data_seed"):
         rule(key, 0 <= get(key) <= MAX_SEED, f"must be an int in [0, {MAX_SEED}] (2**32 - 1)")
     rule("optim.lr", get("optim.lr") > 0, "must be > 0")
@@ -242,6 +255,10 @@ def validate_config(cfg: DictConfig | Config) -> None:
     )
     rule("optim.weight_decay", get("optim.weight_decay") >= 0, "must be >= 0")
     rule("optim.momentum", 0 <= get("optim.momentum") < 1, "must be in [0, 1)")
+
+
+def _validate_trainer(get: Any, rule: Rule) -> None:
+    """The trainer's numbers and choices, the kernel size, batch sizes."""
     rule("trainer.epochs", get("trainer.epochs") >= 1, "must be >= 1")
     rule(
         "trainer.device",
@@ -296,6 +313,9 @@ def validate_config(cfg: DictConfig | Config) -> None:
         if get(key) is not None:
             rule(key, get(key) >= 1, "must be >= 1")
 
+
+def _validate_scheduler(get: Any, rule: Rule) -> None:
+    """The schedule's numbers against the epochs and the lr; the plateau rule."""
     epochs = get("trainer.epochs")
     rule(
         "scheduler.interval",
@@ -341,9 +361,6 @@ def validate_config(cfg: DictConfig | Config) -> None:
     rule("scheduler.plateau.factor", 0 < get("scheduler.plateau.factor") < 1, "must be in (0, 1)")
     rule("scheduler.plateau.patience", get("scheduler.plateau.patience") >= 0, "must be >= 0")
     rule("scheduler.plateau.min_lr", get("scheduler.plateau.min_lr") >= 0, "must be >= 0")
-    validate_regularisation(get, rule)
-    _validate_search(cfg, rule)
-    _validate_names(get, rule)
 
 
 def _validate_names(get: Any, rule: Any) -> None:
