@@ -174,7 +174,41 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     # every rank must run the same number of steps, or DDP would wait for the missing ones
     distributed.check_same(len(data.train), "training batches per epoch")
     _log_data(cfg, data)
-    model = distributed.run_everywhere(lambda: build_model(cfg.model, data.num_classes, device))
+    model, forward_model = _build_model(
+        cfg, data.num_classes, device, name, precision, compile_mode
+    )
+    # the schedule counts optimiser steps: one per trainer.accumulate_grad_batches batches
+    steps_per_epoch = -(-len(data.train) // cfg.trainer.accumulate_grad_batches)
+    optimizer, schedule, plateau = build_optimizer_and_schedule(cfg, model, steps_per_epoch)
+    settings = _fit_settings(cfg, out_dir, precision, name)
+    loaders = Loaders(data.train, data.val, data.test, data.num_classes)
+    hooks = _epoch_hooks(cfg, model, data, device, epoch_hooks)
+    return fit(
+        model,
+        optimizer,
+        schedule,
+        plateau,
+        loaders,
+        device,
+        out_dir,
+        settings,
+        plan.state,
+        forward_model=forward_model,
+        epoch_hooks=hooks,
+    )
+
+
+def _build_model(
+    cfg: DictConfig,
+    num_classes: int,
+    device: torch.device,
+    name: str,
+    precision: str,
+    compile_mode: Any,
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """``(model, forward_model)``: the raw module (its keys go into checkpoints) and what runs
+    the forward passes (SyncBatchNorm, channels_last, DDP, compile applied)."""
+    model = distributed.run_everywhere(lambda: build_model(cfg.model, num_classes, device))
     log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
     if _sync_batchnorm(cfg):
         model = distributed.convert_sync_batchnorm(model, device)
@@ -191,9 +225,11 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
         cfg.trainer.channels_last,
         compile_mode or "off",
     )
-    # the schedule counts optimiser steps: one per trainer.accumulate_grad_batches batches
-    steps_per_epoch = -(-len(data.train) // cfg.trainer.accumulate_grad_batches)
-    optimizer, schedule, plateau = build_optimizer_and_schedule(cfg, model, steps_per_epoch)
+    return model, forward_model
+
+
+def _fit_settings(cfg: DictConfig, out_dir: Path, precision: str, name: str) -> FitSettings:
+    """The engine's plain settings; writes the effective ``config.yaml`` (rank 0)."""
     container = OmegaConf.to_container(cfg, resolve=True)
     # the effective config of this (re)start; on resume it differs from Hydra's .hydra/ record
     if distributed.is_main():
@@ -211,7 +247,17 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     if HydraConfig.initialized():  # the CLI: tb/<model>_<overrides> names the run in TensorBoard
         hydra_cfg = HydraConfig.get()
         settings.tb_name = run_label(name, list(hydra_cfg.overrides.task), hydra_cfg)
-    loaders = Loaders(data.train, data.val, data.test, data.num_classes)
+    return settings
+
+
+def _epoch_hooks(
+    cfg: DictConfig,
+    model: torch.nn.Module,
+    data: Any,
+    device: torch.device,
+    epoch_hooks: Sequence[EpochHook],
+) -> list[EpochHook]:
+    """The caller's hooks, after the attention histograms (rank 0 only: no collective)."""
     hooks = list(epoch_hooks)
     histograms = AttentionHistograms.create(  # rank 0 only: no collective in its forward
         model,
@@ -222,19 +268,7 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     )
     if histograms is not None:
         hooks.insert(0, histograms)
-    return fit(
-        model,
-        optimizer,
-        schedule,
-        plateau,
-        loaders,
-        device,
-        out_dir,
-        settings,
-        plan.state,
-        forward_model=forward_model,
-        epoch_hooks=hooks,
-    )
+    return hooks
 
 
 def _log_start(plan: RunPlan, name: str, device: torch.device) -> None:
