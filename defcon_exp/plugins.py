@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable, Mapping
+from typing import Any
 
-__all__ = ["import_submodules"]
+__all__ = ["import_submodules", "lazy_attributes"]
 
 
 def import_submodules(package: str) -> None:
@@ -16,3 +18,15 @@ def import_submodules(package: str) -> None:
     for info in pkgutil.iter_modules(root.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{package}.{info.name}")
+
+
+def lazy_attributes(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``package`` that imports ``package.<names[name]>`` on first
+    use of ``name`` (PEP 562): the package's exports cost nothing until they are used."""
+
+    def getattr_(name: str) -> Any:
+        if name not in names:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+
+    return getattr_

@@ -7,8 +7,9 @@ The names below load on first use (PEP 562): ``defcon_exp.config`` imports
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from defcon_exp.plugins import lazy_attributes
 
 _LAZY = {
     "build_rows": "report",
@@ -23,9 +24,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -14,8 +14,9 @@ The names load on first use (PEP 562): ``defcon_exp.config`` imports the torch-f
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from defcon_exp.plugins import lazy_attributes
 
 _LAZY = {
     "DataBundle": "build",
@@ -45,9 +46,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
