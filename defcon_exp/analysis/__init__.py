@@ -7,7 +7,6 @@ The names below load on first use (PEP 562): ``defcon_exp.config`` imports
 
 from __future__ import annotations
 
-
 from defcon_exp.plugins import lazy_attributes
 
 _LAZY = {

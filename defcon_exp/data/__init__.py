@@ -14,7 +14,6 @@ The names load on first use (PEP 562): ``defcon_exp.config`` imports the torch-f
 
 from __future__ import annotations
 
-
 from defcon_exp.plugins import lazy_attributes
 
 _LAZY = {
