@@ -312,6 +312,8 @@ class _Fit:
                 stop = err
         self.records.flush()
         self.state.epoch = epoch + 1
+        if stop is not None:
+            self.state.stopped = {"reason": stop.reason, "status": stop.status}
         if improved:
             self.store.save("best.pt", self.store.payload(self.state, self.wall(), full=False))
         last = self.store.save("last.pt", self.store.payload(self.state, self.wall(), full=True))
@@ -334,8 +336,10 @@ class _Fit:
     def epochs(self, hooks: Sequence[EpochHook]) -> dict[str, Any]:
         """The epoch loop, then the test evaluation and the summary."""
         last_eval: dict[str, dict[str, float]] = {}
-        stop: StopRun | None = None
-        for epoch in range(self.state.epoch, self.settings.epochs):
+        stopped = self.state.stopped
+        stop = StopRun(stopped["reason"], stopped["status"]) if stopped else None
+        first = self.settings.epochs if stop is not None else self.state.epoch
+        for epoch in range(first, self.settings.epochs):
             metrics = {"train": self.train_epoch(epoch)}
             distributed.broadcast_buffers(self.model)  # every rank evaluates rank 0's weights
             metrics[self.state.split] = self.evaluate(self.eval_loader)
@@ -345,6 +349,9 @@ class _Fit:
                 log.info("stopped after epoch %d by a hook: %s", epoch + 1, stop.reason)
                 break
         self.ebar.close()
+        if not last_eval:  # resumed with only the test left: the last epoch's evaluation again
+            # (the checkpoint holds its final weights, so the summary's val block is the same)
+            last_eval = {self.state.split: self.evaluate(self.eval_loader)}
         has_val = self.loaders.val is not None
         test = (
             self.evaluate(self.loaders.test)

@@ -11,16 +11,61 @@ and its ``.hydra`` record of the resumed invocation goes to ``.hydra/resume-<tim
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 RUN_MARKERS = ("checkpoints", "metrics.csv", "summary.json")
+#: every entry a command writes into a run dir (the layout, named here once): the lock, Hydra's
+#: record and log, the effective config, checkpoints, records, TensorBoard, defcon-inspect's
+RUN_LAYOUT = (".lock", ".hydra", "train.log", "config.yaml", *RUN_MARKERS, "tb", "inspect")
+
+
+class RunDirEscape(ValueError):
+    """An entry of a run dir is a symlink leading out of it: writing there would change
+    another run (past its lock) or any file."""
+
+
+def _layout_entries(root: Path) -> Iterator[Path]:
+    """Every path of :data:`RUN_LAYOUT` under ``root``, folders walked without following links."""
+    for name in RUN_LAYOUT:
+        entry = root / name
+        yield entry
+        if entry.is_dir() and not entry.is_symlink():
+            for folder, dirs, files in os.walk(entry):
+                yield from (Path(folder, n) for n in (*dirs, *files))
+
+
+def contained_run_dir(run_dir: str | os.PathLike) -> Path:
+    """``run_dir`` resolved, after checking that no entry of its layout is a symlink leading out
+    of it (``checkpoints -> ../B/checkpoints``, ``last.pt -> B/checkpoints/last.pt``, dangling
+    links included). Called once, by whoever takes the run dir's lock.
+
+    Raises:
+        RunDirEscape: one line naming the link, where it leads and the fix.
+    """
+    root = Path(run_dir).expanduser().resolve()
+    for path in _layout_entries(root):
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            raise RunDirEscape(
+                f"{path} is a symlink to {path.resolve()}, outside its run dir {root}: a command "
+                "writes only into the run dir it was given; replace the link by a copy "
+                f"(cp -rL) or use {path.resolve()}'s own run dir"
+            )
+    return root
 
 
 def run_dir_of_checkpoint(ckpt: str | os.PathLike) -> Path:
-    """The run dir holding ``ckpt`` (``<run>/checkpoints/x.pt`` -> ``<run>``)."""
-    ckpt = Path(ckpt).resolve()
-    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    """The run dir holding ``ckpt`` (``<run>/checkpoints/x.pt`` -> ``<run>``), by the path as
+    given: a symlinked checkpoint belongs to the dir of the link, not of its target (whose run
+    :func:`contained_run_dir` then refuses to write through)."""
+    ckpt = Path(ckpt).expanduser().absolute()
+    return (ckpt.parent.parent if is_in_run_dir(ckpt) else ckpt.parent).resolve()
+
+
+def is_in_run_dir(ckpt: str | os.PathLike) -> bool:
+    """Whether ``ckpt`` (as given, links not followed) is ``<run>/checkpoints/<name>``."""
+    return Path(ckpt).expanduser().absolute().parent.name == "checkpoints"
 
 
 def resume_run_dir(resume: str | os.PathLike) -> Path:

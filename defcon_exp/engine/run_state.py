@@ -3,7 +3,7 @@
 Checkpoint keys (``checkpoints/last.pt``, every epoch), defined here only: ``version``,
 ``model``, ``epoch`` (epochs completed), ``global_step``, ``best`` (split, metric, value,
 epoch, metrics), ``config`` (plain data), ``model_name``, ``num_classes``, ``num_params``,
-``wall_time_s`` (all segments so far), ``weights`` (``raw`` | ``ema``: what ``best`` and
+``wall_time_s`` (all segments so far), ``stopped`` (``{"reason", "status"}`` when a hook ended the run early, else None), ``weights`` (``raw`` | ``ema``: what ``best`` and
 evaluation use) and, with ``trainer.ema``, ``ema`` (the averaged model's state); a full checkpoint adds ``optimizer``, ``schedule``,
 ``plateau`` (or None), ``scaler``, ``rng`` and ``position`` — None at an epoch end, else
 ``{"batches_done", "metrics"}`` of the interrupted epoch ``epoch`` (0-based). ``best.pt``
@@ -55,6 +55,7 @@ class RunState:
     best: dict[str, Any] = field(default_factory=dict)
     train_images: int = 0  # images trained over all segments (for the summary's images/s)
     train_seconds: float = 0.0
+    stopped: dict[str, str] | None = None  # a hook's StopRun: {"reason", "status"}
 
     def __post_init__(self) -> None:
         if not self.best:
@@ -119,6 +120,7 @@ class RunStateStore:
             "wall_time_s": wall,
             "throughput": {"images": state.train_images, "seconds": state.train_seconds},
             "weights": self.weights,
+            "stopped": state.stopped,
         }
         if self.ema is not None:
             out["ema"] = self.ema.state_dict()
@@ -185,4 +187,5 @@ class RunStateStore:
             best=dict(resume["best"]),
             train_images=int(resume.get("throughput", {}).get("images", 0)),
             train_seconds=float(resume.get("throughput", {}).get("seconds", 0.0)),
+            stopped=resume.get("stopped"),
         )

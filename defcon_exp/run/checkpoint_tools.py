@@ -4,7 +4,8 @@ then evaluate it or inspect its attention modules."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,11 @@ from defcon_exp.engine.checkpoint import (
 from defcon_exp.engine.ema import WEIGHT_CHOICES, ema_weights
 from defcon_exp.engine.loop import evaluate
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
+from defcon_exp.engine.run_dir import is_in_run_dir
 from defcon_exp.engine.seed import resolve_device
 from defcon_exp.engine.writers import write_json
 from defcon_exp.run.build import build_model
+from defcon_exp.run.lock import RunDirBusy, hold_run_dir
 from defcon_exp.run.stored import apply_overrides, schema_config
 
 __all__ = ["StoredRun", "evaluate_checkpoint", "inspect_checkpoint", "load_stored_run"]
@@ -51,6 +54,22 @@ def resolve_checkpoint(ckpt: str | Path) -> Path:
     if path.is_dir() and (path / "checkpoints" / "best.pt").is_file():
         path = path / "checkpoints" / "best.pt"
     return find_checkpoint(path)
+
+
+@contextlib.contextmanager
+def writing_into_run_dir(ckpt: Path, tool: str) -> Iterator[Path]:
+    """Hold the lock of ``ckpt``'s run dir (``<run>/checkpoints/x.pt``) while ``tool`` writes
+    its default output there, checked to stay inside that dir (symlinks are not followed out
+    of it); yields the run dir. A checkpoint outside a run dir needs no lock."""
+    run_dir = run_dir_of_checkpoint(ckpt)
+    if not is_in_run_dir(ckpt):
+        yield run_dir
+        return
+    try:
+        with hold_run_dir(run_dir, create=False):
+            yield run_dir
+    except RunDirBusy as err:
+        raise RunDirBusy(f"{tool}: {err}; or pass out=<another path> to write elsewhere") from None
 
 
 def _data_group(option: str) -> DictConfig:
@@ -127,9 +146,12 @@ def evaluate_checkpoint(
         "num_images": metrics["count"],
         "overrides": list(overrides),
     }
-    target = Path(out) if out is not None else run.path.with_name(f"{run.path.stem}.eval.json")
-    write_json(target, result)
-    result["written_to"] = str(target)
+    if out is not None:
+        write_json(Path(out), result)
+    else:
+        with writing_into_run_dir(run.path, "defcon-eval"):
+            write_json(run.path.with_name(f"{run.path.stem}.eval.json"), result)
+    result["written_to"] = str(out or run.path.with_name(f"{run.path.stem}.eval.json"))
     return result
 
 
@@ -173,9 +195,13 @@ def inspect_checkpoint(
         split=split,
         data=run.cfg.data.name,
     )
-    target = Path(out) if out is not None else run_dir_of_checkpoint(run.path) / "inspect"
-    target.mkdir(parents=True, exist_ok=True)
-    stats["plots"] = plot_statistics(stats, target)
-    write_json(target / "inspect.json", stats)
+    with contextlib.ExitStack() as held:
+        if out is not None:
+            target = Path(out)
+        else:
+            target = held.enter_context(writing_into_run_dir(run.path, "defcon-inspect")) / "inspect"
+        target.mkdir(parents=True, exist_ok=True)
+        stats["plots"] = plot_statistics(stats, target)
+        write_json(target / "inspect.json", stats)
     stats["written_to"] = str(target / "inspect.json")
     return stats

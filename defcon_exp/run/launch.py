@@ -20,7 +20,6 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from defcon_exp.config import ConfigError
-from defcon_exp.engine.run_dir import resume_run_dir
 from defcon_exp.run.lock import acquire_for_process
 from defcon_exp.run.stored import GROUP_NAMES as CONFIG_GROUPS
 
@@ -148,16 +147,22 @@ def check_writable_folder(target: Path, key: str) -> None:
 
 def lock_known_run_dir(args: Sequence[str]) -> None:
     """A single run into a dir known before Hydra starts (``hydra.run.dir=`` or
-    ``resume=<path>``): take its lock now, before Hydra writes ``.hydra/`` and ``train.log``
-    there, and hold it until this process ends (the run takes it again, re-entrantly)."""
+    ``resume=<path>``): refuse a fresh start into a used dir and a resume of a path that is
+    no run, then take its lock now, before Hydra writes ``.hydra/`` and ``train.log`` there,
+    and hold it until this process ends (the run takes it again, re-entrantly)."""
+    from defcon_exp.run.plan import check_resume, used_run_dir_error
+
     if any(a in (*INFO_FLAGS, "-m", "--multirun") for a in args):
         return
     values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
     resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
     if resume not in (None, "", "null", "None", "auto"):
-        if Path(resume).expanduser().exists():  # else the run reports the missing path
-            acquire_for_process(resume_run_dir(resume))
+        # refusals before Hydra writes .hydra/resume-<time>/ into the run (nothing on disk)
+        acquire_for_process(check_resume(resume, [a for a in args if "=" in a]), create=False)
     elif run_dir and "${" not in run_dir:
+        error = used_run_dir_error(Path(run_dir).expanduser()) if resume != "auto" else None
+        if error is not None:
+            raise error  # before Hydra rewrites the old run's .hydra/ record
         acquire_for_process(Path(run_dir).expanduser())
 
 

@@ -4,6 +4,13 @@
 (SIGKILL included): a crashed run never leaves a stale lock. The file holds the holder's
 ``pid@host`` for the loser's message. Re-entrant inside one process (the CLI may take the
 lock before Hydra writes, and the run takes it again).
+
+Only the process that took the lock holds it: a forked child (DataLoader workers) closes its
+inherited copy at once (``os.register_at_fork``), so when the holder is SIGKILLed the lock is
+free at once, not when its workers notice. Whoever takes the lock also checks, once, that no
+entry of the run dir is a symlink leading out of it
+(:func:`~defcon_exp.engine.run_dir.contained_run_dir`): holding a dir's lock is the permission
+to write into that dir and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,11 +22,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
+from defcon_exp.engine.run_dir import contained_run_dir
 
 __all__ = ["LOCK_NAME", "RunDirBusy", "hold_run_dir"]
 
 LOCK_NAME = ".lock"
 _held: dict[Path, list[int]] = {}  # resolved lock path -> [fd, depth]
+
+
+def _close_inherited_locks() -> None:
+    """In a forked child: drop the parent's lock fds (the flock stays with the parent's)."""
+    for fd, _depth in _held.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 class RunDirBusy(ConfigError):
@@ -33,7 +52,13 @@ def _acquire(path: Path) -> None:
     if entry is not None:
         entry[1] += 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:  # O_NOFOLLOW: a symlinked .lock would lock another run's file
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        raise ConfigError(
+            f"run dir {path.parent} cannot be locked ({path}: {err.strerror}); remove a "
+            f"symlinked or foreign {LOCK_NAME} file, or choose another hydra.run.dir"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -43,6 +68,11 @@ def _acquire(path: Path) -> None:
             f"run dir {path.parent} is in use by another process ({holder}); wait for it to "
             "end or stop it, or choose another hydra.run.dir"
         ) from None
+    try:
+        contained_run_dir(path.parent)
+    except ValueError:
+        os.close(fd)
+        raise
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
     _held[path] = [fd, 1]
@@ -56,16 +86,25 @@ def _release(path: Path) -> None:
         os.close(entry[0])  # closing the file drops the flock
 
 
+def _lock_path(run_dir: Path, create: bool) -> Path:
+    """The lock file of ``run_dir`` (created when ``create``, else it must exist)."""
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    elif not run_dir.is_dir():
+        raise FileNotFoundError(f"no such run dir: {run_dir}")
+    return run_dir.resolve() / LOCK_NAME
+
+
 @contextlib.contextmanager
-def hold_run_dir(run_dir: str | os.PathLike) -> Iterator[Path]:
-    """Hold ``run_dir``'s lock (creating the dir) for the ``with`` block.
+def hold_run_dir(run_dir: str | os.PathLike, create: bool = True) -> Iterator[Path]:
+    """Hold ``run_dir``'s lock (creating the dir when ``create``) for the ``with`` block.
 
     Raises:
         RunDirBusy: another process holds it; the message names the dir and the holder.
+        RunDirEscape: an entry of the dir is a symlink leading out of it.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = (run_dir / LOCK_NAME).resolve()
+    path = _lock_path(run_dir, create)
     _acquire(path)
     try:
         yield run_dir
@@ -73,8 +112,6 @@ def hold_run_dir(run_dir: str | os.PathLike) -> Iterator[Path]:
         _release(path)
 
 
-def acquire_for_process(run_dir: str | os.PathLike) -> None:
+def acquire_for_process(run_dir: str | os.PathLike, create: bool = True) -> None:
     """Take ``run_dir``'s lock until this process ends (the CLI, before Hydra writes there)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _acquire((run_dir / LOCK_NAME).resolve())
+    _acquire(_lock_path(Path(run_dir), create))

@@ -23,7 +23,15 @@ from defcon_exp.engine.keep import SLIM_KEY
 from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir
 from defcon_exp.run.stored import apply_overrides, flat_items, schema_config, upgrade_config
 
-__all__ = ["RunPlan", "check_config_changes", "plan_resume", "plan_run", "remove_stale_temp_files"]
+__all__ = [
+    "RunPlan",
+    "check_config_changes",
+    "plan_resume",
+    "plan_run",
+    "remove_stale_temp_files",
+    "resume_checkpoint",
+    "used_run_dir_error",
+]
 
 log = logging.getLogger("defcon_exp.train")
 
@@ -95,14 +103,29 @@ def _not_extendable(run_dir: Path, resume: str, what: str) -> ConfigError:
     )
 
 
-def _resume_checkpoint(resume: str) -> Path:
-    """``resume=`` -> the checkpoint file, with a way out when there is none."""
+def resume_checkpoint(resume: str) -> Path:
+    """``resume=`` -> the checkpoint file, or one line saying why there is none and what to do
+    (nothing is created: a missing path stays missing)."""
     path = Path(resume).expanduser()
+    try:
+        exists = path.exists()
+    except OSError as err:  # a name too long for the file system
+        raise ConfigError(f"resume={resume!r} is invalid: {err.strerror}") from None
+    if not exists:
+        raise ConfigError(
+            f"resume={resume!r} is invalid: no such run dir or checkpoint; pass the dir of an "
+            "earlier run (it holds checkpoints/last.pt), or leave resume out to start a new run"
+        )
     if path.is_dir() and not (path / "checkpoints" / "last.pt").is_file() and not (
         path / "last.pt"
     ).is_file():
         if (path / "summary.json").is_file():
             raise _not_extendable(path.resolve(), resume, "kept only best.pt")
+        if not (path / ".hydra").is_dir() and not is_used_run_dir(path):
+            raise ConfigError(
+                f"resume={resume!r} is invalid: {path.resolve()} is not a run dir (no "
+                "checkpoints/last.pt); pass the dir of an earlier run"
+            )
         raise _no_checkpoint_error(path.resolve(), f"resume={resume!r} is invalid")
     return find_checkpoint(path)
 
@@ -151,18 +174,25 @@ def check_config_changes(
         log.warning("resume: %s changed from %r to %r", key, before.get(key), after.get(key))
 
 
-def plan_resume(cfg: DictConfig, overrides: Sequence[str] | None) -> RunPlan:
+def check_resume(resume: str, overrides: Sequence[str]) -> Path:
+    """The CLI's check of ``resume=<path>`` with the command line's ``overrides``, before Hydra
+    writes into the run: every refusal of :func:`plan_resume`; the run dir to lock."""
+    plan_resume(OmegaConf.create({"resume": resume}), overrides, quiet=True)
+    return resume_run_dir(resume_checkpoint(resume))
+
+
+def plan_resume(cfg: DictConfig, overrides: Sequence[str] | None, quiet: bool = False) -> RunPlan:
     """``resume=<run dir or checkpoint>``. With ``overrides`` (the command line) the config is
     the checkpoint's own plus those value overrides; without, ``cfg`` as given (checked
-    against the checkpoint's)."""
-    ckpt = _resume_checkpoint(str(cfg.resume))
+    against the checkpoint's). ``quiet``: a check only, nothing said."""
+    ckpt = resume_checkpoint(str(cfg.resume))
     state = load_checkpoint(ckpt)
     if "optimizer" not in state and state.get(SLIM_KEY):
         run_dir = resume_run_dir(ckpt)
         summary = _finished_summary(run_dir)
         epochs = _requested_epochs(cfg, overrides, state)
         if summary is not None and epochs <= int(state.get("epoch", 0)):
-            _say(f"{run_dir} already finished ({state['epoch']} epochs, summary.json written): "
+            _say("" if quiet else f"{run_dir} already finished ({state['epoch']} epochs, summary.json written): "
                  "nothing to do")
             return RunPlan(cfg, run_dir, ckpt, summary=summary)
         raise _not_extendable(run_dir, str(cfg.resume), "slimmed its last.pt")
@@ -197,8 +227,48 @@ def _requested_epochs(
 
 
 def _finished_summary(run_dir: Path) -> dict[str, Any] | None:
+    """``run_dir``'s ``summary.json`` (None when absent), or one line naming a damaged one."""
     path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        summary, problem = None, f"is not readable JSON ({reason})"
+    else:
+        problem = "holds no JSON object"
+    if not isinstance(summary, dict):
+        raise ConfigError(
+            f"{path} {problem}: move it away (mv {path} {path}.bad) and run the command again; "
+            "the run's last checkpoint then repeats its test evaluation and writes a new one"
+        )
+    return summary
+
+
+def used_run_dir_error(run_dir: Path, restart_incomplete: bool = False) -> ConfigError | None:
+    """Why a fresh start may not write into ``run_dir`` (None: nothing there yet, or with
+    ``restart_incomplete`` a run that never wrote ``last.pt``). Raised before Hydra writes its
+    record there (:mod:`defcon_exp.run.launch`) and by :func:`plan_run`."""
+    if not is_used_run_dir(run_dir):
+        return None
+    what = f"run_dir={str(run_dir)!r} is invalid: it already holds a run"
+    if (run_dir / "summary.json").is_file():
+        return ConfigError(
+            f"{what} that finished (summary.json); choose a new directory (defcon-report "
+            f"{run_dir} shows its result)"
+        )
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return ConfigError(
+            f"{what} (checkpoints/metrics); continue it with resume={run_dir} or choose a new "
+            "directory"
+        )
+    if restart_incomplete:
+        return None
+    return ConfigError(
+        f"{what} that stopped before its first checkpoint; start it over there with the same "
+        "command plus resume=auto, or choose a new directory"
+    )
 
 
 def plan_run(
@@ -226,20 +296,16 @@ def plan_run(
         cfg.resume = None
         restart_incomplete = True
     if cfg.resume:
-        return _unless_finished(plan_resume(cfg, overrides))
-    if is_used_run_dir(run_dir):
-        has_last = (run_dir / "checkpoints" / "last.pt").is_file()
-        if not has_last and not restart_incomplete:
+        plan = plan_resume(cfg, overrides)
+        if plan.run_dir.resolve() != run_dir.resolve():  # only the dir whose lock is held
             raise ConfigError(
-                f"run_dir={str(run_dir)!r} is invalid: it already holds a run that stopped before its "
-                "first checkpoint; start it over there with the same command plus resume=auto, "
-                "or choose a new directory"
+                f"resume={str(cfg.resume)!r} is invalid: its checkpoint lies in {plan.run_dir}, "
+                f"not in {run_dir.resolve()}; resume={plan.run_dir}"
             )
-        if has_last:
-            raise ConfigError(
-                f"run_dir={str(run_dir)!r} is invalid: it already holds a run (checkpoints/"
-                f"metrics); continue it with resume={run_dir} or choose a new directory"
-            )
+        return _unless_finished(plan)
+    error = used_run_dir_error(run_dir, restart_incomplete)
+    if error is not None:
+        raise error
     return RunPlan(cfg, run_dir)
 
 
@@ -248,7 +314,8 @@ def _unless_finished(plan: RunPlan) -> RunPlan:
     a finished plan: nothing to train."""
     state, summary = plan.state or {}, _finished_summary(plan.run_dir)
     epochs = plan.cfg.trainer.epochs
-    if state.get("position") is None and int(state.get("epoch", 0)) >= epochs and summary:
+    done = int(state.get("epoch", 0)) >= epochs or state.get("stopped") is not None
+    if state.get("position") is None and done and summary:
         message = (
             f"{plan.run_dir} already finished ({state['epoch']} of trainer.epochs={epochs} "
             "epochs, summary.json written): nothing to do; pass a larger trainer.epochs to "
@@ -261,5 +328,7 @@ def _unless_finished(plan: RunPlan) -> RunPlan:
 
 def _say(message: str) -> None:
     """Log ``message`` and tell the person at the terminal (rank 0 plans alone)."""
+    if not message:
+        return
     log.info("%s", message)
     print(f"defcon-train: {message}", file=sys.stderr)
