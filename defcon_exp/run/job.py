@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
+import os
 import shutil
 import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,8 @@ def run_job(
     sweep, None for a single run); ``overrides``: the job's command-line overrides. Returns
     the summary; exits (single run) or raises :class:`SweepJobError` (sweep) on failure."""
     multirun = job_num is not None
+    if multirun:
+        stop_when_the_sweep_dies()
     where = "" if distributed.is_main() else f" (rank {distributed.rank()})"
     try:
         explicit = bool(cfg.resume) and cfg.resume != "auto"
@@ -85,6 +91,9 @@ def run_job(
                 f"hydra.sweep.dir={output_dir.parent}",
                 file=sys.stderr,
             )
+        if _watching and os.getppid() != _watching[0]:  # an orphaned worker: nobody to report to
+            logging.shutdown()
+            os._exit(err.exit_code)
         sys.exit(err.exit_code)
     except USER_ERRORS as err:
         log.debug("stopped by %s", type(err).__name__, exc_info=True)
@@ -104,6 +113,27 @@ def run_job(
             job_num,
             f"{type(err).__name__}: {err} (traceback in {output_dir / 'train.log'})",
         ) from err
+
+
+_watching: list[int] = []  # the sweep process a worker watches (set once per worker)
+
+
+def stop_when_the_sweep_dies(poll_s: float = 0.5) -> None:
+    """In a joblib (loky) worker: SIGTERM this worker when the sweep's main process is gone
+    (SIGKILLed: it forwards nothing), so the running job checkpoints and stops like a
+    pre-emption instead of training on as an orphan. A thread polls ``os.getppid()``; the
+    kernel's ``PR_SET_PDEATHSIG`` would fire when the *thread* that started the worker ends."""
+    if _watching or type(multiprocessing.current_process()).__name__ != "LokyProcess":
+        return
+    _watching.append(os.getppid())
+
+    def watch() -> None:
+        while os.getppid() == _watching[0]:
+            time.sleep(poll_s)
+        log.warning("the sweep's main process %d is gone: stopping this job", _watching[0])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="defcon-sweep-watch", daemon=True).start()
 
 
 #: what Hydra and the run-dir lock put into a run dir before the run records anything
