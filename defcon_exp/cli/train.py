@@ -36,8 +36,18 @@ def main() -> None:
     """Console entry point: check the command line, then run Hydra (returns None: the console
     script's ``sys.exit(main())`` must see 0). A sweep (``-m``) passes SIGTERM on to a
     launcher's workers. Under ``torchrun`` it first joins the process group and every rank
-    runs with rank 0's ``hydra.run.dir`` (:mod:`defcon_exp.run.launch`)."""
-    args = sys.argv[1:]
+    runs with rank 0's ``hydra.run.dir`` (:mod:`defcon_exp.run.launch`). A Ctrl-C before a
+    job runs (imports, checks) is one line, not a traceback."""
+    try:
+        _main(sys.argv[1:])
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while exiting
+        print("defcon-train: interrupted (Ctrl-C) during start-up: nothing was trained",
+              file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+
+
+def _main(args: list[str]) -> None:
     # Hydra 1.4 warns on every callback it instantiates; ours is named by our packaged conf
     warnings.filterwarnings(
         "ignore", message=r"hydra\.utils\.instantiate\(\) resolved _target_='defcon_exp\.run\."
@@ -55,7 +65,7 @@ def main() -> None:
     try:
         env = launch.check_command_line(args)
     except (ConfigError, ValueError) as err:
-        print(f"defcon-train: error: {err}", file=sys.stderr)
+        print(f"defcon-train: error: {launch.error_line(err)}", file=sys.stderr)
         sys.exit(1)
     if env is None:
         if any(a in ("-m", "--multirun") for a in args):

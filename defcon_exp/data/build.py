@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -92,6 +93,14 @@ def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
     for key in ("val_size", "data_seed", "num_workers", "cutout"):
         value = getattr(cfg, key)
         _check(isinstance(value, int) and value >= 0, key, value, "must be an integer >= 0")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _check(
+        cfg.num_workers <= 4 * cpus,
+        "num_workers",
+        cfg.num_workers,
+        f"must be <= {4 * cpus} (4 x the {cpus} CPUs this process may use: more worker "
+        f"processes only compete for them); e.g. data.num_workers={min(cpus, 8)}",
+    )
     _check(
         cfg.cutout <= spec.image_size,
         "cutout",
@@ -215,8 +224,17 @@ def build_data(
             **common,
         )
 
+    train_loader = make(train, True, cfg.batch_size)
+    _check(
+        len(train_loader) >= 1,
+        "batch_size",
+        cfg.batch_size,
+        f"with data.drop_last=true the {len(train)} training images make no full batch, so an "
+        f"epoch has no step; use data.batch_size<={len(train) // world_size * world_size} or "
+        "data.drop_last=false",
+    )
     return DataBundle(
-        train=make(train, True, cfg.batch_size),
+        train=train_loader,
         val=make(val, False, cfg.eval_batch_size) if val is not None else None,
         test=make(test, False, cfg.eval_batch_size),
         num_classes=len(train_full.classes),

@@ -25,12 +25,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from defcon_exp.engine.checkpoint import CHECKPOINT_VERSION, load_model_state, save_checkpoint
+from defcon_exp.engine.checkpoint import (
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    load_model_state,
+    save_checkpoint,
+)
 from defcon_exp.engine.ema import WeightEMA
+from defcon_exp.engine.metrics import EPOCH_METRICS
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
-from defcon_exp.engine.seed import capture_rng_state, restore_rng_state
+from defcon_exp.engine.seed import capture_rng_state, check_rng_state, restore_rng_state
 
-__all__ = ["CheckpointWriteError", "NonFiniteStateError", "RunState", "RunStateStore"]
+__all__ = [
+    "CheckpointWriteError",
+    "NonFiniteStateError",
+    "RunState",
+    "RunStateStore",
+    "check_resume_state",
+]
 
 log = logging.getLogger("defcon_exp.engine.fit")
 
@@ -92,6 +104,42 @@ def non_finite_tensors(model: nn.Module) -> list[str]:
         return []
     flags = torch.stack([torch.isfinite(t.detach()).all() for _, t in named]).cpu()
     return [name for (name, _), ok in zip(named, flags.tolist(), strict=True) if not ok]
+
+
+def _check_position(position: Any) -> None:
+    """A mid-epoch ``position``: ``{"batches_done": int >= 0, "metrics": {"sums": float
+    Tensor[M], "count": int >= 0}}`` (M: :data:`EPOCH_METRICS`)."""
+    if position is None:
+        return
+    done, metrics = position["batches_done"], position["metrics"]
+    sums, count = metrics["sums"], metrics["count"]
+    if isinstance(done, bool) or not isinstance(done, int) or done < 0:
+        raise ValueError(f"batches_done={done!r} is not a count")
+    if not isinstance(sums, torch.Tensor) or sums.shape != (len(EPOCH_METRICS),):
+        raise ValueError(f"metrics.sums is not a Tensor[{len(EPOCH_METRICS)}]")
+    if not sums.is_floating_point() or not bool(torch.isfinite(sums).all()):
+        raise ValueError("metrics.sums is not finite float")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"metrics.count={count!r} is not a count")
+
+
+def check_resume_state(state: Mapping[str, Any], source: str) -> None:
+    """Check a full checkpoint's ``position`` and ``rng`` (applied to fresh generators only,
+    nothing global changes) before a resume uses them.
+
+    Raises:
+        CheckpointError: one line naming ``source``, the damaged part and the way out.
+    """
+    for part, check in (("position", _check_position), ("rng", check_rng_state)):
+        try:
+            check(state.get(part))
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+            reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
+            raise CheckpointError(
+                f"{source} cannot be resumed: its {part!r} entry is damaged ({type(err).__name__}"
+                f"{': ' + reason if reason else ''}); resume an intact copy, or evaluate its "
+                "weights with defcon-eval and start a new run"
+            ) from None
 
 
 @dataclass

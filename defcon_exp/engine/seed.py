@@ -67,6 +67,23 @@ def capture_rng_state() -> dict[str, Any]:
     }
 
 
+def check_rng_state(state: dict[str, Any]) -> None:
+    """Raise (TypeError, ValueError, KeyError, RuntimeError...) unless ``state`` is a state of
+    :func:`capture_rng_state`: each part is loaded into a fresh generator, none global."""
+    torch.Generator().set_state(state["torch"])
+    cuda = state.get("cuda") or []
+    if not isinstance(cuda, list) or not all(
+        isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in cuda
+    ):
+        raise TypeError("cuda is not a list of uint8 tensors")
+    py = state["python"]
+    random.Random().setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    npy = state["numpy"]
+    np.random.RandomState().set_state(
+        (npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["gauss"])
+    )
+
+
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of :func:`capture_rng_state`."""
     torch.set_rng_state(state["torch"])

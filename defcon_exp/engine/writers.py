@@ -20,6 +20,29 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 from defcon_exp.engine.atomic import atomic_write
 
 
+def read_metrics_csv(path: Path) -> tuple[list[str] | None, list[dict[str, str]]]:
+    """``(columns, rows)`` of a run's ``metrics.csv``, or one line naming the damaged file.
+
+    Raises:
+        ValueError: not UTF-8 text, not a CSV, or a row without an integer ``epoch``.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            fieldnames = list(reader.fieldnames or []) or None
+            rows = list(reader)
+        for row in rows:
+            int(row["epoch"])
+    except (UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(
+            f"{path} is not a metrics.csv written by defcon-train ({type(err).__name__}: "
+            f"{reason[:100]}); move it away (mv {path} {path}.bad) and resume: new rows start "
+            "after the checkpoint's epoch (TensorBoard keeps the earlier curves)"
+        ) from None
+    return fieldnames, rows
+
+
 class MetricsCSV:
     """``metrics.csv`` with one row per epoch and the header written once.
 
@@ -31,10 +54,8 @@ class MetricsCSV:
         self.path = Path(path)
         self.fieldnames: list[str] | None = None
         if self.path.exists() and resume_epoch is not None:
-            with self.path.open(newline="") as handle:
-                reader = csv.DictReader(handle)
-                self.fieldnames = list(reader.fieldnames or []) or None
-                rows = [row for row in reader if int(row["epoch"]) <= resume_epoch]
+            self.fieldnames, rows = read_metrics_csv(self.path)
+            rows = [row for row in rows if int(row["epoch"]) <= resume_epoch]
             if self.fieldnames:
                 _atomic_write_text(self.path, _csv_text(self.fieldnames, rows))
         elif self.path.exists():

@@ -95,6 +95,11 @@ def run_job(
             logging.shutdown()
             os._exit(err.exit_code)
         sys.exit(err.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C before fit() handles signals, or a second one in it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C while tidying up
+        fresh = not cfg.resume and not multirun and distributed.is_main()
+        print(f"defcon-train: {_interrupted(output_dir, fresh)}", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
     except USER_ERRORS as err:
         log.debug("stopped by %s", type(err).__name__, exc_info=True)
         if multirun:
@@ -134,6 +139,22 @@ def stop_when_the_sweep_dies(poll_s: float = 0.5) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="defcon-sweep-watch", daemon=True).start()
+
+
+def _interrupted(run_dir: Path, fresh: bool) -> str:
+    """The one line after a Ctrl-C that fit() did not turn into a checkpoint (a fresh start's
+    dir that holds nothing yet is removed)."""
+    if fresh and remove_failed_start(run_dir):
+        return "interrupted (Ctrl-C) during start-up: nothing was trained or kept"
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return (
+            f"aborted (Ctrl-C) without a new checkpoint; resume from the last one with: "
+            f"defcon-train resume={run_dir}"
+        )
+    return (
+        f"aborted (Ctrl-C) before the first checkpoint of {run_dir}; start it over there with "
+        "the same command plus resume=auto"
+    )
 
 
 #: what Hydra and the run-dir lock put into a run dir before the run records anything

@@ -123,9 +123,20 @@ def check_output_dirs(args: Sequence[str]) -> None:
     check_writable_folder(target, key)
 
 
+#: the longest file or folder name (bytes) of Linux and macOS file systems
+NAME_MAX = 255
+
+
 def check_writable_folder(target: Path, key: str) -> None:
     """Refuse ``target`` (the value of ``key``) when it cannot be created or written."""
     existing = target.expanduser().absolute()
+    too_long = [part for part in existing.parts if len(os.fsencode(part)) > NAME_MAX]
+    if too_long:
+        raise ConfigError(
+            f"{key}={str(target)[:80]!r}... is invalid: its folder name {too_long[0][:24]}... is "
+            f"{len(os.fsencode(too_long[0]))} bytes long, over the {NAME_MAX} a file system "
+            f"allows; choose a shorter {key}=..."
+        )
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     what = None
@@ -277,16 +288,34 @@ def forward_sigterm_to_workers(signum: int, _frame: Any) -> None:
             os.kill(worker.pid, signum)
 
 
+def error_line(err: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line messages in one line (the key kept, a list of options
+    comma-separated; node types, search path and the HYDRA_FULL_ERROR hint dropped)."""
+    text = f"{err}\n{err.__cause__}" if err.__cause__ is not None else str(err)
+    text = text.split("Config search path")[0]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    noise = ("full_key:", "reference_type", "object_type", "Set the environment variable HYDRA")
+    out, listing = "", False
+    for line in (line for line in lines if not line.startswith(noise)):
+        listing = listing or out.endswith(":")
+        if listing and re.fullmatch(r"[\w.-]+", line):
+            out += (" " if out.endswith(":") else ", ") + line
+        else:
+            out, listing = f"{out}: {line}" if out else line, False
+    key = next((line.partition(":")[2].strip() for line in lines if line.startswith("full_key:")), "")
+    out = out or type(err).__name__
+    return f"{out} (key {key})" if key and key not in out else out
+
+
 def check_config_values(args: Sequence[str]) -> None:
-    """A single fresh run: compose the config as Hydra will and apply the value rules
-    (:func:`~defcon_exp.config.validate_config`) before Hydra creates the run dir, so a bad
-    value leaves no ``outputs/DATE/TIME``. Sweeps, resumes (the checkpoint's config decides)
-    and command lines that do not compose (Hydra reports those) are left to the run."""
+    """A single run: compose the config as Hydra will and, for a fresh run, apply the value
+    rules (:func:`~defcon_exp.config.validate_config`) before Hydra creates the run dir, so a
+    bad value leaves no ``outputs/DATE/TIME`` (and no lock-only ``hydra.run.dir``) and is
+    told in one line. Sweeps and resumes' values (the checkpoint's config decides) are left
+    to the run."""
     if any(a.startswith("-") for a in args):  # -m, --help, --cfg, -cn ...: not a plain run
         return
     values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a)
-    if values.get("resume") not in (None, "", "null", "None"):
-        return
     from hydra import compose, initialize_config_module
 
     from defcon_exp.config import validate_config
@@ -294,9 +323,12 @@ def check_config_values(args: Sequence[str]) -> None:
     try:
         with initialize_config_module("defcon_exp.conf", version_base="1.3"):
             cfg = compose("config", overrides=list(args))
-    except Exception:  # Hydra's own run reports the problem properly
-        return
-    validate_config(cfg)
+    except Exception as err:  # OmegaConf / Hydra: multi-line; told here in one line
+        raise ConfigError(
+            f"{error_line(err)}; fix the override (defcon-train --help lists every key)"
+        ) from None
+    if values.get("resume") in (None, "", "null", "None"):
+        validate_config(cfg)
 
 
 def detect_distributed() -> Any:

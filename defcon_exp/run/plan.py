@@ -21,6 +21,8 @@ from defcon_exp.config import ConfigError, validate_config
 from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
 from defcon_exp.engine.keep import SLIM_KEY
 from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir
+from defcon_exp.engine.run_state import check_resume_state
+from defcon_exp.engine.writers import read_metrics_csv
 from defcon_exp.run.stored import apply_overrides, flat_items, schema_config, upgrade_config
 
 __all__ = [
@@ -209,8 +211,13 @@ def plan_resume(cfg: DictConfig, overrides: Sequence[str] | None, quiet: bool = 
     else:
         schema_config(state["config"], str(ckpt))  # refuses code keys in the stored config
     check_config_changes(state["config"], cfg, ckpt, state.get("position") is not None)
+    check_resume_state(state, str(ckpt))
+    run_dir = resume_run_dir(ckpt)
+    _finished_summary(run_dir)  # damaged records: one line now, not a traceback mid-start
+    if (run_dir / "metrics.csv").is_file():
+        read_metrics_csv(run_dir / "metrics.csv")
     state["path"] = str(ckpt)
-    return RunPlan(cfg, resume_run_dir(ckpt), ckpt, state)
+    return RunPlan(cfg, run_dir, ckpt, state)
 
 
 def _requested_epochs(
