@@ -3,20 +3,33 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
-import warnings
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import hydra
-from omegaconf import DictConfig
 
-from defcon_exp.cli.help import HELP_FLAGS, render_help
-from defcon_exp.config import ConfigError
-from defcon_exp.run import launch
-from defcon_exp.run.plugin_path import expose_sweeper_plugin
+def _interrupted_at_start_up(*_: Any) -> NoReturn:
+    """A Ctrl-C before a job runs (imports, checks): one line and exit 130, not a traceback;
+    a second Ctrl-C meanwhile is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print("defcon-train: interrupted (Ctrl-C) during start-up: nothing was trained", file=sys.stderr)
+    sys.exit(128 + signal.SIGINT)
+
+
+try:  # Hydra's and the package's imports take a second or two: a Ctrl-C lands here often
+    import logging
+    import warnings
+    from pathlib import Path
+
+    import hydra
+    from omegaconf import DictConfig
+
+    from defcon_exp.cli.help import HELP_FLAGS, render_help
+    from defcon_exp.config import ConfigError
+    from defcon_exp.run import launch
+    from defcon_exp.run.plugin_path import expose_sweeper_plugin
+except KeyboardInterrupt:
+    _interrupted_at_start_up()
 
 # Training code (torch, torchvision, the engine) is imported inside hydra_main: --help and
 # command-line errors answer without it (scripts/bench_cli_latency.py).
@@ -41,10 +54,7 @@ def main() -> None:
     try:
         _main(sys.argv[1:])
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while exiting
-        print("defcon-train: interrupted (Ctrl-C) during start-up: nothing was trained",
-              file=sys.stderr)
-        sys.exit(128 + signal.SIGINT)
+        _interrupted_at_start_up()
 
 
 def _main(args: list[str]) -> None:
