@@ -6,12 +6,24 @@ builds by name. The only Hydra call keys a config may hold are the three ``_targ
 of :data:`ALLOWED_TARGETS`, which name this package's builders; any other (``_target_``
 elsewhere, ``_partial_``, ``_args_``, ``_recursive_``, ``_convert_``) is refused with one
 line naming the key and the file. No imports from the package: every layer may use it.
+
+Trust model of ``$DEFCON_TRUSTED_MODEL_TARGETS`` (the person running the command lists their
+own model builders there; a file never adds one): a config names a model builder by its
+*registry name* only, the name that entry gives it (``name=module.function``, or
+``module.function`` named by itself), so a checkpoint can name the builder it was trained
+with and nothing else is imported. Whatever a checkpoint holds, at most a builder of that
+list is called, with the checkpoint's plain-data model settings: list only builders you
+would run on anyone's checkpoint. An entry is used only if it imports as a model builder (a
+Python function or ``nn.Module`` class with a ``num_classes`` parameter): ``os.system``,
+``pathlib.Path.touch`` and the like are refused with one line, never called.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +35,7 @@ __all__ = [
     "allowed_targets",
     "check_no_code",
     "trusted_model_builder",
+    "trusted_model_builders",
     "without_code_keys",
 ]
 
@@ -46,22 +59,79 @@ ALLOWED_TARGETS: dict[str, str] = {
 }
 
 
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+
+
+def trusted_model_builders() -> dict[str, str]:
+    """Registry name -> ``module.function`` of the builders in ``$DEFCON_TRUSTED_MODEL_TARGETS``
+    (comma-separated ``name=module.function`` or ``module.function``, named by itself)."""
+    builders: dict[str, str] = {}
+    for entry in (e.strip() for e in os.environ.get(TRUSTED_MODELS_ENV, "").split(",")):
+        if not entry:
+            continue
+        name, sep, target = (part.strip() for part in entry.partition("="))
+        target = target if sep else name
+        if not name or not _DOTTED.fullmatch(target):
+            raise UnsafeConfigError(
+                f"${TRUSTED_MODELS_ENV} entry {entry!r} is invalid: list model builders as "
+                "module.function or name=module.function, comma-separated"
+            )
+        builders[name] = target
+    return builders
+
+
 def allowed_targets() -> dict[str, set[str]]:
     """Key -> the values it may hold: :data:`ALLOWED_TARGETS` plus, for ``model._target_``,
-    the builders listed in ``$DEFCON_TRUSTED_MODEL_TARGETS``."""
+    the registry names of the builders listed in ``$DEFCON_TRUSTED_MODEL_TARGETS``."""
     allowed = {key: {value} for key, value in ALLOWED_TARGETS.items()}
-    extra = os.environ.get(TRUSTED_MODELS_ENV, "")
-    allowed["model._target_"] |= {name.strip() for name in extra.split(",") if name.strip()}
+    allowed["model._target_"] |= set(trusted_model_builders())
     return allowed
 
 
-def trusted_model_builder(target: str) -> Callable[..., Any]:
-    """The function a trusted ``model._target_`` from ``$DEFCON_TRUSTED_MODEL_TARGETS`` names
-    (imported only because that variable lists it)."""
-    if target not in allowed_targets()["model._target_"]:
-        raise UnsafeConfigError(f"model._target_={target!r} is not a trusted model builder")
-    module, _, name = target.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+def _is_model_builder(obj: Any) -> bool:
+    """A Python function, or an ``nn.Module`` class, with a ``num_classes`` parameter."""
+    if inspect.isclass(obj):
+        import torch  # only for a class entry
+
+        if not issubclass(obj, torch.nn.Module):
+            return False
+    elif not inspect.isfunction(obj):  # builtins (os.system), partials, C methods
+        return False
+    try:
+        parameter = inspect.signature(obj).parameters.get("num_classes")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+
+
+def trusted_model_builder(name: str) -> Callable[..., Any]:
+    """The model builder registered as ``name`` in ``$DEFCON_TRUSTED_MODEL_TARGETS``
+    (imported only because that variable lists it, and only if it is a model builder).
+
+    Raises:
+        UnsafeConfigError: ``name`` is not registered, or its entry does not import as a
+            model builder (one line naming the entry; nothing was called).
+    """
+    builders = trusted_model_builders()
+    if name not in builders:
+        raise UnsafeConfigError(f"model._target_={name!r} is not a trusted model builder")
+    target = builders[name]
+    module, _, attr = target.rpartition(".")
+    try:
+        builder = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise UnsafeConfigError(
+            f"${TRUSTED_MODELS_ENV} entry {target!r} cannot be imported ({err}); fix or remove it"
+        ) from None
+    if not _is_model_builder(builder):
+        raise UnsafeConfigError(
+            f"${TRUSTED_MODELS_ENV} entry {target!r} is not a model builder (a Python function "
+            "or nn.Module class taking num_classes); remove it: nothing was called"
+        )
+    return builder
 
 
 def _code_keys(node: Any, prefix: str = "") -> list[tuple[str, Any]]:

@@ -143,3 +143,37 @@ def test_trusted_builders_come_only_from_the_environment(monkeypatch: pytest.Mon
     check_no_code({"model": {"_target_": "tiny_net.tiny_cifar_model"}}, "x.pt")
     with pytest.raises(UnsafeConfigError):  # trusted as a model builder only, nowhere else
         check_no_code({"optim": {"_target_": "tiny_net.tiny_cifar_model"}}, "x.pt")
+
+
+def test_trusted_entries_must_be_importable_model_builders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22 item 14: an entry of $DEFCON_TRUSTED_MODEL_TARGETS that is not a model builder
+    (a builtin, a method, no num_classes, not importable) is refused with one line, never called."""
+    from defcon_exp.models import model_from_config
+    from defcon_exp.safety import TRUSTED_MODELS_ENV
+
+    monkeypatch.setenv(TRUSTED_MODELS_ENV, "os.system,pathlib.Path.touch,shutil.rmtree,json.dumps,no_such.module_fn,"
+                                           "tiny_net.tiny_cifar_model")
+    for target, why in [("os.system", "is not a model builder"), ("pathlib.Path.touch", "cannot be imported"),
+                        ("shutil.rmtree", "is not a model builder"), ("json.dumps", "is not a model builder"),
+                        ("no_such.module_fn", "cannot be imported")]:
+        with pytest.raises(UnsafeConfigError, match=why) as info:
+            model_from_config({"_target_": target, "attention": "none"}, 10)
+        assert target in str(info.value) and "\n" not in str(info.value)
+    assert model_from_config({"_target_": "tiny_net.tiny_cifar_model"}, 10).head.out_features == 10
+    monkeypatch.setenv(TRUSTED_MODELS_ENV, "tiny_net.tiny_cifar_model;rm -rf")
+    with pytest.raises(UnsafeConfigError, match=r"is invalid: list model builders as module\.function"):
+        model_from_config({"_target_": "tiny_net.tiny_cifar_model"}, 10)
+
+
+def test_a_config_names_a_trusted_builder_by_its_registry_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``name=module.function`` registers the builder as ``name``: a stored config names it so,
+    and its import path (or any other) is refused."""
+    from defcon_exp.models import model_from_config
+    from defcon_exp.safety import TRUSTED_MODELS_ENV, check_no_code
+
+    monkeypatch.setenv(TRUSTED_MODELS_ENV, "tiny=tiny_net.tiny_cifar_model")
+    assert model_from_config({"_target_": "tiny"}, 7).head.out_features == 7
+    check_no_code({"model": {"_target_": "tiny"}}, "x.pt")
+    for other in ("tiny_net.tiny_cifar_model", "tiny_net.crashing_model"):
+        with pytest.raises(UnsafeConfigError, match=r"x\.pt was refused"):
+            check_no_code({"model": {"_target_": other}}, "x.pt")
