@@ -24,8 +24,9 @@ from defcon_exp.data import DatasetNotFoundError
 from defcon_exp.engine import distributed
 from defcon_exp.engine.loop import NonFiniteLossError
 from defcon_exp.engine.preemption import TrainingInterrupted
+from defcon_exp.engine.run_dir import resume_run_dir
 from defcon_exp.engine.run_state import CheckpointWriteError, NonFiniteStateError
-from defcon_exp.run.objective import epoch_hooks
+from defcon_exp.run.objective import epoch_hooks, sweeper_return
 from defcon_exp.run.train import train
 
 __all__ = ["USER_ERRORS", "SweepJobError", "run_job"]
@@ -72,13 +73,16 @@ def run_job(
         if multirun and cfg.trainer.get("keep_checkpoints") == "auto":
             cfg = cfg.copy()  # a sweep's finished jobs are skipped by resume=auto: slim them
             cfg.trainer.keep_checkpoints = "last_slim"
-        return train(
+        summary = train(
             cfg,
             None if explicit else output_dir,
             restart_incomplete=cfg.resume == "auto",
             overrides=overrides if explicit else None,
             epoch_hooks=epoch_hooks(cfg.search) if distributed.is_main() else (),
         )
+        run_dir = resume_run_dir(cfg.resume) if explicit else output_dir
+        _check_objective(summary, cfg.search.objective, run_dir / "summary.json")
+        return summary
     except TrainingInterrupted as err:  # Ctrl-C / SIGTERM stop the whole sweep, too
         if distributed.is_main():
             print(f"defcon-train: interrupted: {err}", file=sys.stderr)
@@ -118,6 +122,18 @@ def run_job(
             job_num,
             f"{type(err).__name__}: {err} (traceback in {output_dir / 'train.log'})",
         ) from err
+
+
+def _check_objective(summary: dict[str, Any], objective: Any, path: Path) -> None:
+    """A summary (``path``) lacking the sweeper's objective (written after a kill in the test
+    phase by a version before issue 22's fix): one line naming the file and the way out."""
+    try:
+        sweeper_return(summary, objective)
+    except ValueError as err:
+        raise ConfigError(
+            f"{path}: {err}; move it away (mv {path} {path}.bad) and run the command again: the "
+            "run's last checkpoint repeats the evaluation and writes a complete summary"
+        ) from None
 
 
 _watching: list[int] = []  # the sweep process a worker watches (set once per worker)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from tiny_net import TINY_NET_ARGS
 
 from defcon_exp.run.checkpoint_tools import inspect_checkpoint
+from defcon_exp.run.job import SweepJobError, run_job
 from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.objective import sweeper_return
 from defcon_exp.run.train import train
@@ -53,6 +54,23 @@ def test_a_kill_in_the_test_phase_resumes_into_the_same_summary(finished: Path, 
     assert summary["best_val"] == want["best_val"] and summary["status"] == "finished"
     assert sweeper_return(summary, "val/top1_final") == want["val"]["top1"]
     assert json.loads((run_dir / "summary.json").read_text())["val"] == want["val"]
+
+
+def test_a_sweep_job_with_a_summary_lacking_its_objective_is_one_line(finished: Path, tmp_path: Path) -> None:
+    """What the kill left before the fix (a summary without val): each relaunch of the sweep job
+    names the file and the way out, which then completes the summary."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    del summary["val"]
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    cfg = make_cfg("resume=auto")
+    with pytest.raises(SweepJobError) as info:
+        run_job(cfg, run_dir, 0, [])
+    message = str(info.value).splitlines()[0]
+    assert f"mv {run_dir / 'summary.json'}" in message and "val/top1_final" in message
+    (run_dir / "summary.json").rename(run_dir / "summary.json.bad")
+    assert run_job(cfg, run_dir, 0, [])["val"] == json.loads((finished / "summary.json").read_text())["val"]
 
 
 def two_runs(finished: Path, tmp_path: Path) -> tuple[Path, Path]:
