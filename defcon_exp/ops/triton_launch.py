@@ -1,0 +1,81 @@
+"""Launching the Triton kernels: whether Triton is usable, the interpreter, launch listeners.
+
+Triton is optional: :func:`triton_available` imports it once (and the kernels module with
+it). With ``TRITON_INTERPRET=1`` set before Triton is imported its kernels run on CPU
+tensors (slowly, in NumPy): that is how the tests check them without a GPU.
+
+:func:`launch` is the only place a kernel is launched. It tells every listener (the
+launch counter of :mod:`defcon_exp.engine.launch_counter`, which cannot be imported from
+here) that one kernel was launched, and skips the launch itself on ``meta`` tensors, which
+hold shapes only: so a train step on ``meta`` counts its Triton launches as it counts its
+ATen ops.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+import torch
+
+__all__ = [
+    "add_launch_listener",
+    "interpreting",
+    "kernels_module",
+    "launch",
+    "remove_launch_listener",
+    "triton_available",
+]
+
+_listeners: list[Callable[[str], None]] = []
+
+
+@functools.cache
+def kernels_module() -> ModuleType | None:
+    """:mod:`defcon_exp.ops.triton_kernels`, or None when Triton cannot be imported."""
+    try:
+        from defcon_exp.ops import triton_kernels
+    except ImportError:
+        return None
+    return triton_kernels
+
+
+def triton_available() -> bool:
+    """Whether Triton imports (its kernels then run on CUDA, or anywhere when interpreting)."""
+    return kernels_module() is not None
+
+
+def interpreting() -> bool:
+    """Whether Triton runs its kernels in the CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0") and triton_available()
+
+
+def add_launch_listener(listener: Callable[[str], None]) -> None:
+    """Call ``listener(kernel_name)`` on every Triton launch (until removed)."""
+    _listeners.append(listener)
+
+
+def remove_launch_listener(listener: Callable[[str], None]) -> None:
+    _listeners.remove(listener)
+
+
+def launch(name: str, grid: Sequence[int], args: Sequence[Any], **meta: Any) -> None:
+    """Launch the kernel ``name`` of :mod:`~defcon_exp.ops.triton_kernels` on ``grid``
+    (skipped, but still reported, when a tensor argument is on ``meta``)."""
+    for listener in list(_listeners):
+        listener(name)
+    if any(isinstance(a, torch.Tensor) and a.device.type == "meta" for a in args):
+        return
+    module = kernels_module()
+    if module is None:
+        raise RuntimeError(f"{name}: Triton is not installed; use model.kernels=aten")
+    kernel = getattr(module, name)[tuple(grid)]
+    device = next(a.device for a in args if isinstance(a, torch.Tensor))
+    if device.type == "cuda":  # Triton launches on the current device
+        with torch.cuda.device(device):
+            kernel(*args, **meta)
+    else:
+        kernel(*args, **meta)
