@@ -28,6 +28,7 @@ from defcon_exp.attention import (
 )
 from defcon_exp.attention.kernel_size import KernelSizeSpec
 from defcon_exp.ops import scale_add_relu
+from defcon_exp.ops.kernel_paths import check_kernels
 
 __all__ = [
     "STEMS",
@@ -72,10 +73,14 @@ class Bottleneck(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         drop_path_rate: float = 0.0,
+        kernels: str = "aten",
     ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         out_channels = width * self.expansion
+        self.kernels = kernels  # ATen or Triton for the fused tail (ops.kernel_paths)
+        if isinstance(attention, ChannelAttention):
+            attention.kernels = kernels
         # rate 0: no module in the graph at all (the plain network, bit for bit)
         self.drop_path: nn.Module = (
             StochasticDepth(drop_path_rate, "row") if drop_path_rate > 0 else nn.Identity()
@@ -103,7 +108,7 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         if self.fused_tail:
             weights = self.drop_path(self.attention.channel_weights(out))  # [B, C, 1, 1]
-            return scale_add_relu(out, weights, identity)
+            return scale_add_relu(out, weights, identity, kernels=self.kernels)
         return self.relu(self.drop_path(self.attention(out)) + identity)
 
 
@@ -122,8 +127,10 @@ class CifarResNet(nn.Module):
         dtype: torch.dtype | None = None,
         stem: str = "cifar",
         drop_path_rate: float = 0.0,
+        kernels: str = "aten",
     ) -> None:
         super().__init__()
+        check_kernels(kernels)
         if not 0 <= drop_path_rate < 1:
             raise ValueError(f"drop_path_rate must be in [0, 1), received {drop_path_rate}")
         if stem not in STEMS:
@@ -169,6 +176,7 @@ class CifarResNet(nn.Module):
                         block_attention,
                         fused_tail,
                         drop_path_rate=rate,
+                        kernels=kernels,
                         **factory,
                     )
                 )
@@ -233,6 +241,7 @@ def cifar_resnet50(
     dtype: torch.dtype | None = None,
     stem: str = "cifar",
     drop_path_rate: float = 0.0,
+    kernels: str = "aten",
 ) -> CifarResNet:
     """CIFAR ResNet-50 with ``attention`` (a registry name, or ``"none"``) in every bottleneck.
 
@@ -242,6 +251,8 @@ def cifar_resnet50(
     ``stem``: ``"cifar"`` (ours) or ``"released"`` (the DEFCON authors' code, see module doc).
     ``drop_path_rate``: stochastic depth of the last bottleneck (linear in depth, see
     :func:`drop_path_rates`); 0 = off.
+    ``kernels``: ``"aten"``, ``"triton"`` or ``"auto"``, the attention maths and the block
+    tail on CUDA as ATen ops or fused Triton kernels (:mod:`defcon_exp.ops.kernel_paths`).
     """
     return CifarResNet(
         RESNET50_DEPTHS,
@@ -254,6 +265,7 @@ def cifar_resnet50(
         dtype,
         stem=stem,
         drop_path_rate=drop_path_rate,
+        kernels=kernels,
     )
 
 
