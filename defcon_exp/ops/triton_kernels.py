@@ -32,7 +32,7 @@ def _tap_offset(row, c, valid, woff_ptr, n, C, scale, K: tl.constexpr, SHUFFLE: 
     """Offset of tap ``n`` at channels ``c``: the 'same'-padded conv of the (shuffled) signal."""
     per = C // SHUFFLE
     s = (c % per) * SHUFFLE + c // per  # where channel c sits in the shuffled vector
-    off = tl.zeros(c.shape, dtype=tl.float32)
+    off = tl.zeros(valid.shape, dtype=tl.float32)
     for j in tl.static_range(K):
         q = s - K // 2 + j
         inside = valid & (q >= 0) & (q < C)
@@ -63,14 +63,16 @@ def _sample(row, c, valid, off, n, C, scale, K: tl.constexpr):
 @triton.jit
 def defcon_gate_forward_kernel(
     sums_ptr, woff_ptr, w_ptr, out_ptr, C, scale,
-    K: tl.constexpr, SHUFFLE: tl.constexpr, SIGMOID: tl.constexpr, BLOCK: tl.constexpr,
+    B, K: tl.constexpr, SHUFFLE: tl.constexpr, SIGMOID: tl.constexpr, ROWS: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
-    """Program ``(b, block)``: ``out[b, c]`` for a block of channels (see triton_ops)."""
-    b = tl.program_id(0)
-    c = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    valid = c < C
+    """Program ``(row block, channel block)``: ``out[b, c]`` for ``ROWS`` samples by
+    ``BLOCK`` channels (see triton_ops)."""
+    b = tl.program_id(0) * ROWS + tl.arange(0, ROWS)[:, None]
+    c = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)[None, :]
+    valid = (b < B) & (c < C)
     row = sums_ptr + b * C
-    logit = tl.zeros((BLOCK,), dtype=tl.float32)
+    logit = tl.zeros((ROWS, BLOCK), dtype=tl.float32)
     for n in tl.static_range(K):
         off = _tap_offset(row, c, valid, woff_ptr, n, C, scale, K, SHUFFLE)
         value, _, _, _ = _sample(row, c, valid, off, n, C, scale, K)
@@ -83,18 +85,20 @@ def defcon_gate_forward_kernel(
 @triton.jit
 def defcon_gate_backward_kernel(
     grad_ptr, sums_ptr, woff_ptr, w_ptr, gate_ptr, grads_ptr, C, B, scale,
-    K: tl.constexpr, SHUFFLE: tl.constexpr, SIGMOID: tl.constexpr, BLOCK: tl.constexpr,
+    K: tl.constexpr, SHUFFLE: tl.constexpr, SIGMOID: tl.constexpr, ROWS: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
-    """Program ``(b, block)``. ``grads_ptr`` is a zero-filled float32 buffer: ``B * C``
-    gradients of the sums, then ``K * K`` of the offset weight, then ``K`` of the weight."""
-    b = tl.program_id(0)
-    c = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    valid = c < C
+    """Program ``(row block, channel block)``. ``grads_ptr`` is a zero-filled float32
+    buffer: ``B * C`` gradients of the sums, then ``K * K`` of the offset weight, then ``K``
+    of the weight."""
+    b = tl.program_id(0) * ROWS + tl.arange(0, ROWS)[:, None]
+    c = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)[None, :]
+    valid = (b < B) & (c < C)
     row = sums_ptr + b * C
     grad_row = grads_ptr + b * C
     grad_woff = grads_ptr + B * C
     grad_w = grad_woff + K * K
-    grad = tl.load(grad_ptr + b * C + c, mask=valid, other=0.0).to(tl.float32)
+    grad = tl.load(grad_ptr + b * C + c, mask=valid, other=0.0).to(tl.float32)  # 0 off the tile
     if SIGMOID:
         gate = tl.load(gate_ptr + b * C + c, mask=valid, other=0.0)
         grad = grad * gate * (1.0 - gate)
@@ -124,22 +128,23 @@ def defcon_gate_backward_kernel(
 
 @triton.jit
 def deform_depthwise_forward_kernel(
-    x_ptr, off_ptr, w_ptr, out_ptr, G, L, L_out, stride, padding, dilation,
-    K: tl.constexpr, BLOCK: tl.constexpr,
+    x_ptr, off_ptr, w_ptr, out_ptr, BG, G, L, L_out, stride, padding, dilation,
+    K: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Program ``(b * G + g, block)``: ``out[b, g, p]`` of the depthwise deformable conv
-    (one input channel, one output channel and one offset group per ``g``)."""
-    bg = tl.program_id(0)
+    """Program ``(row block, position block)``: ``out[b, g, p]`` of the depthwise deformable
+    conv (one input channel, one output channel and one offset group per ``g``) for
+    ``ROWS`` rows ``b * G + g`` by ``BLOCK`` positions."""
+    bg = tl.program_id(0) * ROWS + tl.arange(0, ROWS)[:, None]
     g = bg % G
-    p = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    valid = p < L_out
+    p = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)[None, :]
+    valid = (bg < BG) & (p < L_out)
     row = x_ptr + bg * L
-    acc = tl.zeros((BLOCK,), dtype=tl.float32)
+    acc = tl.zeros((ROWS, BLOCK), dtype=tl.float32)
     for n in tl.static_range(K):
         off = tl.load(off_ptr + (bg * K + n) * L_out + p, mask=valid, other=0.0).to(tl.float32)
         base = p * stride - padding + n * dilation
         value, _, _, _ = _sample_at(row, base, valid, off, L)
-        acc += tl.load(w_ptr + g * K + n).to(tl.float32) * value
+        acc += tl.load(w_ptr + g * K + n, mask=bg < BG, other=0.0).to(tl.float32) * value
     tl.store(out_ptr + bg * L_out + p, acc, mask=valid)
 
 
@@ -163,14 +168,15 @@ def _sample_at(row, base, valid, off, L):
 @triton.jit
 def deform_depthwise_backward_kernel(
     grad_ptr, x_ptr, off_ptr, w_ptr, grads_ptr, grad_off_ptr, B, G, L, L_out,
-    stride, padding, dilation, K: tl.constexpr, BLOCK: tl.constexpr,
+    stride, padding, dilation, K: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Program ``(b * G + g, block)``. ``grads_ptr``: zero-filled float32, ``B * G * L``
-    input gradients then ``G * K`` weight gradients; ``grad_off_ptr``: ``Tensor[B, G*K, L_out]``."""
-    bg = tl.program_id(0)
+    """Program ``(row block, position block)`` as the forward. ``grads_ptr``: zero-filled
+    float32, ``B * G * L`` input gradients then ``G * K`` weight gradients; ``grad_off_ptr``:
+    ``Tensor[B, G*K, L_out]``."""
+    bg = tl.program_id(0) * ROWS + tl.arange(0, ROWS)[:, None]
     g = bg % G
-    p = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    valid = p < L_out
+    p = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)[None, :]
+    valid = (bg < B * G) & (p < L_out)
     row = x_ptr + bg * L
     grad_row = grads_ptr + bg * L
     grad = tl.load(grad_ptr + bg * L_out + p, mask=valid, other=0.0).to(tl.float32)
@@ -178,8 +184,9 @@ def deform_depthwise_backward_kernel(
         off = tl.load(off_ptr + (bg * K + n) * L_out + p, mask=valid, other=0.0).to(tl.float32)
         base = p * stride - padding + n * dilation
         value, slope, frac, li = _sample_at(row, base, valid, off, L)
-        tl.atomic_add(grads_ptr + B * G * L + g * K + n, tl.sum(tl.where(valid, grad * value, 0.0)))
-        grad_sampled = grad * tl.load(w_ptr + g * K + n).to(tl.float32)
+        contribution = tl.sum(tl.where(valid, grad * value, 0.0), axis=1)[:, None]
+        tl.atomic_add(grads_ptr + B * G * L + g * K + n, contribution, mask=bg < B * G)
+        grad_sampled = grad * tl.load(w_ptr + g * K + n, mask=bg < B * G, other=0.0).to(tl.float32)
         grad_right = grad_sampled * frac
         in_l = valid & (li >= 0) & (li < L)
         in_r = valid & (li + 1 >= 0) & (li + 1 < L)

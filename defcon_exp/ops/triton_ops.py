@@ -31,15 +31,18 @@ from defcon_exp.ops.triton_launch import interpreting, launch
 
 __all__ = ["TRITON_IMPLEMENTATIONS", "defcon_gate", "deform_conv1d_depthwise", "scale_add_relu_triton"]
 
-#: channels per program of the pooled-vector kernels (a power of two) on a GPU, and in the
-#: CPU interpreter (whose cost is per operation: one program per vector keeps tests fast)
-GATE_BLOCK = 256
-INTERPRETER_GATE_BLOCK = 4096
+#: values per program of the pooled-vector kernels (rows x channels, powers of two) on a
+#: GPU, and in the CPU interpreter (whose cost is per operation, not per value)
+GATE_TILE = 1024
+INTERPRETER_GATE_TILE = 16384
 
 
-def _block(length: int) -> int:
-    limit = INTERPRETER_GATE_BLOCK if interpreting() else GATE_BLOCK
-    return min(limit, max(16, 1 << (length - 1).bit_length()))
+def _tiles(rows: int, length: int) -> tuple[tuple[int, int], int, int]:
+    """``(grid, ROWS, BLOCK)`` for ``rows`` vectors of ``length`` values."""
+    tile = INTERPRETER_GATE_TILE if interpreting() else GATE_TILE
+    block = min(tile // 4, max(16, 1 << (length - 1).bit_length()))
+    rows_per = min(tile // block, 1 << (rows - 1).bit_length())
+    return (-(-rows // rows_per), -(-length // block)), rows_per, block
 
 
 def _zeros(n: int, like: Tensor) -> Tensor:
@@ -57,12 +60,12 @@ def _defcon_gate(
     batch, channels = sums.shape
     kernel_size = weight.shape[-1]
     out = torch.empty(batch, channels, dtype=torch.float32, device=sums.device)
-    block = _block(channels)
+    grid, rows, block = _tiles(batch, channels)
     launch(
         "defcon_gate_forward_kernel",
-        (batch, -(-channels // block)),
-        (sums, offset_weight, weight, out, channels, scale),
-        K=kernel_size, SHUFFLE=shuffle, SIGMOID=sigmoid, BLOCK=block,
+        grid,
+        (sums, offset_weight, weight, out, channels, scale, batch),
+        K=kernel_size, SHUFFLE=shuffle, SIGMOID=sigmoid, ROWS=rows, BLOCK=block,
     )
     return out
 
@@ -77,12 +80,12 @@ def _defcon_gate_backward(
     batch, channels = sums.shape
     k = weight.shape[-1]
     grads = _zeros(batch * channels + k * k + k, sums)
-    block = _block(channels)
+    grid, rows, block = _tiles(batch, channels)
     launch(
         "defcon_gate_backward_kernel",
-        (batch, -(-channels // block)),
+        grid,
         (grad.contiguous(), sums, offset_weight, weight, gate, grads, channels, batch, scale),
-        K=k, SHUFFLE=shuffle, SIGMOID=sigmoid, BLOCK=block,
+        K=k, SHUFFLE=shuffle, SIGMOID=sigmoid, ROWS=rows, BLOCK=block,
     )
     return grads
 
@@ -162,12 +165,13 @@ def _deform_depthwise(
     batch, groups, length = input.shape
     out_length = offset.shape[-1]
     out = torch.empty(batch, groups, out_length, dtype=input.dtype, device=input.device)
-    block = _block(out_length)
+    grid, rows, block = _tiles(batch * groups, out_length)
     launch(
         "deform_depthwise_forward_kernel",
-        (batch * groups, -(-out_length // block)),
-        (input, offset, weight, out, groups, length, out_length, stride, padding, dilation),
-        K=weight.shape[-1], BLOCK=block,
+        grid,
+        (input, offset, weight, out, batch * groups, groups, length, out_length, stride,
+         padding, dilation),
+        K=weight.shape[-1], ROWS=rows, BLOCK=block,
     )
     return out
 
@@ -182,13 +186,13 @@ def _deform_depthwise_backward(
     out_length = offset.shape[-1]
     grads = _zeros(input.numel() + weight.numel(), input)
     grad_offset = torch.empty(offset.shape, dtype=offset.dtype, device=offset.device)
-    block = _block(out_length)
+    grid, rows, block = _tiles(batch * groups, out_length)
     launch(
         "deform_depthwise_backward_kernel",
-        (batch * groups, -(-out_length // block)),
+        grid,
         (grad.contiguous(), input, offset, weight, grads, grad_offset, batch, groups, length,
          out_length, stride, padding, dilation),
-        K=weight.shape[-1], BLOCK=block,
+        K=weight.shape[-1], ROWS=rows, BLOCK=block,
     )
     return grads, grad_offset
 
