@@ -208,7 +208,7 @@ def scale_add_relu_forward_kernel(
     inside = (c < C)[:, None] & (hw < HW)[None, :]
     at = b * s_b + c[:, None] * s_c + hw[None, :] * s_hw
     f = tl.load(f_ptr + at, mask=inside, other=0.0)
-    w = tl.load(w_ptr + b * C + c, mask=c < C, other=0.0).to(f.dtype)
+    w = tl.load(w_ptr + b * C + c, mask=c < C, other=0.0)  # kept in float32 (see triton_ops)
     identity = tl.load(id_ptr + b * i_b + c[:, None] * i_c + hw[None, :] * i_hw, mask=inside)
     value = f.to(tl.float32) * w.to(tl.float32)[:, None] + identity.to(tl.float32)
     value = tl.where(value < 0.0, 0.0, value)  # keeps NaN, as torch.relu does
@@ -235,7 +235,7 @@ def scale_add_relu_backward_kernel(
         grad = tl.load(grad_ptr + b * g_b + c[:, None] * g_c + hw[None, :] * g_hw, mask=inside, other=0.0)
         out = tl.load(out_ptr + at, mask=inside, other=0.0)
         f = tl.load(f_ptr + at, mask=inside, other=0.0)
-        grad = tl.where(out > 0, grad.to(tl.float32), 0.0)
+        grad = tl.where(out <= 0, 0.0, grad.to(tl.float32))  # as threshold_backward: NaN passes
         tl.store(gid_ptr + at, grad.to(gid_ptr.dtype.element_ty), mask=inside)
         tl.store(gf_ptr + at, (grad * w.to(tl.float32)[:, None]).to(gf_ptr.dtype.element_ty), mask=inside)
         dot += tl.sum(grad * f.to(tl.float32), axis=1)

@@ -13,7 +13,6 @@ ATen ops.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -33,14 +32,18 @@ __all__ = [
 _listeners: list[Callable[[str], None]] = []
 
 
-@functools.cache
+_module: dict[str, ModuleType | None] = {}  # a plain dict, not functools.cache: dynamo reads it
+
+
 def kernels_module() -> ModuleType | None:
     """:mod:`defcon_exp.ops.triton_kernels`, or None when Triton cannot be imported."""
-    try:
-        from defcon_exp.ops import triton_kernels
-    except ImportError:
-        return None
-    return triton_kernels
+    if "kernels" not in _module:
+        try:
+            from defcon_exp.ops import triton_kernels
+        except ImportError:
+            triton_kernels = None
+        _module["kernels"] = triton_kernels
+    return _module["kernels"]
 
 
 def triton_available() -> bool:

@@ -15,6 +15,8 @@ path and the reference the tests compare with.
   output channel per offset group (``groups == offset_groups == C_in == C_out``; any
   stride, padding, dilation; no mask).
 - :func:`scale_add_relu_triton`: ``relu(features * weights + identity)``, the block's tail.
+  It multiplies by float32 weights in float32 (under autocast the ATen path rounds the
+  weights to the features' bf16 first), so the two paths can differ by a bf16 rounding.
 
 All compute in float32 whatever the input dtype; the gate returns float32, the others the
 input's dtype.
