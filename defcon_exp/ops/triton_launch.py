@@ -1,7 +1,8 @@
 """Launching the Triton kernels: whether Triton is usable, the interpreter, launch listeners.
 
-Triton is optional: :func:`triton_available` imports it once (and the kernels module with
-it). With ``TRITON_INTERPRET=1`` set before Triton is imported its kernels run on CPU
+Triton is optional: :func:`triton_available` says whether it is installed (without
+importing it: the answer is a constant, so ``torch.compile`` reads it without a guard that
+could change), and the first launch imports the kernels module. With ``TRITON_INTERPRET=1`` set before Triton is imported its kernels run on CPU
 tensors (slowly, in NumPy): that is how the tests check them without a GPU.
 
 :func:`launch` is the only place a kernel is launched. It tells every listener (the
@@ -13,6 +14,7 @@ ATen ops.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -46,9 +48,12 @@ def kernels_module() -> ModuleType | None:
     return _module["kernels"]
 
 
+_INSTALLED = importlib.util.find_spec("triton") is not None
+
+
 def triton_available() -> bool:
-    """Whether Triton imports (its kernels then run on CUDA, or anywhere when interpreting)."""
-    return kernels_module() is not None
+    """Whether Triton is installed (its kernels then run on CUDA, or anywhere when interpreting)."""
+    return _INSTALLED
 
 
 def interpreting() -> bool:
@@ -74,7 +79,7 @@ def launch(name: str, grid: Sequence[int], args: Sequence[Any], **meta: Any) -> 
         return
     module = kernels_module()
     if module is None:
-        raise RuntimeError(f"{name}: Triton is not installed; use model.kernels=aten")
+        raise RuntimeError(f"{name}: Triton could not be imported; use model.kernels=aten")
     kernel = getattr(module, name)[tuple(grid)]
     device = next(a.device for a in args if isinstance(a, torch.Tensor))
     if device.type == "cuda":  # Triton launches on the current device
