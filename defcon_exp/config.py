@@ -377,7 +377,8 @@ def _validate_names(get: Any, rule: Any) -> None:
     from defcon_exp.engine.schedulers import SCHEDULE_NAMES
     from defcon_exp.engine.speedups import parse_compile
     from defcon_exp.models.resnet import STEMS
-    from defcon_exp.ops.kernel_paths import check_kernels
+    from defcon_exp.ops.kernel_paths import KERNELS
+    from defcon_exp.ops.triton_launch import triton_available
 
     attention = get("model.attention")
     rule(
@@ -396,10 +397,13 @@ def _validate_names(get: Any, rule: Any) -> None:
         except ValueError as err:  # the parser's message names key, value and rule
             raise ConfigError(str(err)) from None
     rule("model.stem", get("model.stem") in STEMS, f"must be one of {list(STEMS)}")
-    try:
-        check_kernels(get("model.kernels"))
-    except ValueError as err:
-        raise ConfigError(f"model.{err}") from None
+    kernels = get("model.kernels")
+    rule("model.kernels", kernels in KERNELS, f"must be one of {list(KERNELS)}")
+    rule(
+        "model.kernels",
+        kernels != "triton" or triton_available(),
+        "needs Triton installed (pip install triton); use 'aten' or 'auto'",
+    )
     rule(
         "scheduler.name",
         get("scheduler.name") in SCHEDULE_NAMES,

@@ -37,6 +37,7 @@ __all__ = [
     "cifar_resnet50",
     "count_parameters",
     "drop_path_rates",
+    "set_kernels",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,17 @@ STAGE_WIDTHS = (64, 128, 256, 512)
 RESNET50_DEPTHS = (3, 4, 6, 3)
 #: stem names: ours (3x3 conv, padding 1, no max-pool) and the released code's
 STEMS = ("cifar", "released")
+
+
+def set_kernels(model: nn.Module, kernels: str) -> nn.Module:
+    """Set the ``kernels`` choice (``"aten"``, ``"triton"``, ``"auto"``;
+    :mod:`defcon_exp.ops.kernel_paths`) of every bottleneck (its fused tail) and channel
+    attention in ``model``; returns ``model``. Any model builder's model takes it."""
+    check_kernels(kernels)
+    for module in model.modules():
+        if isinstance(module, (Bottleneck, ChannelAttention)):
+            module.kernels = kernels
+    return model
 
 
 class Bottleneck(nn.Module):
@@ -62,6 +74,7 @@ class Bottleneck(nn.Module):
     """
 
     expansion = 4
+    kernels = "aten"  # the fused tail's kernels (set_kernels)
 
     def __init__(
         self,
@@ -78,9 +91,8 @@ class Bottleneck(nn.Module):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         out_channels = width * self.expansion
-        self.kernels = kernels  # ATen or Triton for the fused tail (ops.kernel_paths)
-        if isinstance(attention, ChannelAttention):
-            attention.kernels = kernels
+        self.attention = attention
+        set_kernels(self, kernels)
         # rate 0: no module in the graph at all (the plain network, bit for bit)
         self.drop_path: nn.Module = (
             StochasticDepth(drop_path_rate, "row") if drop_path_rate > 0 else nn.Identity()
@@ -93,7 +105,6 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False, **factory)
         self.bn3 = nn.BatchNorm2d(out_channels, **factory)
         self.relu = nn.ReLU(inplace=True)
-        self.attention = attention
         self.downsample: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(
@@ -130,7 +141,6 @@ class CifarResNet(nn.Module):
         kernels: str = "aten",
     ) -> None:
         super().__init__()
-        check_kernels(kernels)
         if not 0 <= drop_path_rate < 1:
             raise ValueError(f"drop_path_rate must be in [0, 1), received {drop_path_rate}")
         if stem not in STEMS:
@@ -176,7 +186,6 @@ class CifarResNet(nn.Module):
                         block_attention,
                         fused_tail,
                         drop_path_rate=rate,
-                        kernels=kernels,
                         **factory,
                     )
                 )
@@ -186,6 +195,7 @@ class CifarResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes, **factory)
         self._init_weights()
+        set_kernels(self, kernels)
         if uses_kernel_size:
             log.info("%s: 1D kernel size per stage %s", attention, self.stage_kernel_sizes)
 

@@ -12,8 +12,8 @@ from torch._dynamo.testing import CompileCounterWithBackend
 
 from defcon_exp.attention import create_attention
 from defcon_exp.engine.launch_counter import LaunchCounter
-from defcon_exp.models import create_model
-from defcon_exp.models.resnet import Bottleneck
+from defcon_exp.models import create_model, model_from_config
+from defcon_exp.models.resnet import Bottleneck, set_kernels
 from defcon_exp.ops import PYTHON_IMPLEMENTATIONS, scale_add_relu
 from defcon_exp.ops.kernel_paths import simulate_cuda_paths
 from defcon_exp.ops.triton_ops import TRITON_IMPLEMENTATIONS
@@ -138,3 +138,18 @@ def test_launch_goals_on_the_triton_path():
     assert _count("defcon_shuffle", "triton").total - base <= 96
     assert _count("eca", "triton").total <= _count("eca", "aten").total
     assert defcon.host_syncs == 0
+
+
+def test_model_config_kernels_reach_every_block_and_attention():
+    """``model.kernels`` is applied to the built model (any builder's), never passed to the
+    builder; an unknown value is refused in one line."""
+    config = {"attention": "eca", "kernel_size": 3, "kernels": "triton"}
+    model = model_from_config(config, num_classes=10, device="meta")
+    blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
+    assert len(blocks) == 16
+    assert all(b.kernels == "triton" and b.attention.kernels == "triton" for b in blocks)
+    assert create_model("defcon", device="meta").stages[0][0].attention.kernels == "aten"
+    loose = nn.Sequential(Bottleneck(64, 16, 1, create_attention("defcon", 64, kernel_size=3)))
+    assert set_kernels(loose, "auto")[0].attention.kernels == "auto"
+    with pytest.raises(ValueError, match="kernels='fast' is not one of"):
+        set_kernels(loose, "fast")
