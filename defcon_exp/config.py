@@ -59,6 +59,10 @@ class ModelConfig:
     attention_kwargs: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
     stem: str = "cifar"  # "cifar" (ours) | "released" (the authors' code, docs/released_code.md)
     drop_path_rate: float = 0.0  # stochastic depth, last block's rate (linear in depth)
+    # aten | triton | auto: the attention's pooled-vector maths and the block tail on CUDA as
+    # ATen ops (default) or fused Triton kernels; auto = Triton on CUDA when it imports
+    # (defcon_exp/ops/kernel_paths.py). The CPU always runs ATen.
+    kernels: str = "aten"
 
 
 @dataclass
@@ -373,6 +377,8 @@ def _validate_names(get: Any, rule: Any) -> None:
     from defcon_exp.engine.schedulers import SCHEDULE_NAMES
     from defcon_exp.engine.speedups import parse_compile
     from defcon_exp.models.resnet import STEMS
+    from defcon_exp.ops.kernel_paths import KERNELS
+    from defcon_exp.ops.triton_launch import triton_available
 
     attention = get("model.attention")
     rule(
@@ -391,6 +397,13 @@ def _validate_names(get: Any, rule: Any) -> None:
         except ValueError as err:  # the parser's message names key, value and rule
             raise ConfigError(str(err)) from None
     rule("model.stem", get("model.stem") in STEMS, f"must be one of {list(STEMS)}")
+    kernels = get("model.kernels")
+    rule("model.kernels", kernels in KERNELS, f"must be one of {list(KERNELS)}")
+    rule(
+        "model.kernels",
+        kernels != "triton" or triton_available(),
+        "needs Triton installed (pip install triton); use 'aten' or 'auto'",
+    )
     rule(
         "scheduler.name",
         get("scheduler.name") in SCHEDULE_NAMES,

@@ -14,6 +14,10 @@ floor on the step time an attention module adds where the GPU outruns the host.
     python scripts/bench_launches.py                          # batch 128, float32, eager
     python scripts/bench_launches.py --bf16 --channels-last --batch 8   # as trainer=gpu
 
+Each model is counted with ``model.kernels=aten`` and ``=triton`` (``--kernels``): on the
+Triton path each Triton launch counts as one kernel (the counter listens to
+:func:`defcon_exp.ops.triton_launch.launch`) and the ATen ops around the kernels as before.
+
 float32 runs on the ``meta`` device (shapes only, no arithmetic: seconds per model);
 ``--bf16`` needs real tensors and runs on the CPU, where a small ``--batch`` keeps it quick:
 the count does not depend on the batch size (the CUDA paths have no size-dependent
@@ -37,7 +41,8 @@ from torch import nn
 from defcon_exp.engine.launch_counter import LaunchCounter
 from defcon_exp.models import MODEL_NAMES, create_model
 from defcon_exp.ops import PYTHON_IMPLEMENTATIONS
-from defcon_exp.ops.kernel_paths import simulate_cuda_paths
+from defcon_exp.ops.kernel_paths import KERNELS, simulate_cuda_paths
+from defcon_exp.ops.triton_ops import TRITON_IMPLEMENTATIONS
 
 PAPER_MODELS = ["resnet50", "se", "eca", "cbam", "defcon", "defcon_shuffle"]
 #: host time per kernel launch assumed for the time column (eager PyTorch, recent GPU)
@@ -58,9 +63,14 @@ def train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, bf1
 def count_eager(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, bf16: bool) -> LaunchCounter:
     """Launches of one eager train step on the CUDA code paths."""
     train_step(model, images, labels, bf16)  # lazy initialisation outside the count
-    with simulate_cuda_paths(), LaunchCounter(PYTHON_IMPLEMENTATIONS) as counter:
+    implementations = {**PYTHON_IMPLEMENTATIONS, **TRITON_IMPLEMENTATIONS}
+    with simulate_cuda_paths(), LaunchCounter(implementations) as counter:
         train_step(model, images, labels, bf16)
     return counter
+
+
+def _row(name: str, kernels: str) -> str:
+    return f"{name}@{kernels}"
 
 
 def main() -> None:
@@ -70,6 +80,10 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="CPU autocast to bfloat16")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--top", type=int, default=0, help="list each model's N commonest ops")
+    parser.add_argument(
+        "--kernels", nargs="+", default=["aten", "triton"], choices=KERNELS,
+        help="model.kernels settings to count (triton: the fused Triton kernels' CUDA path)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     layout = torch.channels_last if args.channels_last else torch.preserve_format
@@ -79,34 +93,38 @@ def main() -> None:
     labels = torch.randint(0, 100, (args.batch,), device=device)
 
     rows: dict[str, LaunchCounter] = {}
-    for name in dict.fromkeys(["resnet50", *args.models]):
-        model = create_model(name, num_classes=100, device=device)
-        model = model.to(memory_format=layout).train()
-        start = time.perf_counter()
-        rows[name] = count_eager(model, images, labels, args.bf16)
-        print(f"# {name}: counted in {time.perf_counter() - start:.0f} s", flush=True)
+    for kernels in args.kernels:
+        for name in dict.fromkeys(["resnet50", *args.models]):
+            model = create_model(name, num_classes=100, device=device, kernels=kernels)
+            model = model.to(memory_format=layout).train()
+            start = time.perf_counter()
+            rows[_row(name, kernels)] = count_eager(model, images, labels, args.bf16)
+            print(f"# {name}, kernels={kernels}: counted in {time.perf_counter() - start:.0f} s", flush=True)
 
-    base = rows["resnet50"].total
     print(
         f"# kernels per train step (forward + backward), batch {args.batch}, 32x32, CUDA code "
         f"paths counted on CPU, {'bf16 autocast' if args.bf16 else 'float32'}, "
-        f"channels_last {args.channels_last}; counted on {device}; torch {torch.__version__}"
+        f"channels_last {args.channels_last}; counted on {device}; torch {torch.__version__}; "
+        "a Triton launch counts as one kernel"
     )
-    print(f"| model | eager launches | extra vs resnet50 | ratio | extra ms at {LAUNCH_US:g} us "
+    print(f"| model | kernels | eager launches | extra vs resnet50 | ratio | extra ms at {LAUNCH_US:g} us "
           "| host syncs |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, counter in rows.items():
-        extra = counter.total - base
-        print(
-            f"| {name} | {counter.total:,} | {extra:+,} | {counter.total / base:.2f}x | "
-            f"{extra * LAUNCH_US / 1e3:.2f} | {counter.host_syncs} |"
-        )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for kernels in args.kernels:
+        base = rows[_row("resnet50", kernels)].total
+        for name in dict.fromkeys(["resnet50", *args.models]):
+            counter = rows[_row(name, kernels)]
+            extra = counter.total - base
+            print(
+                f"| {name} | {kernels} | {counter.total:,} | {extra:+,} | {counter.total / base:.2f}x | "
+                f"{extra * LAUNCH_US / 1e3:.2f} | {counter.host_syncs} |"
+            )
     if args.top:
         for name, counter in rows.items():
             print(f"\n{name}: " + ", ".join(f"{op} {n}" for op, n in counter.by_op.most_common(args.top)))
-        base_ops = rows["resnet50"].by_op
         for name, counter in rows.items():
-            if name != "resnet50":
+            base_ops = rows[_row("resnet50", name.split("@")[1])].by_op
+            if not name.startswith("resnet50@"):
                 diff = Counter(counter.by_op)
                 diff.subtract(base_ops)
                 print(f"\n{name} - resnet50: " + ", ".join(

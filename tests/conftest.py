@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 from defcon_exp.safety import TRUSTED_MODELS_ENV
 
 TEST_MODEL_BUILDERS = (
@@ -20,3 +22,9 @@ TEST_MODEL_BUILDERS = (
     "staged_net.tiny_staged_net",
 )
 os.environ[TRUSTED_MODELS_ENV] = ",".join(TEST_MODEL_BUILDERS)
+
+# Without a GPU the Triton kernels run in Triton's CPU interpreter (tests/ops/triton_setup.py).
+# It must be on before anything imports triton.language (torch._dynamo does, during
+# collection), or its standard library is built for the compiler and the interpreter fails.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")

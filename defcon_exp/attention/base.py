@@ -61,6 +61,9 @@ class ChannelAttention(nn.Module):
 
     #: whether the module takes an ECA-style 1D ``kernel_size`` (the model sets it per stage).
     uses_kernel_size: ClassVar[bool] = False
+    #: ``"aten"``, ``"triton"`` or ``"auto"`` (:mod:`defcon_exp.ops.kernel_paths`): the model
+    #: sets it; modules with fused Triton kernels (DEFCON) read it
+    kernels: str = "aten"
 
     def __init__(self, channels: int, gate: str = "sigmoid") -> None:
         super().__init__()

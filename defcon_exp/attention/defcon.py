@@ -14,7 +14,9 @@ from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
 from defcon_exp.attention.pooled_conv import float32_logits, pooled_conv1d
 from defcon_exp.attention.registry import register_attention
 from defcon_exp.ops import deform_conv1d
+from defcon_exp.ops.kernel_paths import triton_path
 from defcon_exp.ops.spatial_mean import spatial_mean
+from defcon_exp.ops.triton_ops import defcon_gate
 
 __all__ = ["Defcon"]
 
@@ -99,8 +101,38 @@ class Defcon(ChannelAttention):
     def _logits(self, pooled: Tensor) -> Tensor:
         signal = pooled[:, None, :]
         return deform_conv1d(
-            signal, self.offsets(signal), self.weight, padding=self.kernel_size // 2
+            signal,
+            self.offsets(signal),
+            self.weight,
+            padding=self.kernel_size // 2,
+            kernels=self.kernels,
         ).squeeze(1)
+
+    def fused_shuffle_groups(self) -> int | None:
+        """The shuffle groups the fused Triton kernel computes this module with (1 = no
+        shuffle), or None where a subclass changed the maths the kernel fuses."""
+        cls = type(self)
+        plain = cls.channel_logits is Defcon.channel_logits
+        plain = plain and cls.sampling_offsets is Defcon.sampling_offsets
+        return 1 if plain and cls.offsets is Defcon.offsets else None
+
+    def channel_weights(self, x: Tensor) -> Tensor:
+        """``Tensor[B, C, H, W]`` -> ``Tensor[B, C, 1, 1]``; with ``kernels`` on the Triton
+        path (:mod:`defcon_exp.ops.kernel_paths`) pooling is one sum and everything after it
+        one kernel each way (:func:`~defcon_exp.ops.triton_ops.defcon_gate`, float32)."""
+        shuffle = self.fused_shuffle_groups()
+        if shuffle is None or not triton_path(x, self.kernels):
+            return super().channel_weights(x)
+        sigmoid = self.gate_name == "sigmoid"
+        weights = defcon_gate(
+            x.sum(dim=(2, 3), dtype=torch.float32),
+            self.offset_conv.weight,
+            self.weight,
+            scale=1.0 / (x.shape[2] * x.shape[3]),
+            shuffle_groups=shuffle,
+            sigmoid=sigmoid,
+        )
+        return (weights if sigmoid else self.gate(weights))[:, :, None, None]
 
     def extra_repr(self) -> str:
         return f"{self.channels}, kernel_size={self.kernel_size}, offset_init={self.offset_init!r}"

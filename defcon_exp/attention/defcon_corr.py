@@ -100,4 +100,6 @@ class DefconCorrelated(Defcon):
         # float16 (2048) represent exactly, so half precision would move taps off their channel.
         dtype = torch.promote_types(signal.dtype, torch.float32)
         offsets = self.offsets(signal).to(dtype) + self.nonlocal_offsets(dtype)
-        return deform_conv1d(signal, offsets, self.weight, padding=self.kernel_size // 2)[:, 0, :]
+        return deform_conv1d(
+            signal, offsets, self.weight, padding=self.kernel_size // 2, kernels=self.kernels
+        )[:, 0, :]

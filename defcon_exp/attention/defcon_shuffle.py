@@ -47,5 +47,11 @@ class DefconShuffle(Defcon):
         # the unshuffled signal.
         return channel_unshuffle(shuffled_offsets, self.shuffle_groups)
 
+    def fused_shuffle_groups(self) -> int | None:
+        cls = type(self)
+        plain = cls.channel_logits is Defcon.channel_logits
+        plain = plain and cls.sampling_offsets is Defcon.sampling_offsets
+        return self.shuffle_groups if plain and cls.offsets is DefconShuffle.offsets else None
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, shuffle_groups={self.shuffle_groups}"

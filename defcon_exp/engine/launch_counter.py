@@ -13,7 +13,11 @@ of a CUDA step's launches, not a trace: an op whose CUDA kernel launches several
 
 Ops registered with ``torch.library`` are not counted as one: pass their Python
 implementation in ``expand`` and the aten ops it runs are counted instead (a custom op
-costs the kernels its implementation launches). Run the counted code under
+costs the kernels its implementation launches). A Triton kernel is not an ATen op: each
+launch through :func:`defcon_exp.ops.triton_launch.launch` (the only launcher) counts as
+one kernel, under ``triton.<kernel name>`` (on ``meta`` the launch is counted, not run),
+and the ATen ops around it (the zero fill of a backward's atomic buffer, casts) count as
+ATen ops. Run the counted code under
 :func:`defcon_exp.ops.kernel_paths.simulate_cuda_paths` to follow the CUDA code paths on
 a CPU.
 
@@ -30,6 +34,8 @@ from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from defcon_exp.ops.triton_launch import add_launch_listener, remove_launch_listener
 
 __all__ = ["NO_KERNEL_OPS", "LaunchCounter", "launches_kernel"]
 
@@ -76,6 +82,22 @@ class LaunchCounter(TorchDispatchMode):
         self.by_op: Counter[str] = Counter()
         #: host reads of device values (``.item()``, ``.tolist()``, ``bool(tensor)``)
         self.host_syncs = 0
+        self._depth = 0  # the mode re-enters itself; listen to Triton launches once
+
+    def __enter__(self) -> LaunchCounter:
+        if self._depth == 0:
+            add_launch_listener(self._count_triton)
+        self._depth += 1
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)
+        self._depth -= 1
+        if self._depth == 0:
+            remove_launch_listener(self._count_triton)
+
+    def _count_triton(self, kernel: str) -> None:
+        self.by_op[f"triton.{kernel}"] += 1
 
     @property
     def total(self) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from defcon_exp.attention.registry import ATTENTIONS
-from defcon_exp.models.resnet import CifarResNet, cifar_resnet50
+from defcon_exp.models.resnet import CifarResNet, cifar_resnet50, set_kernels
 from defcon_exp.safety import ALLOWED_TARGETS, trusted_model_builder, without_code_keys
 
 __all__ = ["MODELS", "MODEL_NAMES", "MODEL_STEMS", "create_model", "model_from_config"]
@@ -47,8 +47,11 @@ def model_from_config(
 ) -> CifarResNet:
     """The model of a ``model`` config group (plain mapping: ``attention``, ``kernel_size``,
     ``attention_kwargs``...), built by name: its ``_target_`` is checked against the allow-list
-    (:mod:`defcon_exp.safety`), and only a builder the user listed as trusted is imported."""
+    (:mod:`defcon_exp.safety`), and only a builder the user listed as trusted is imported.
+    ``kernels`` is not passed to the builder: :func:`set_kernels` applies it to the model."""
     kwargs = without_code_keys(model_cfg, "model")
+    # how to compute, not what: set on the built model (any builder's), not passed to it
+    kernels = kwargs.pop("kernels", "aten")
     target = model_cfg.get("_target_", ALLOWED_TARGETS["model._target_"])
     builder = cifar_resnet50 if target == ALLOWED_TARGETS["model._target_"] else trusted_model_builder(target)
-    return builder(num_classes=num_classes, device=device, **kwargs)
+    return set_kernels(builder(num_classes=num_classes, device=device, **kwargs), kernels)

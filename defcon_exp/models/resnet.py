@@ -28,6 +28,7 @@ from defcon_exp.attention import (
 )
 from defcon_exp.attention.kernel_size import KernelSizeSpec
 from defcon_exp.ops import scale_add_relu
+from defcon_exp.ops.kernel_paths import check_kernels
 
 __all__ = [
     "STEMS",
@@ -36,6 +37,7 @@ __all__ = [
     "cifar_resnet50",
     "count_parameters",
     "drop_path_rates",
+    "set_kernels",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,17 @@ STAGE_WIDTHS = (64, 128, 256, 512)
 RESNET50_DEPTHS = (3, 4, 6, 3)
 #: stem names: ours (3x3 conv, padding 1, no max-pool) and the released code's
 STEMS = ("cifar", "released")
+
+
+def set_kernels(model: nn.Module, kernels: str) -> nn.Module:
+    """Set the ``kernels`` choice (``"aten"``, ``"triton"``, ``"auto"``;
+    :mod:`defcon_exp.ops.kernel_paths`) of every bottleneck (its fused tail) and channel
+    attention in ``model``; returns ``model``. Any model builder's model takes it."""
+    check_kernels(kernels)
+    for module in model.modules():
+        if isinstance(module, (Bottleneck, ChannelAttention)):
+            module.kernels = kernels
+    return model
 
 
 class Bottleneck(nn.Module):
@@ -61,6 +74,7 @@ class Bottleneck(nn.Module):
     """
 
     expansion = 4
+    kernels = "aten"  # the fused tail's kernels (set_kernels)
 
     def __init__(
         self,
@@ -72,10 +86,13 @@ class Bottleneck(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         drop_path_rate: float = 0.0,
+        kernels: str = "aten",
     ) -> None:
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         out_channels = width * self.expansion
+        self.attention = attention
+        set_kernels(self, kernels)
         # rate 0: no module in the graph at all (the plain network, bit for bit)
         self.drop_path: nn.Module = (
             StochasticDepth(drop_path_rate, "row") if drop_path_rate > 0 else nn.Identity()
@@ -88,7 +105,6 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False, **factory)
         self.bn3 = nn.BatchNorm2d(out_channels, **factory)
         self.relu = nn.ReLU(inplace=True)
-        self.attention = attention
         self.downsample: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(
@@ -103,7 +119,7 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         if self.fused_tail:
             weights = self.drop_path(self.attention.channel_weights(out))  # [B, C, 1, 1]
-            return scale_add_relu(out, weights, identity)
+            return scale_add_relu(out, weights, identity, kernels=self.kernels)
         return self.relu(self.drop_path(self.attention(out)) + identity)
 
 
@@ -122,6 +138,7 @@ class CifarResNet(nn.Module):
         dtype: torch.dtype | None = None,
         stem: str = "cifar",
         drop_path_rate: float = 0.0,
+        kernels: str = "aten",
     ) -> None:
         super().__init__()
         if not 0 <= drop_path_rate < 1:
@@ -178,6 +195,7 @@ class CifarResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes, **factory)
         self._init_weights()
+        set_kernels(self, kernels)
         if uses_kernel_size:
             log.info("%s: 1D kernel size per stage %s", attention, self.stage_kernel_sizes)
 
@@ -233,6 +251,7 @@ def cifar_resnet50(
     dtype: torch.dtype | None = None,
     stem: str = "cifar",
     drop_path_rate: float = 0.0,
+    kernels: str = "aten",
 ) -> CifarResNet:
     """CIFAR ResNet-50 with ``attention`` (a registry name, or ``"none"``) in every bottleneck.
 
@@ -242,6 +261,8 @@ def cifar_resnet50(
     ``stem``: ``"cifar"`` (ours) or ``"released"`` (the DEFCON authors' code, see module doc).
     ``drop_path_rate``: stochastic depth of the last bottleneck (linear in depth, see
     :func:`drop_path_rates`); 0 = off.
+    ``kernels``: ``"aten"``, ``"triton"`` or ``"auto"``, the attention maths and the block
+    tail on CUDA as ATen ops or fused Triton kernels (:mod:`defcon_exp.ops.kernel_paths`).
     """
     return CifarResNet(
         RESNET50_DEPTHS,
@@ -254,6 +275,7 @@ def cifar_resnet50(
         dtype,
         stem=stem,
         drop_path_rate=drop_path_rate,
+        kernels=kernels,
     )
 
 

@@ -29,6 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from defcon_exp.ops.deform_conv1d_op import deform_conv1d_forward
+from defcon_exp.ops.kernel_paths import triton_path
+from defcon_exp.ops.triton_ops import deform_conv1d_depthwise
 
 __all__ = ["DeformConv1d", "deform_conv1d"]
 
@@ -114,6 +116,7 @@ def deform_conv1d(
     padding: int = 0,
     dilation: int = 1,
     mask: Tensor | None = None,
+    kernels: str = "aten",
 ) -> Tensor:
     """Deformable 1D convolution.
 
@@ -126,6 +129,9 @@ def deform_conv1d(
         stride, padding, dilation: as for :func:`torch.nn.functional.conv1d`.
         mask: optional ``Tensor[B, offset_groups * k, L_out]`` multiplying each sampled tap
             (DCNv2 modulation).
+        kernels: ``"triton"``/``"auto"`` run the depthwise case (``weight: Tensor[C, 1, k]``,
+            ``C`` offset groups, no mask) as one Triton kernel each way on CUDA
+            (:mod:`defcon_exp.ops.kernel_paths`, :mod:`defcon_exp.ops.triton_ops`).
 
     Returns:
         ``Tensor[B, C_out, L_out]`` with ``L_out = (L + 2*padding - dilation*(k-1) - 1) // stride + 1``;
@@ -145,13 +151,19 @@ def deform_conv1d(
                 padding,
                 dilation,
                 None if mask is None else _float32(mask),
+                kernels,
             )
     groups, offset_groups, _ = _check_args(
         input, offset, weight, bias, mask, stride, padding, dilation
     )
-    out = deform_conv1d_forward(
-        input, offset, weight, mask, stride, padding, dilation, groups, offset_groups
-    )[0]
+    in_channels, out_channels = input.shape[1], weight.shape[0]
+    depthwise = mask is None and groups == offset_groups == in_channels == out_channels
+    if depthwise and triton_path(input, kernels):
+        out = deform_conv1d_depthwise(input, offset, weight, stride, padding, dilation)
+    else:
+        out = deform_conv1d_forward(
+            input, offset, weight, mask, stride, padding, dilation, groups, offset_groups
+        )[0]
     if bias is not None:
         out = out + bias.view(1, -1, 1)
     return out

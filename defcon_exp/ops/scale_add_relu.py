@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from defcon_exp.ops.kernel_paths import cuda_path
+from defcon_exp.ops.kernel_paths import cuda_path, triton_path
+from defcon_exp.ops.triton_ops import scale_add_relu_triton
 
 __all__ = ["scale_add_relu", "spatial_dot"]
 
@@ -82,7 +83,9 @@ def spatial_dot(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     return torch.linalg.vecdot(a.flatten(2), b.flatten(2), dim=-1, out=out)
 
 
-def scale_add_relu(features: Tensor, weights: Tensor, identity: Tensor) -> Tensor:
+def scale_add_relu(
+    features: Tensor, weights: Tensor, identity: Tensor, kernels: str = "aten"
+) -> Tensor:
     """``relu(features * weights + identity)`` with a fused backward.
 
     Args:
@@ -94,6 +97,9 @@ def scale_add_relu(features: Tensor, weights: Tensor, identity: Tensor) -> Tenso
         ``Tensor[B, C, H, W]`` in ``features``' dtype (``weights`` and ``identity`` are cast to
         it, so under autocast half-precision features keep the residual stream in half).
         Gradients come back in each input's own dtype.
+
+    ``kernels`` (:mod:`defcon_exp.ops.kernel_paths`): ``"triton"``/``"auto"`` run one Triton
+    kernel each way on CUDA (:func:`~defcon_exp.ops.triton_ops.scale_add_relu_triton`).
     """
     if weights.dim() != 4 or weights.shape[2:] != (1, 1) or weights.shape[:2] != features.shape[:2]:
         raise ValueError(
@@ -105,4 +111,6 @@ def scale_add_relu(features: Tensor, weights: Tensor, identity: Tensor) -> Tenso
             f"scale_add_relu: identity shape {tuple(identity.shape)} differs from features "
             f"{tuple(features.shape)}"
         )
+    if triton_path(features, kernels):
+        return scale_add_relu_triton(features, weights, identity)
     return _ScaleAddReLU.apply(features, weights, identity)

@@ -56,6 +56,7 @@ RESUME_NEUTRAL = {
     "trainer.histogram_images",
     "trainer.channels_last",
     "trainer.compile",
+    "model.kernels",  # ATen or Triton kernels: the same network and weights
     "data.num_workers",
     "data.pin_memory",
     "data.root",

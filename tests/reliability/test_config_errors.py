@@ -51,6 +51,7 @@ def test_unknown_group_choice_lists_the_valid_ones(group: str, choices: list[str
     ("model.kernel_size=-3", "model.kernel_size=-3 is invalid"),
     ("model.kernel_size=[3,5,6,7]", "model.kernel_size=[3, 5, 6, 7] is invalid"),
     ("trainer.epochs=0", "trainer.epochs=0 is invalid: must be >= 1"),
+    ("model.kernels=cuda", "model.kernels='cuda' is invalid: must be one of ['aten', 'triton', 'auto']"),
     ("trainer.grad_clip_norm=-1", "trainer.grad_clip_norm=-1.0 is invalid: must be null or > 0"),
     ("trainer.checkpoint_every_n_steps=-1", "trainer.checkpoint_every_n_steps=-1 is invalid: must be >= 0"),
 ])
