@@ -248,9 +248,10 @@ class OptunaSweeperImpl:
             log.info("trial %d: %s %s", number, state.name, values if values else "")
         if len(failed) / len(numbers) > self.max_failure_rate:
             rate = self.max_failure_rate
+            ran = ran_before + len(numbers)
             raise SearchStopped(
-                f"the search stopped after {ran_before + len(numbers)} trials of this run (study "
-                f"{self.where}: {_counts(study)}, n_trials={self.n_trials}): trial(s) "
+                f"the search stopped after {ran} trial{'s' if ran != 1 else ''} of this run (study "
+                f"{self.where}: {_counts(study)}, n_trials={self.n_trials}): trial "
                 f"{', '.join(map(str, failed))} failed (error above and in "
                 f"{self.sweep_dir / str(failed[0]) / 'train.log'}) and hydra.sweeper."
                 f"max_failure_rate={rate} allows {'none' if rate == 0 else f'at most {rate:g} per batch'}; "
