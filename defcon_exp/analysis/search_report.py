@@ -211,6 +211,11 @@ def _markdown(study: Any, search_dir: Path, names: list[str], rows: list[dict[st
     lines += ["", "## Plots", ""]
     lines += [f"- ![{n}]({n})" if not p.startswith("not drawn") else f"- {n}: {p}"
               for n, p in plots.items()]
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    constant = [p[6:] for p in params if len({repr(r.get(p)) for r in done}) == 1]
+    if done and constant and not plots.get("search_importances.png", "").startswith("not drawn"):
+        lines += ["", f"Never varied among the completed trials, so left out of the importances: "
+                  f"{', '.join(constant)}."]
     return "\n".join(lines) + "\n"
 
 
