@@ -224,7 +224,7 @@ class OptunaSweeperImpl:
             if not batch:
                 break
             returns += self._run_batch(study, batch, space, fixed, prune, len(returns))
-        log.info("search done: %d trials ran now; the study has %d of n_trials=%d (%s)%s",
+        log.info("search done: %d trial(s) ran now; the study has %d of n_trials=%d (%s)%s",
                  len(returns), len(study.trials), self.n_trials, _counts(study),
                  "" if returns else "; raise hydra.sweeper.n_trials to continue it")
         return returns
