@@ -56,6 +56,10 @@ def check_sweeper_node(node: Mapping[str, Any]) -> None:
             hint = f"did you mean hydra.sweeper.{near[0]}?" if near else "see docs/search.md"
             raise ConfigError(f"hydra.sweeper.{key}={value!r} is invalid: the optuna sweeper has no "
                               f"key {key!r}; {hint}")
+    for key in ("sampler", "pruner", "params"):
+        if node.get(key) is not None and not isinstance(node[key], Mapping):
+            raise ConfigError(f"hydra.sweeper.{key}={node[key]!r} is invalid: must be a mapping "
+                              f"(key: value lines; see conf/hydra/sweeper/ and docs/search.md)")
     if node.get("_recursive_", False) is not False:
         raise ConfigError(
             f"hydra.sweeper._recursive_={node['_recursive_']!r} is invalid: the sweeper builds its "

@@ -27,8 +27,6 @@ def _one_line_errors() -> Iterator[None]:
 
     try:
         yield
-    except ImportError as err:
-        message = f"hydra/sweeper=optuna needs Optuna ({err}); pip install 'defcon_exp[search]'"
     except (ConfigError, SearchStopped) as err:
         message = str(err)
     else:
@@ -48,10 +46,15 @@ class DefconOptunaSweeper(Sweeper):
         with _one_line_errors():
             from omegaconf import OmegaConf
 
+            from defcon_exp.config import ConfigError
             from defcon_exp.run.sweep_checks import check_sweeper_node
 
             check_sweeper_node(OmegaConf.to_container(config.hydra.sweeper, resolve=False))
-            from defcon_exp.run.sweeper import OptunaSweeperImpl
+            try:
+                from defcon_exp.run.sweeper import OptunaSweeperImpl
+            except ImportError as err:
+                raise ConfigError(f"hydra/sweeper=optuna needs Optuna ({err}); pip install "
+                                  "'defcon_exp[search]'") from None
 
             self.impl = OptunaSweeperImpl(**self.kwargs)
             self.impl.setup(hydra_context=hydra_context, task_function=task_function, config=config)
