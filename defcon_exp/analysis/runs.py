@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-__all__ = ["RunRecord", "find_run_dirs", "load_run"]
+__all__ = ["RunRecord", "find_run_dirs", "last_error", "load_run", "read_summary"]
 
 #: files any of which make a directory a run dir
 RUN_MARKERS = ("summary.json", "metrics.csv", "config.yaml", ".hydra/config.yaml")
@@ -50,6 +50,7 @@ class RunRecord:
     error: str | None = None
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     state: str = STATUS_FAILED  # done | running | interrupted | failed
+    damaged: str | None = None  # why summary.json cannot be read: the report skips the run
 
     @property
     def done(self) -> bool:
@@ -79,7 +80,7 @@ class RunRecord:
     @property
     def num_params(self) -> int | None:
         """Trainable parameters (``summary.json``)."""
-        value = self.summary.get("num_params")
+        value = _num(self.summary.get("num_params"))
         return int(value) if value is not None else None
 
     @property
@@ -96,6 +97,31 @@ def _num(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
+
+
+#: the groups of a run's config that the report reads (each a mapping when present)
+CONFIG_BLOCKS = ("model", "data", "scheduler", "trainer")
+#: the blocks of summary.json that hold metrics (each an object when present)
+SUMMARY_BLOCKS = ("test", "val", "best_val")
+
+
+def read_summary(run_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """``summary.json`` of ``run_dir`` (``{}`` when absent) and, when it cannot be a run
+    summary (not JSON, not an object, a metrics block that is not an object, nested too deep),
+    ``({}, why)`` naming the file."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return {}, None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+        return {}, f"{path} is not readable JSON ({type(err).__name__}: {str(err)[:120]})"
+    if not isinstance(data, dict):
+        return {}, f"{path} is not a run summary (a JSON {type(data).__name__}, not an object)"
+    for block in SUMMARY_BLOCKS:
+        if data.get(block) is not None and not isinstance(data[block], dict):
+            return {}, f"{path} is not a run summary (its {block!r} is {type(data[block]).__name__})"
+    return data, None
 
 
 def _is_run_dir(path: Path) -> bool:
@@ -190,7 +216,7 @@ def _is_locked(path: Path) -> bool:
         os.close(fd)
 
 
-def _last_error(path: Path) -> str | None:
+def last_error(path: Path) -> str | None:
     """The last ``[ERROR]`` message of the run's ``train.log`` (why a run failed)."""
     log = path / "train.log"
     if not log.is_file():
@@ -223,17 +249,14 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     path = Path(path)
     error = None
     config: dict[str, Any] = {}
-    summary: dict[str, Any] = {}
     try:
         config = _read_config(path)
     except Exception as err:  # a half-written config must not stop the report
         error = f"config.yaml: {err}"
-    summary_path = path / "summary.json"
-    if summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            error = f"summary.json: {err}"
+    if any(config.get(k) is not None and not isinstance(config[k], dict) for k in CONFIG_BLOCKS):
+        config, error = {}, "config.yaml: not a defcon-train config (a group is not a mapping)"
+    summary, damaged = read_summary(path)
+    error = damaged or error
     try:
         curve, metric, epochs = _read_curve(path)
     except (OSError, csv.Error, ValueError) as err:
@@ -241,7 +264,7 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     status = STATUS_DONE if summary.get("test") else STATUS_UNFINISHED
     state = run_state(path, status == STATUS_DONE)
     if state == STATUS_FAILED and error is None:
-        error = _last_error(path)
+        error = last_error(path)
     try:
         curves = _read_curves(path)
     except (OSError, csv.Error, ValueError):
@@ -263,4 +286,5 @@ def load_run(path: str | os.PathLike) -> RunRecord:
         error=error,
         curves=curves,
         state=state,
+        damaged=damaged,
     )

@@ -10,16 +10,21 @@ come from Optuna's own matplotlib visualisation: optimisation history, parameter
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import shlex
 import warnings
 from pathlib import Path
 from typing import Any
 
+from defcon_exp.analysis.runs import last_error, read_summary
+from defcon_exp.analysis.study_file import open_read_only, study_file_problem
+
 log = logging.getLogger(__name__)
 
 STUDY_FILE = "optuna.db"
+#: completed trials below which parameter importances are not drawn (PED-ANOVA compares the
+#: best 10% of the trials with all of them: with fewer, every parameter looks alike)
+MIN_IMPORTANCE_TRIALS = 10
 #: task overrides the sweeper adds to each trial (not part of a rerun command)
 SWEEPER_KEYS = ("search.storage", "search.study_name", "search.trial_number", "search.prune",
                 "search.pruner", "resume")
@@ -43,24 +48,29 @@ def rerun_command(run_dir: Path) -> str | None:
     return shlex.join(["defcon-train", *overrides, "hydra.mode=RUN"])
 
 
-def _summary(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def _epochs_run(run_dir: Path) -> int | None:
+    try:
+        return len((run_dir / "metrics.csv").read_text().splitlines()) - 1
+    except (OSError, ValueError):
+        return None
 
 
-def _rows(study: Any, search_dir: Path, names: list[str]) -> list[dict[str, Any]]:
+def _rows(study: Any, search_dir: Path, names: list[str],
+          skipped: list[str]) -> list[dict[str, Any]]:
     rows = []
     for trial in study.trials:
         run_dir = search_dir / str(trial.number)
-        summary = _summary(run_dir)
-        row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
+        summary, damaged = read_summary(run_dir)
+        if damaged:
+            skipped.append(damaged)
+        row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name,
+                               "error": trial.user_attrs.get("error")}
         for i, name in enumerate(names):
             row[name] = trial.values[i] if trial.values else None
         row.update({f"param:{k}": v for k, v in trial.params.items()})
         row.update(
             status=summary.get("status"),
-            epochs_run=len((run_dir / "metrics.csv").read_text().splitlines()) - 1
-            if (run_dir / "metrics.csv").is_file() else None,
+            epochs_run=_epochs_run(run_dir),
             val_top1_final=(summary.get("val") or {}).get("top1"),
             val_top1_best=(summary.get("best_val") or {}).get("top1"),
             val_loss_final=(summary.get("val") or {}).get("loss"),
@@ -73,26 +83,50 @@ def _rows(study: Any, search_dir: Path, names: list[str]) -> list[dict[str, Any]
     return rows
 
 
+def _plot_jobs(study: Any, names: list[str]) -> dict[str, tuple[Any, str | None]]:
+    """PNG name -> (draw function, or None with the reason it would mean nothing)."""
+    import optuna
+    from optuna.trial import TrialState
+    from optuna.visualization import matplotlib as ovm
+
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    target = {} if len(names) == 1 else {"target": lambda t: t.values[0], "target_name": names[0]}
+    varied = sorted(k for k in {k for t in done for k in t.params}
+                    if len({repr(t.params.get(k)) for t in done}) > 1)
+    none_done = "no completed trial yet"
+    importances = None
+    if len(done) < MIN_IMPORTANCE_TRIALS:
+        importances = (f"{len(done)} completed trials, importances need at least "
+                       f"{MIN_IMPORTANCE_TRIALS} (with fewer every parameter looks alike)")
+    elif not varied:
+        importances = "no parameter varied among the completed trials"
+    jobs: dict[str, tuple[Any, str | None]] = {
+        "search_history.png": (lambda: ovm.plot_optimization_history(study, **target),
+                               none_done if not done else None),
+        "search_importances.png": (lambda: ovm.plot_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), params=varied,
+            **target), importances),
+    }
+    if len(names) > 1:
+        jobs["search_pareto.png"] = (lambda: ovm.plot_pareto_front(study, target_names=names),
+                                     None if len(done) >= 2 else
+                                     f"{len(done)} completed trials, a front needs at least 2")
+    return jobs
+
+
 def _plots(study: Any, out: Path, names: list[str]) -> dict[str, str]:
-    """PNG name -> path, or -> the reason it could not be drawn."""
+    """PNG name -> its path, or -> ``not drawn: <why>``. Parameters that never varied are
+    left out of the importances (their importance would be noise)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optuna
-    from optuna.visualization import matplotlib as ovm
 
-    target = {} if len(names) == 1 else {"target": lambda t: t.values[0], "target_name": names[0]}
-    jobs = {
-        "search_history.png": lambda: ovm.plot_optimization_history(study, **target),
-        "search_importances.png": lambda: ovm.plot_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), **target
-        ),
-    }
-    if len(names) > 1:
-        jobs["search_pareto.png"] = lambda: ovm.plot_pareto_front(study, target_names=names)
     done: dict[str, str] = {}
-    for name, draw in jobs.items():
+    for name, (draw, skip) in _plot_jobs(study, names).items():
+        if skip is not None:
+            done[name] = f"not drawn: {skip}"
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -103,7 +137,7 @@ def _plots(study: Any, out: Path, names: list[str]) -> dict[str, str]:
             figure.savefig(out / name, dpi=100)
             plt.close(figure)
             done[name] = str(out / name)
-        except Exception as err:  # too few finished trials, a constant param...
+        except Exception as err:  # Optuna refuses (e.g. a degenerate study)
             done[name] = f"not drawn: {type(err).__name__}: {err}"
             plt.close("all")
     return done
@@ -116,15 +150,21 @@ def write_search_report(search_dir: str | Path, out: str | Path | None = None) -
 
     search_dir = Path(search_dir).absolute()
     out = Path(out) if out is not None else search_dir
-    out.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{search_dir / STUDY_FILE}"
+    db = search_dir / STUDY_FILE
+    problem = study_file_problem(db)
+    if problem is not None:  # checked before anything is opened for writing
+        raise ValueError(f"{db} {problem}; nothing was written (pass a search dir made by "
+                         "hydra/sweeper=optuna, or move the file away)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    names_of = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    storage = open_read_only(db)
+    names_of = optuna.get_all_study_names(storage)
     if len(names_of) != 1:
-        raise ValueError(f"{search_dir / STUDY_FILE} holds {len(names_of)} studies, expected 1")
+        raise ValueError(f"{db} holds {len(names_of)} studies, expected 1")
     study = optuna.load_study(study_name=names_of[0], storage=storage)
     names = list(study.user_attrs.get("objectives") or [f"value_{i}" for i in range(len(study.directions))])
-    rows = _rows(study, search_dir, names)
+    skipped: list[str] = []
+    rows = _rows(study, search_dir, names, skipped)
+    out.mkdir(parents=True, exist_ok=True)
     with (out / "search_trials.csv").open("w", newline="") as handle:
         fields = list(dict.fromkeys(k for row in rows for k in row))
         writer = csv.DictWriter(handle, fieldnames=fields)
@@ -134,7 +174,7 @@ def write_search_report(search_dir: str | Path, out: str | Path | None = None) -
     plots = _plots(study, out, names)
     md = _markdown(study, search_dir, names, rows, best, plots)
     (out / "search_report.md").write_text(md)
-    return {"studies": names_of, "rows": rows, "best": best, "plots": plots,
+    return {"studies": names_of, "rows": rows, "best": best, "plots": plots, "skipped": skipped,
             "report_md": out / "search_report.md", "report_csv": out / "search_trials.csv"}
 
 
@@ -167,7 +207,26 @@ def _markdown(study: Any, search_dir: Path, names: list[str], rows: list[dict[st
                   "not used to choose)", "", "```", rerun_command(Path(row["run_dir"])) or "?", "```", ""]
     if not best:
         lines.append("No finished trial yet.")
+    lines += _failed_section(rows)
     lines += ["", "## Plots", ""]
     lines += [f"- ![{n}]({n})" if not p.startswith("not drawn") else f"- {n}: {p}"
               for n, p in plots.items()]
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    constant = [p[6:] for p in params if len({repr(r.get(p)) for r in done}) == 1]
+    if done and constant and not plots.get("search_importances.png", "").startswith("not drawn"):
+        lines += ["", f"Never varied among the completed trials, so left out of the importances: "
+                  f"{', '.join(constant)}."]
     return "\n".join(lines) + "\n"
+
+
+def _failed_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Each FAIL trial with its error line (recorded by the sweeper; for older studies the
+    last ``[ERROR]`` line of the trial's train.log)."""
+    failed = [r for r in rows if r["state"] == "FAIL"]
+    if not failed:
+        return []
+    lines = ["", "## Failed trials", ""]
+    for row in failed:
+        error = row.get("error") or last_error(Path(row["run_dir"])) or "no error recorded"
+        lines.append(f"- trial {row['trial']} (`{row['run_dir']}`): {error}")
+    return lines

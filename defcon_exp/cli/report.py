@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"defcon-report: error: {err}", file=sys.stderr)
         return 1
+    for run in result["skipped"]:  # one line each; the other runs are reported
+        print(f"defcon-report: skipped a damaged run: {run.damaged}", file=sys.stderr)
     if not result["runs"]:
         print(f"defcon-report: error: no run dirs under {', '.join(map(str, args.dirs))}",
               file=sys.stderr)
@@ -66,9 +68,14 @@ def _search_report(dirs: Sequence[Path], out: Path | None) -> int:
     for search_dir in dirs:
         try:
             result = write_search_report(search_dir, out)
-        except (ImportError, ValueError) as err:
+        except ImportError as err:
             print(f"defcon-report: error: {err} (pip install 'defcon_exp[search]')", file=sys.stderr)
             return 1
+        except ValueError as err:  # names the file and what is wrong with it
+            print(f"defcon-report: error: {err}", file=sys.stderr)
+            return 1
+        for line in result["skipped"]:
+            print(f"defcon-report: skipped a damaged trial run: {line}", file=sys.stderr)
         print(result["report_md"].read_text())
         print(f"-> {result['report_md']}  {result['report_csv']}")
     return 0

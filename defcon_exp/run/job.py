@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.errors import CompactHydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.config import ConfigError
 from defcon_exp.data import DatasetNotFoundError
@@ -107,7 +107,7 @@ def run_job(
     except USER_ERRORS as err:
         log.debug("stopped by %s", type(err).__name__, exc_info=True)
         if multirun:
-            raise _sweep_job_error(output_dir, job_num, str(err)) from err
+            raise _sweep_job_error(output_dir, job_num, str(err), _trial(cfg)) from err
         log.error("%s", err)  # into train.log too: a failed start says why
         if not cfg.resume and distributed.is_main():
             remove_failed_start(output_dir)
@@ -121,6 +121,7 @@ def run_job(
             output_dir,
             job_num,
             f"{type(err).__name__}: {err} (traceback in {output_dir / 'train.log'})",
+            _trial(cfg),
         ) from err
 
 
@@ -196,9 +197,20 @@ def remove_failed_start(run_dir: Path) -> bool:
     return not run_dir.exists()
 
 
-def _sweep_job_error(output_dir: Path, job: int | None, reason: str) -> SweepJobError:
+def _trial(cfg: DictConfig) -> int | None:
+    """The Optuna trial number of a search job (``hydra/sweeper=optuna``), else None."""
+    return OmegaConf.select(cfg, "search.trial_number", default=None)
+
+
+def _sweep_job_error(output_dir: Path, job: int | None, reason: str,
+                     trial: int | None = None) -> SweepJobError:
     """Report a failed sweep job now (stderr and its train.log) and build the error that
-    Hydra re-raises, with a pointer to the other jobs, once the whole sweep has ended."""
+    Hydra re-raises, with a pointer to the other jobs, once the whole sweep has ended. A
+    search trial's error is logged once (console and train.log); the sweeper records it and
+    decides whether the search goes on (``max_failure_rate``), so nothing more is said here."""
+    if trial is not None:
+        log.error("trial %d (%s) failed: %s", trial, output_dir, reason)
+        return SweepJobError(reason)
     message = f"job {job} ({output_dir}) failed: {reason}"
     log.error("%s", message)
     print(f"defcon-train: error: {message} (the other jobs go on)", file=sys.stderr)

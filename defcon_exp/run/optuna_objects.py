@@ -7,6 +7,8 @@ classes listed here; ``params`` use Hydra's override grammar as upstream does:
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +28,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from defcon_exp.config import ConfigError
+
 SAMPLERS = {
     "TPESampler": optuna.samplers.TPESampler,
     "RandomSampler": optuna.samplers.RandomSampler,
@@ -44,18 +48,49 @@ PRUNERS = {
 }
 
 
+#: words in an Optuna keyword's annotation that mean it takes Python objects (code), which a
+#: config cannot give: such keywords are refused like unknown ones
+CODE_ANNOTATIONS = ("Callable", "Sampler", "Crossover", "Mutation", "FrozenTrial", "Mapping")
+
+
 def _class_and_kwargs(
     spec: Mapping[str, Any], kind: str, classes: Mapping[str, type]
 ) -> tuple[type, dict[str, Any]]:
+    """The allow-listed class ``spec`` names and its keyword arguments, checked against the
+    class's signature (plain values only); ConfigError naming the key and the choices."""
     kwargs = {str(k): v for k, v in dict(spec).items() if k not in ("_target_", "_partial_")}
     target = str(spec.get("_target_", ""))
     name = target.rsplit(".", 1)[-1]
     if not target.startswith(f"optuna.{kind}s.") or name not in classes:
         choices = [f"optuna.{kind}s.{n}" for n in classes]
-        raise ValueError(
+        raise ConfigError(
             f"hydra.sweeper.{kind}._target_={target!r} is invalid: choose one of {choices}"
         )
+    accepted = [
+        key for key, param in inspect.signature(classes[name].__init__).parameters.items()
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and key != "self"
+        and key != "search_space" and not any(w in str(param.annotation) for w in CODE_ANNOTATIONS)
+    ]
+    for key, value in kwargs.items():
+        if key not in accepted:
+            near = difflib.get_close_matches(key, accepted, n=1)
+            hint = f"did you mean {near[0]}?" if near else f"its keywords are {accepted or 'none'}"
+            raise ConfigError(
+                f"hydra.sweeper.{kind}.{key}={value!r} is invalid: {name} takes no keyword "
+                f"{key!r} a config can set; {hint}"
+            )
     return classes[name], kwargs
+
+
+def _construct(kind: str, cls: type, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return cls(*args, **kwargs)
+    except (TypeError, ValueError) as err:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ConfigError(
+            f"hydra.sweeper.{kind} {cls.__name__}({given}) is invalid: {err}; fix the keyword "
+            f"values (docs/search.md)"
+        ) from None
 
 
 def build_sampler(
@@ -68,9 +103,9 @@ def build_sampler(
     cls, kwargs = _class_and_kwargs(spec, "sampler", SAMPLERS)
     if cls is optuna.samplers.GridSampler:
         if grid is None:
-            raise ValueError("GridSampler needs discrete params (choice or range)")
-        return cls(dict(grid), **kwargs)
-    return cls(**kwargs)
+            raise ConfigError("hydra.sweeper.sampler=GridSampler needs discrete params (choice or range)")
+        return _construct("sampler", cls, dict(grid), **kwargs)
+    return _construct("sampler", cls, **kwargs)
 
 
 def build_pruner(spec: Mapping[str, Any] | None) -> optuna.pruners.BasePruner:
@@ -78,7 +113,7 @@ def build_pruner(spec: Mapping[str, Any] | None) -> optuna.pruners.BasePruner:
     if not spec:
         return optuna.pruners.NopPruner()
     cls, kwargs = _class_and_kwargs(spec, "pruner", PRUNERS)
-    return cls(**kwargs)
+    return _construct("pruner", cls, **kwargs)
 
 
 def _encoded_choices(override: Override) -> list[Any]:
@@ -109,7 +144,7 @@ def distribution(override: Override) -> BaseDistribution | str:
         if isinstance(value.start, int) and isinstance(value.end, int):
             return IntDistribution(value.start, value.end, log=log)
         return FloatDistribution(float(value.start), float(value.end), log=log)
-    raise ValueError(f"{override.input_line!r} is not a search space the optuna sweeper knows")
+    raise ConfigError(f"{override.input_line!r} is not a search space the optuna sweeper knows")
 
 
 def parse_search_space(
@@ -140,5 +175,9 @@ def grid_values(space: Mapping[str, BaseDistribution]) -> dict[str, list[Any]]:
             n = round((dist.high - dist.low) / dist.step) + 1
             grid[name] = [dist.low + i * dist.step for i in range(n)]
         else:
-            raise ValueError(f"GridSampler needs discrete params: {name} is continuous")
+            raise ConfigError(
+                f"hydra.sweeper.sampler=GridSampler is invalid with {name} (a continuous "
+                "interval): a grid needs discrete params; use choice(...) or range(...) for "
+                f"{name}, or another sampler (hydra/sweeper/sampler=tpe)"
+            )
     return grid

@@ -71,11 +71,19 @@ def test_pruned_trials_are_recorded_pruned_and_keep_their_run_dirs(tmp_path: Pat
 def test_killed_search_resumes_its_study_and_the_report_matches(tmp_path: Path) -> None:
     sweep = tmp_path / "killed"
     args = ("hydra.sweeper.n_trials=3", "hydra/sweeper/pruner=none")
-    proc = search(sweep, *args, env={"DEFCON_TEST_STEP_SLEEP": "0.3"}, wait=False)
+    proc = search(sweep, *args, env={"DEFCON_TEST_STEP_SLEEP": "0.5"}, wait=False)
     deadline = time.monotonic() + 120
     while not (sweep / "1" / "checkpoints" / "last.pt").is_file():  # trial 1 is mid-run
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
         time.sleep(0.1)
+    # a second sweeper on the same study while the first one trains: refused in one line
+    second = subprocess.run(
+        [sys.executable, "-m", "defcon_exp.train", "-m", "hydra/sweeper=optuna", *TINY, *SPACE,
+         f"hydra.sweep.dir={sweep}", "hydra.sweeper.sampler.seed=0", *args],
+        cwd=tmp_path, env={**os.environ, **ENV}, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 1 and second.stderr.count("\n") == 1, second.stderr[-3000:]
+    assert f"is in use by another sweeper (pid {proc.pid} on " in second.stderr
+    assert proc.poll() is None  # the first one goes on
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (sweep / "1" / "summary.json").exists()
@@ -109,7 +117,10 @@ def test_killed_search_resumes_its_study_and_the_report_matches(tmp_path: Path) 
     import matplotlib.image
     import numpy as np
 
-    for name in ("search_history.png", "search_importances.png"):
+    # 3 completed trials: too few for importances (said in the report, no empty plot)
+    assert "- search_importances.png: not drawn: 3 completed trials, importances need at least" in md
+    assert not (sweep / "search_importances.png").exists()
+    for name in ("search_history.png",):
         image = matplotlib.image.imread(sweep / name)
         assert image.shape[0] > 100 and image.shape[1] > 100
         colours = np.unique((image[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
