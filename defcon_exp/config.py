@@ -368,12 +368,17 @@ def _validate_names(get: Any, rule: Any) -> None:
     their lists import torch, so they run after the plain value rules (a bad number is
     refused before torch loads)."""
     from defcon_exp.attention.registry import list_attentions
+    from defcon_exp.data.registry import check_set_keys
     from defcon_exp.engine.optim import OPTIMIZER_NAMES
     from defcon_exp.engine.precision import parse_precision
     from defcon_exp.engine.schedulers import SCHEDULE_NAMES
     from defcon_exp.engine.speedups import parse_compile
     from defcon_exp.models.resnet import STEMS
 
+    try:  # a key the chosen data set ignores (data.train_size on CIFAR)
+        check_set_keys(get("data"))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     attention = get("model.attention")
     rule(
         "model.attention",
