@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from defcon_exp.cli.help import HELP_FLAGS, render_help
 from defcon_exp.config import ConfigError
 from defcon_exp.run import launch
+from defcon_exp.run.override_checks import check_group_choices
 from defcon_exp.run.plugin_path import expose_sweeper_plugin
 
 # Training code (torch, torchvision, the engine) is imported inside hydra_main: --help and
@@ -45,6 +46,7 @@ def main() -> None:
     if any(a in HELP_FLAGS for a in args) and "--hydra-help" not in args:
         try:
             launch.check_group_overrides(args)
+            check_group_choices(args)
             launch.check_override_keys(args)
             print(render_help(args))
         except ConfigError as err:
