@@ -25,6 +25,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from defcon_exp.analysis.objectives import SearchConfig, check_objectives
 from defcon_exp.data.config import DataConfig
+from defcon_exp.data.limits import check_limits
+from defcon_exp.engine.early_stopping import EarlyStoppingConfig, check_early_stopping
 from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
 from defcon_exp.regularisation import EMAConfig, MixConfig, validate_regularisation
 from defcon_exp.safety import UnsafeConfigError, check_no_code
@@ -134,6 +136,10 @@ class TrainerConfig:
     num_threads: Optional[int] = None  # noqa: UP045  (torch CPU threads; null = torch's default)
     label_smoothing: float = 0.0  # nn.CrossEntropyLoss(label_smoothing=) of the training loss
     accumulate_grad_batches: int = 1  # micro-batches per optimiser step
+    limit_train_batches: Any = 1.0  # int: batches; float in (0, 1]: a fraction (data/limits.py)
+    limit_val_batches: Any = 1.0
+    limit_test_batches: Any = 1.0
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     mix: MixConfig = field(default_factory=MixConfig)  # Mixup / CutMix (docs/regularisation.md)
     ema: EMAConfig = field(default_factory=EMAConfig)  # weight EMA (docs/regularisation.md)
 
@@ -311,6 +317,8 @@ def _validate_trainer(get: Any, rule: Rule) -> None:
         ),
         "must be 'adaptive', 'paper', an odd positive int or a list of 4 odd positive ints",
     )
+    check_limits(get, rule)
+    check_early_stopping(get, rule)
     clip = get("trainer.grad_clip_norm")
     rule("trainer.grad_clip_norm", clip is None or clip > 0, "must be null or > 0")
     for key in ("data.batch_size", "data.eval_batch_size"):
@@ -372,6 +380,7 @@ def _validate_names(get: Any, rule: Any) -> None:
     their lists import torch, so they run after the plain value rules (a bad number is
     refused before torch loads)."""
     from defcon_exp.attention.registry import list_attentions
+    from defcon_exp.data.registry import check_set_keys
     from defcon_exp.engine.optim import OPTIMIZER_NAMES
     from defcon_exp.engine.precision import parse_precision
     from defcon_exp.engine.schedulers import SCHEDULE_NAMES
@@ -380,6 +389,10 @@ def _validate_names(get: Any, rule: Any) -> None:
     from defcon_exp.ops.kernel_paths import KERNELS
     from defcon_exp.ops.triton_launch import triton_available
 
+    try:  # a key the chosen data set ignores (data.train_size on CIFAR)
+        check_set_keys(get("data"))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     attention = get("model.attention")
     rule(
         "model.attention",

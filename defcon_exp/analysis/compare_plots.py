@@ -3,12 +3,13 @@ channel-weight maps (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_comparison"]
+__all__ = ["binned_columns", "plot_comparison"]
 
 AGREEMENT_PANELS = (
     ("cka", "linear CKA"),
@@ -16,6 +17,8 @@ AGREEMENT_PANELS = (
 )
 #: above this many classes the class axis shows ticks, not names
 MAX_CLASS_NAMES = 20
+#: above this many channels a class map averages adjacent channels into one column
+MAX_COLUMNS = 512
 
 
 def plot_comparison(
@@ -65,6 +68,19 @@ def _agreement(plt: Any, stage: str, matrices: dict, labels: list[str], target: 
     return str(path)
 
 
+def binned_columns(table: np.ndarray, max_columns: int = MAX_COLUMNS) -> tuple[np.ndarray, int]:
+    """``[K, C]`` -> ``([K, ceil(C / w)], w)``: the mean of each ``w`` adjacent channels
+    (``w = 1`` when ``C <= max_columns``), so 2,048 channels stay visible on a page."""
+    width = max(1, -(-table.shape[1] // max_columns))
+    if width == 1:
+        return table, 1
+    padded = np.full((table.shape[0], -(-table.shape[1] // width) * width), np.nan)
+    padded[:, : table.shape[1]] = table
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN class row stays NaN
+        return np.nanmean(padded.reshape(table.shape[0], -1, width), axis=2), width
+
+
 def _class_maps(
     plt: Any,
     stage: str,
@@ -73,18 +89,32 @@ def _class_maps(
     class_names: list[str] | None,
     target: Path,
 ) -> str:
-    fig, axes = plt.subplots(len(labels), 1, figsize=(10, 2.4 * len(labels) + 0.6), squeeze=False)
+    """One panel per run on ONE colour scale (the panels are comparable), channels binned
+    above :data:`MAX_COLUMNS`, each panel's height growing with the class count."""
+    finite = [t[np.isfinite(t)] for t in maps.values()]
+    values = np.concatenate(finite) if finite else np.array([])
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    classes = next(iter(maps.values())).shape[0]
+    panel = min(6.0, max(2.2, 0.045 * classes + 1.2))
+    fig, axes = plt.subplots(len(labels), 1, figsize=(14, panel * len(labels) + 0.8),
+                             squeeze=False)
+    image = None
     for ax, label in zip(axes[:, 0], labels, strict=True):
-        table = maps[label]
-        image = ax.imshow(table, aspect="auto", interpolation="nearest", cmap="magma")
+        table, width = binned_columns(maps[label])
+        channels = maps[label].shape[1]
+        image = ax.imshow(table, aspect="auto", interpolation="nearest", cmap="magma",
+                          vmin=low, vmax=high,  # the x axis counts channels, not columns
+                          extent=(-0.5, table.shape[1] * width - 0.5, classes - 0.5, -0.5))
         ax.set_title(f"{label}: mean channel weight per class, stage {stage}", fontsize=10)
-        ax.set_xlabel(f"channel (of {table.shape[1]})")
+        ax.set_xlabel(f"channel (of {channels})" if width == 1
+                      else f"channel (of {channels}; each column = mean of {width} channels)")
         ax.set_ylabel("class")
         if class_names and len(class_names) == table.shape[0] <= MAX_CLASS_NAMES:
             ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
-        fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="weight")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    colour_axis = fig.add_axes((0.915, 0.1, 0.012, 0.8))
+    fig.colorbar(image, cax=colour_axis, label="mean weight (one scale, all panels)")
     path = target / f"class_map_stage{stage}.png"
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)

@@ -79,6 +79,9 @@ def weight_entropy(weights: Tensor) -> Tensor:
 
 def _histogram(values: Tensor, bins: int = HIST_BINS) -> dict[str, list[float]]:
     values = values.flatten().float()
+    values = values[torch.isfinite(values)]  # NaN/Inf cannot be binned (histc refuses them)
+    if values.numel() == 0:
+        return {"edges": [], "counts": []}
     low, high = float(values.min()), float(values.max())
     if high <= low:
         high = low + 1e-6

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["parse_checkpoint_args"]
+__all__ = ["misspelt_own_key", "parse_checkpoint_args"]
+
+
+def misspelt_own_key(key: str, keys: Sequence[str]) -> str | None:
+    """``key`` (not one of the tool's own ``keys``, no dot: not a config key) when it is close
+    to one of them, as a "did you mean" text; else None (it goes on as a config override)."""
+    if "." in key or key in keys:
+        return None
+    near = difflib.get_close_matches(key, list(keys), n=1, cutoff=0.6)
+    if not near:
+        return None
+    return f"{key}= is not a key of this tool; did you mean {near[0]}=? (its keys: {', '.join(keys)})"
 
 
 def parse_checkpoint_args(
@@ -30,6 +42,9 @@ def parse_checkpoint_args(
         key, _, value = arg.partition("=")
         if key in keys:
             own[key] = value
+        elif misspelt_own_key(key, keys) and "=" in arg:
+            print(f"{prog}: error: {misspelt_own_key(key, keys)}", file=sys.stderr)
+            return 2
         else:
             overrides.append(arg)
     if "ckpt" not in own:

@@ -18,6 +18,7 @@ GROUP_HELP: dict[str, str] = {
     "trainer": "the loop: epochs, device, precision, logging, checkpoints",
     "experiment": "a whole recipe (overrides several groups), e.g. smoke or defcon_best",
     "hparams_search": "an Optuna search preset (docs/search.md)",
+    "debug": "fast_dev_run: a few batches of every phase, one epoch, a scratch dir",
 }
 
 #: groups below hydra/ that users pick on the command line
@@ -96,6 +97,14 @@ KEY_HELP: dict[str, str] = {
     "trainer.grad_clip_norm": "clip the global gradient norm (e.g. 5); null = off",
     "trainer.label_smoothing": "label smoothing of the training loss, in [0, 1); 0 = off",
     "trainer.accumulate_grad_batches": "micro-batches per optimiser step (exact, BatchNorm aside)",
+    "trainer.limit_train_batches": "batches per epoch: an int (5) or a fraction (0.25); 1.0 = all",
+    "trainer.limit_val_batches": "batches per validation pass: an int or a fraction; 1.0 = all",
+    "trainer.limit_test_batches": "batches of the test pass: an int or a fraction; 1.0 = all",
+    "trainer.early_stopping.monitor": "stop when this stops improving: val|train / loss|top1|top5;"
+    " null = off",
+    "trainer.early_stopping.patience": "epochs without improvement before stopping",
+    "trainer.early_stopping.min_delta": "smallest change counted as an improvement",
+    "trainer.early_stopping.mode": "auto (min for loss, max for top1/top5) | min | max",
     "trainer.mix.mixup_alpha": "Mixup's Beta(alpha, alpha); 0 = off",
     "trainer.mix.cutmix_alpha": "CutMix's Beta(alpha, alpha); 0 = off",
     "trainer.mix.prob": "probability that a batch is mixed",

@@ -27,6 +27,7 @@ try:  # Hydra's and the package's imports take a second or two: a Ctrl-C lands h
     from defcon_exp.cli.help import HELP_FLAGS, render_help
     from defcon_exp.config import ConfigError
     from defcon_exp.run import launch
+    from defcon_exp.run.override_checks import check_group_choices
     from defcon_exp.run.plugin_path import expose_sweeper_plugin
 except KeyboardInterrupt:
     _interrupted_at_start_up()
@@ -65,6 +66,7 @@ def _main(args: list[str]) -> None:
     if any(a in HELP_FLAGS for a in args) and "--hydra-help" not in args:
         try:
             launch.check_group_overrides(args)
+            check_group_choices(args)
             launch.check_override_keys(args)
             print(render_help(args))
         except ConfigError as err:

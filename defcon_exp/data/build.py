@@ -16,7 +16,7 @@ from .config import LOADER_NAMES, DataConfig
 from .imageset import ImageSet
 from .loaders import WorkerLoader
 from .policies import AUTO_AUGMENT_NAMES, TENSOR_LOADER_OPTIONS, ImagePolicies
-from .registry import DatasetSpec, get_dataset
+from .registry import DatasetSpec, check_set_keys, get_dataset
 from .split import stratified_split
 from .tensor_loader import TensorLoader
 
@@ -86,6 +86,7 @@ def _check(ok: bool, key: str, value: Any, rule: str) -> None:
 def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
     """Check ``cfg``'s values; the data set's spec."""
     spec = get_dataset(cfg.name)
+    check_set_keys(cfg)
     _check(cfg.loader in LOADER_NAMES, "loader", cfg.loader, f"must be one of {list(LOADER_NAMES)}")
     for key in ("batch_size", "eval_batch_size"):
         value = getattr(cfg, key)

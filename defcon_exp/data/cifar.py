@@ -176,6 +176,7 @@ def _spec(name: str, classes: int, stats: tuple) -> DatasetSpec:
             load=lambda cfg: load_cifar(name, cfg.root, cfg.download),
             num_classes=classes,
             stats=stats,
+            keys=("root", "download"),
         )
     )
 

@@ -13,7 +13,14 @@ from typing import Any
 from defcon_exp.data.imageset import ImageSet
 from defcon_exp.plugins import import_submodules
 
-__all__ = ["DATASETS", "DatasetSpec", "dataset_names", "get_dataset", "register_dataset"]
+__all__ = [
+    "DATASETS",
+    "DatasetSpec",
+    "check_set_keys",
+    "dataset_names",
+    "get_dataset",
+    "register_dataset",
+]
 
 Stats = tuple[tuple[float, float, float], tuple[float, float, float]]
 
@@ -33,6 +40,10 @@ class DatasetSpec:
         class_range: allowed ``data.num_classes`` when ``num_classes`` is None.
         default_classes: the class count when ``data.num_classes`` is null.
         synthetic: generated (no files, no download; ``train_size``/``test_size`` apply).
+        keys: the :class:`~defcon_exp.data.config.DataConfig` keys that only some data sets
+            read and this one does (``root``/``download`` for files, ``train_size``/
+            ``test_size`` for generated images); a key another set reads and this one does
+            not must stay at its default (:func:`check_set_keys`).
     """
 
     name: str
@@ -43,6 +54,7 @@ class DatasetSpec:
     class_range: tuple[int, int] = (2, 2)
     default_classes: int | None = None
     synthetic: bool = False
+    keys: tuple[str, ...] = ()
 
     def classes_for(self, requested: int | None) -> int:
         """The class count of a run asking for ``requested`` (``data.num_classes``)."""
@@ -71,6 +83,33 @@ def get_dataset(name: str) -> DatasetSpec:
         return DATASETS[name]
     except KeyError:
         raise ValueError(f"data.name={name!r} is invalid: must be one of {list(DATASETS)}") from None
+
+
+def set_specific_keys() -> dict[str, list[str]]:
+    """Keys only some data sets read -> the data sets that read them."""
+    readers: dict[str, list[str]] = {}
+    for spec in DATASETS.values():
+        for key in spec.keys:
+            readers.setdefault(key, []).append(spec.name)
+    return readers
+
+
+def check_set_keys(cfg: Any) -> None:
+    """Refuse a key the chosen data set does not read (``data.train_size=64`` on CIFAR-100)
+    when it differs from its default: it would be ignored silently. ``cfg``: a
+    :class:`~defcon_exp.data.config.DataConfig` (or a node with the same attributes)."""
+    from defcon_exp.data.config import DataConfig
+
+    spec = get_dataset(str(cfg.name))
+    for key, readers in set_specific_keys().items():
+        value, default = getattr(cfg, key), getattr(DataConfig, key)
+        if key not in spec.keys and value != default:
+            raise ValueError(
+                f"data.{key}={value!r} is invalid: it does not apply to data set {spec.name} "
+                f"(only {' and '.join(readers)} {'reads' if len(readers) == 1 else 'read'} it); "
+                f"remove it, or pick "
+                f"data={readers[0]}"
+            )
 
 
 import_submodules("defcon_exp.data")  # every data set's file registers its spec

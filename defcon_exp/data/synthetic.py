@@ -202,5 +202,6 @@ SYNTHETIC_SPEC = register_dataset(
         class_range=(2, MAX_SYNTHETIC_CLASSES),
         default_classes=DEFAULT_SYNTHETIC_CLASSES,
         synthetic=True,
+        keys=("train_size", "test_size"),
     )
 )

@@ -86,6 +86,7 @@ def fit(
     """
     run = _Fit(model, optimizer, schedule, plateau, loaders, device, Path(run_dir), settings)
     run.forward_model = model if forward_model is None else forward_model
+    run.store.hooks = [h for h in epoch_hooks if hasattr(h, "state_key")]
     if resume_state is not None:
         run.state = run.store.restore(resume_state, run.state.split)
         run.log_resumed()
@@ -312,8 +313,8 @@ class _Fit:
                 stop = err
         self.records.flush()
         self.state.epoch = epoch + 1
-        if stop is not None:
-            self.state.stopped = {"reason": stop.reason, "status": stop.status}
+        if stop is not None:  # in the checkpoint: a resume after it trains no further epoch
+            self.state.stop = {"reason": stop.reason, "status": stop.status}
         if improved:
             self.store.save("best.pt", self.store.payload(self.state, self.wall(), full=False))
         last = self.store.save("last.pt", self.store.payload(self.state, self.wall(), full=True))
@@ -336,10 +337,8 @@ class _Fit:
     def epochs(self, hooks: Sequence[EpochHook]) -> dict[str, Any]:
         """The epoch loop, then the test evaluation and the summary."""
         last_eval: dict[str, dict[str, float]] = {}
-        stopped = self.state.stopped
-        stop = StopRun(stopped["reason"], stopped["status"]) if stopped else None
-        first = self.settings.epochs if stop is not None else self.state.epoch
-        for epoch in range(first, self.settings.epochs):
+        stop = StopRun(**self.state.stop) if self.state.stop else None
+        for epoch in range(self.state.epoch, self.settings.epochs if stop is None else 0):
             metrics = {"train": self.train_epoch(epoch)}
             distributed.broadcast_buffers(self.model)  # every rank evaluates rank 0's weights
             metrics[self.state.split] = self.evaluate(self.eval_loader)

@@ -3,8 +3,9 @@
 Checkpoint keys (``checkpoints/last.pt``, every epoch), defined here only: ``version``,
 ``model``, ``epoch`` (epochs completed), ``global_step``, ``best`` (split, metric, value,
 epoch, metrics), ``config`` (plain data), ``model_name``, ``num_classes``, ``num_params``,
-``wall_time_s`` (all segments so far), ``stopped`` (``{"reason", "status"}`` when a hook ended the run early, else None), ``weights`` (``raw`` | ``ema``: what ``best`` and
-evaluation use) and, with ``trainer.ema``, ``ema`` (the averaged model's state); a full checkpoint adds ``optimizer``, ``schedule``,
+``wall_time_s`` (all segments so far), ``weights`` (``raw`` | ``ema``: what ``best`` and
+evaluation use), ``stop`` (a hook's ``{"reason", "status"}`` once it ended the run, else None),
+``hooks`` (the states of stateful epoch hooks) and, with ``trainer.ema``, ``ema`` (the averaged model's state); a full checkpoint adds ``optimizer``, ``schedule``,
 ``plateau`` (or None), ``scaler``, ``rng`` and ``position`` — None at an epoch end, else
 ``{"batches_done", "metrics"}`` of the interrupted epoch ``epoch`` (0-based). ``best.pt``
 holds the weights-only part (it is for evaluation, not for resuming).
@@ -67,7 +68,7 @@ class RunState:
     best: dict[str, Any] = field(default_factory=dict)
     train_images: int = 0  # images trained over all segments (for the summary's images/s)
     train_seconds: float = 0.0
-    stopped: dict[str, str] | None = None  # a hook's StopRun: {"reason", "status"}
+    stop: dict[str, str] | None = None  # a hook ended the run: {"reason", "status"}
 
     def __post_init__(self) -> None:
         if not self.best:
@@ -156,6 +157,9 @@ class RunStateStore:
     write: bool = True  # False on ranks > 0
     ema: WeightEMA | None = None  # trainer.ema: its state goes into every checkpoint
     weights: str = "raw"  # trainer.ema.select: the weights best.pt and the headline use
+    #: epoch hooks with a state (``state_key``, ``state_dict``, ``load_state_dict``: early
+    #: stopping): saved under ``hooks`` in every checkpoint so a resumed run decides the same
+    hooks: list[Any] = field(default_factory=list)
 
     def payload(self, state: RunState, wall: float, full: bool, position: Any = None) -> dict:
         out: dict[str, Any] = {
@@ -168,7 +172,8 @@ class RunStateStore:
             "wall_time_s": wall,
             "throughput": {"images": state.train_images, "seconds": state.train_seconds},
             "weights": self.weights,
-            "stopped": state.stopped,
+            "stop": state.stop,
+            "hooks": {hook.state_key: hook.state_dict() for hook in self.hooks},
         }
         if self.ema is not None:
             out["ema"] = self.ema.state_dict()
@@ -226,6 +231,10 @@ class RunStateStore:
             self.ema.load_state_dict(resume["ema"])
         elif self.ema is not None:
             log.warning("resume: the checkpoint holds no weight EMA; it starts from these weights")
+        hook_states = resume.get("hooks") or {}
+        for hook in self.hooks:
+            if hook.state_key in hook_states:
+                hook.load_state_dict(hook_states[hook.state_key])
         return RunState(
             split=split,
             epoch=int(resume["epoch"]),
@@ -235,5 +244,5 @@ class RunStateStore:
             best=dict(resume["best"]),
             train_images=int(resume.get("throughput", {}).get("images", 0)),
             train_seconds=float(resume.get("throughput", {}).get("seconds", 0.0)),
-            stopped=resume.get("stopped"),
+            stop=resume.get("stop"),
         )

@@ -5,6 +5,7 @@ then evaluate it or inspect its attention modules."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +28,20 @@ from defcon_exp.engine.ema import WEIGHT_CHOICES, ema_weights
 from defcon_exp.engine.loop import evaluate
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
 from defcon_exp.engine.run_dir import is_in_run_dir
+from defcon_exp.engine.run_state import non_finite_tensors
 from defcon_exp.engine.seed import resolve_device
 from defcon_exp.engine.writers import write_json
 from defcon_exp.run.build import build_model
 from defcon_exp.run.lock import RunDirBusy, hold_run_dir
 from defcon_exp.run.stored import apply_overrides, schema_config
 
-__all__ = ["StoredRun", "evaluate_checkpoint", "inspect_checkpoint", "load_stored_run"]
+__all__ = [
+    "StoredRun",
+    "eval_result_name",
+    "evaluate_checkpoint",
+    "inspect_checkpoint",
+    "load_stored_run",
+]
 
 
 @dataclass
@@ -90,7 +98,18 @@ def load_stored_run(ckpt: str | Path, overrides: Sequence[str], tool: str) -> St
     data = build_data(cfg.data, seed=cfg.seed, device=device)
     model = build_model(cfg.model, data.num_classes, device)
     load_model_state(model, state["model"], path)
+    _refuse_non_finite(model, path)
     return StoredRun(path, state, cfg, device, model, data)
+
+
+def _refuse_non_finite(model: torch.nn.Module, path: Path) -> None:
+    """Training never writes NaN/Inf weights: a checkpoint holding them was altered."""
+    bad = non_finite_tensors(model)
+    if bad:
+        raise ConfigError(
+            f"{path} holds NaN/Inf weights ({len(bad)} tensors, e.g. {', '.join(bad[:2])}): "
+            "training never writes those, so the file was altered; use another checkpoint"
+        )
 
 
 def use_weights(run: StoredRun, weights: str | None) -> str:
@@ -146,13 +165,46 @@ def evaluate_checkpoint(
         "num_images": metrics["count"],
         "overrides": list(overrides),
     }
+    target = Path(out) if out is not None else run.path.with_name(eval_result_name(run.path, split, chosen))
+    _refuse_other_result(target, result)
     if out is not None:
-        write_json(Path(out), result)
+        write_json(target, result)
     else:
         with writing_into_run_dir(run.path, "defcon-eval"):
-            write_json(run.path.with_name(f"{run.path.stem}.eval.json"), result)
-    result["written_to"] = str(out or run.path.with_name(f"{run.path.stem}.eval.json"))
+            write_json(target, result)
+    result["written_to"] = str(target)
     return result
+
+
+def eval_result_name(checkpoint: Path, split: str, weights: str) -> str:
+    """``<checkpoint stem>.eval.<split>.<weights>.json`` (``best.eval.val.ema.json``): a
+    result is named by what it holds, so evaluating another split or weights adds a file.
+    (Results before this naming were ``<stem>.eval.json``; they are left as they are.)"""
+    return f"{checkpoint.stem}.eval.{split}.{weights}.json"
+
+
+#: what makes two evaluation results the same measurement (a re-run may replace it)
+_RESULT_IDENTITY = ("checkpoint", "split", "weights", "data", "overrides")
+
+
+def _refuse_other_result(target: Path, result: dict[str, Any]) -> None:
+    """Refuse to replace ``target`` unless it holds the same measurement (same checkpoint,
+    split, weights, data and overrides: a re-evaluation refreshes it)."""
+    if not target.exists():
+        return
+    try:
+        old = json.loads(target.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        old = None
+    old = old if isinstance(old, dict) else {}
+    differ = [f"{k} {old.get(k)!r} there, {result[k]!r} now" for k in _RESULT_IDENTITY
+              if old.get(k) != result[k]]
+    if differ:
+        what = "; ".join(differ) if old else "it is not an evaluation result"
+        raise ConfigError(
+            f"{target} already holds a different result ({what}); it is kept: pass "
+            "out=<new file>.json"
+        )
 
 
 def _images(loader: Any, n_images: int, device: torch.device) -> torch.Tensor:

@@ -6,6 +6,8 @@ seeded subset of the first run's data split, and compare their channel weights
 from __future__ import annotations
 
 import gc
+import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,13 @@ from defcon_exp.engine.writers import write_json
 from defcon_exp.run.build import model_name
 from defcon_exp.run.checkpoint_tools import load_stored_run
 
-__all__ = ["DATA_IDENTITY_KEYS", "compare_checkpoints", "data_identity", "split_subset"]
+__all__ = [
+    "DATA_IDENTITY_KEYS",
+    "compare_checkpoints",
+    "data_identity",
+    "default_output_dir",
+    "split_subset",
+]
 
 #: the data keys that decide which images (and labels) a split holds
 DATA_IDENTITY_KEYS = ("name", "num_classes", "data_seed", "val_size")
@@ -54,13 +62,35 @@ def split_subset(loader: Any, images: int, seed: int) -> tuple[torch.Tensor, tor
     return all_images[chosen], all_labels[chosen]
 
 
-def _check_arguments(ckpts: Sequence[str | Path], images: int, split: str) -> None:
+def _check_arguments(
+    ckpts: Sequence[str | Path], images: int, split: str, out: str | Path | None
+) -> None:
     if len(ckpts) < 2:
         raise ConfigError(f"{len(ckpts)} run(s) given: defcon-compare needs at least two")
     if images < 2:
         raise ConfigError(f"images={images} is invalid: must be >= 2 (CKA needs several images)")
     if split not in ("test", "val"):
         raise ConfigError(f"split={split!r} is invalid: must be 'test' or 'val'")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(
+            f"out={str(out)!r} is invalid: it is an existing file; defcon-compare writes a "
+            "folder (compare.json, class_maps.npz, PNGs): give a new or existing folder"
+        )
+
+
+def default_output_dir(run_dirs: Sequence[Path]) -> Path:
+    """Where a comparison goes without ``out=``: beside the runs, in
+    ``<their common parent>/compare/<run names joined by _vs_>`` (``multirun/t1/compare/
+    0_vs_1``); a long name keeps the first two and a hash of all."""
+    resolved = [p.resolve() for p in run_dirs]
+    parent = Path(os.path.commonpath(resolved))
+    if parent in resolved:  # one run given twice (its dir and a checkpoint): beside it
+        parent = parent.parent
+    name = "_vs_".join(p.name for p in resolved)
+    if len(name) > 80:
+        digest = hashlib.sha1("\n".join(map(str, resolved)).encode()).hexdigest()[:8]
+        name = f"{resolved[0].name}_vs_{resolved[1].name}_and_{len(resolved) - 2}_more_{digest}"
+    return parent / "compare" / name
 
 
 def _unique_label(name: str, path: Path, taken: set[str]) -> str:
@@ -79,13 +109,15 @@ def compare_checkpoints(
     images: int = 256,
     split: str = "test",
     seed: int = 0,
-    out: str | Path = "compare",
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
     """Compare the channel weights of ``ckpts`` (checkpoint files or run dirs, best
     checkpoint first) on ``images`` images of ``split`` chosen by ``seed``; writes
-    ``compare.json``, ``class_maps.npz`` and PNGs into ``out`` and returns the result with
+    ``compare.json``, ``class_maps.npz`` and PNGs into ``out`` (None:
+    :func:`default_output_dir`) and returns the result with
     ``skipped`` (one line per run without channel weights) and ``written`` (paths)."""
-    _check_arguments(ckpts, images, split)
+    _check_arguments(ckpts, images, split, out)
+    run_dirs: list[Path] = []
     reference: dict[str, Any] | None = None
     batch: tuple[torch.Tensor, torch.Tensor] | None = None
     runs: list[RunWeights] = []
@@ -110,6 +142,7 @@ def compare_checkpoints(
                 if reference[k] != identity.get(k)
             )
             raise ConfigError(f"runs use different data: {diff} in {run.path}; compare runs of one data set")
+        run_dirs.append(run_dir_of_checkpoint(run.path))
         name = run.state.get("model_name") or model_name(run.cfg.model)
         stages = collect_channel_weights(run.model, batch[0].to(run.device))
         if not stages:
@@ -130,7 +163,7 @@ def compare_checkpoints(
         split=split, seed=seed, num_images=int(labels.shape[0]), data=reference, skipped=skipped,
         overrides=list(overrides),
     )
-    return _write(result, Path(out), classes)
+    return _write(result, Path(out) if out is not None else default_output_dir(run_dirs), classes)
 
 
 def _write(result: dict[str, Any], target: Path, classes: list[str]) -> dict[str, Any]:

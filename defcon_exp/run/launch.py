@@ -90,7 +90,9 @@ def check_override_keys(args: Sequence[str]) -> None:
         key, sep, _value = arg.partition("=")
         if not sep or arg.startswith(("-", "+", "~")) or "/" in key:
             continue
-        if key in CONFIG_GROUPS or key in ("hparams_search", "hydra") or key.startswith("hydra."):
+        if key in CONFIG_GROUPS or key in ("hparams_search", "debug", "hydra") or key.startswith(
+            "hydra."
+        ):
             continue
         if key in keys or any(key.startswith(f"{p}.") for p in open_prefixes):
             continue
@@ -347,8 +349,12 @@ def check_command_line(args: Sequence[str]) -> Any:
     Raises:
         ConfigError: naming the argument and the fix.
     """
+    from defcon_exp.run.override_checks import check_group_choices, check_override_types
+
     check_group_overrides(args)
+    check_group_choices(args)
     check_override_keys(args)
+    check_override_types(args)
     check_launcher(args)
     check_output_dirs(args)
     env = detect_distributed()

@@ -322,7 +322,7 @@ def _unless_finished(plan: RunPlan) -> RunPlan:
     a finished plan: nothing to train."""
     state, summary = plan.state or {}, _finished_summary(plan.run_dir)
     epochs = plan.cfg.trainer.epochs
-    done = int(state.get("epoch", 0)) >= epochs or state.get("stopped") is not None
+    done = int(state.get("epoch", 0)) >= epochs or state.get("stop") is not None
     if state.get("position") is None and done and summary:
         message = (
             f"{plan.run_dir} already finished ({state['epoch']} of trainer.epochs={epochs} "

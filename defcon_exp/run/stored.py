@@ -84,6 +84,11 @@ def apply_overrides(
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from defcon_exp.run.launch import check_override_keys  # launch imports this module
+    from defcon_exp.run.override_checks import check_override_types
+
+    check_override_keys(overrides)  # one line with the nearest key (trainer.epoch -> epochs)
+    check_override_types(overrides)
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         key = override.key_or_group
         if key == "resume" or key.startswith("hydra"):

@@ -21,8 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from defcon_exp.analysis.histograms import AttentionHistograms
 from defcon_exp.config import ConfigError, validate_config
 from defcon_exp.data import build_data
+from defcon_exp.data.limits import limit_bundle
 from defcon_exp.engine import distributed
 from defcon_exp.engine.checkpoint import load_checkpoint
+from defcon_exp.engine.early_stopping import EarlyStopping
 from defcon_exp.engine.fit import FitSettings, Loaders, fit
 from defcon_exp.engine.hooks import EpochHook
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
@@ -171,6 +173,7 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
             world_size=distributed.world_size(),
         )
     )
+    data = limit_bundle(data, cfg.trainer)  # trainer.limit_*_batches (debug runs)
     # every rank must run the same number of steps, or DDP would wait for the missing ones
     distributed.check_same(len(data.train), "training batches per epoch")
     _log_data(cfg, data)
@@ -268,6 +271,10 @@ def _epoch_hooks(
     )
     if histograms is not None:
         hooks.insert(0, histograms)
+    stopping = cfg.trainer.get("early_stopping")
+    if stopping is not None and stopping.monitor is not None:  # every rank: the metrics agree
+        hooks.append(EarlyStopping(stopping.monitor, stopping.patience, stopping.min_delta,
+                                   stopping.mode))
     return hooks
 
 

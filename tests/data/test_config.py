@@ -57,7 +57,7 @@ def test_synthetic_group_builds_from_a_dictconfig() -> None:
         ({"num_workers": -1}, r"data\.num_workers=-1 is invalid"),
         ({"num_classes": 1}, r"data\.num_classes=1 is invalid"),
         (
-            {"name": "cifar100", "num_classes": 10},
+            {"name": "cifar100", "num_classes": 10, "train_size": 10_000, "test_size": 2_000},
             r"data\.num_classes=10 is invalid: cifar100 has 100",
         ),
         ({"colour": "red"}, r"unknown key\(s\) \['colour'\]"),
