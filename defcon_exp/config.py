@@ -16,6 +16,7 @@ is built.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typing generics)
@@ -65,6 +66,8 @@ class ModelConfig:
     # ATen ops (default) or fused Triton kernels; auto = Triton on CUDA when it imports
     # (defcon_exp/ops/kernel_paths.py). The CPU always runs ATen.
     kernels: str = "aten"
+    arch: str = "cifar_resnet50"  # cifar_resnet50 | resnet{18,34,50,101,152}_imagenet (arch=...)
+    init_from: Optional[str] = None  # noqa: UP045  (a torchvision state dict; models/pretrained.py)
 
 
 @dataclass
@@ -167,6 +170,14 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="defcon_schema", node=Config)
     OmegaConf.register_new_resolver("defcon_run_dir", hydra_run_dir, replace=True)
     OmegaConf.register_new_resolver("defcon_hydra_subdir", hydra_output_subdir, replace=True)
+    OmegaConf.register_new_resolver("defcon_lr_per_256", lr_per_256, replace=True)
+
+
+def lr_per_256(lr_per_256_images: float, global_batch: int) -> float:
+    """``optim.lr: ${defcon_lr_per_256:0.1,${data.batch_size}}``: the linear scaling rule
+    (Goyal et al. 2017), ``lr = base * global batch / 256``; ``data.batch_size`` is the
+    global batch, so the rate is the same on 1 GPU or 64."""
+    return float(lr_per_256_images) * int(global_batch) / 256
 
 
 register_configs()
@@ -385,6 +396,7 @@ def _validate_names(get: Any, rule: Any) -> None:
     from defcon_exp.engine.precision import parse_precision
     from defcon_exp.engine.schedulers import SCHEDULE_NAMES
     from defcon_exp.engine.speedups import parse_compile
+    from defcon_exp.models.registry import ARCHS
     from defcon_exp.models.resnet import STEMS
     from defcon_exp.ops.kernel_paths import KERNELS
     from defcon_exp.ops.triton_launch import triton_available
@@ -417,6 +429,9 @@ def _validate_names(get: Any, rule: Any) -> None:
         kernels != "triton" or triton_available(),
         "needs Triton installed (pip install triton); use 'aten' or 'auto'",
     )
+    rule("model.arch", get("model.arch") in ARCHS, f"must be one of {list(ARCHS)}")
+    init_from = get("model.init_from")
+    rule("model.init_from", init_from is None or os.path.isfile(init_from), "no such file")
     rule(
         "scheduler.name",
         get("scheduler.name") in SCHEDULE_NAMES,

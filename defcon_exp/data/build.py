@@ -12,13 +12,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from .config import LOADER_NAMES, DataConfig
+from .config import FOLDER_DEFAULTS, LOADER_NAMES, DataConfig
 from .imageset import ImageSet
 from .loaders import WorkerLoader
 from .policies import AUTO_AUGMENT_NAMES, TENSOR_LOADER_OPTIONS, ImagePolicies
 from .registry import DatasetSpec, check_set_keys, get_dataset
 from .split import stratified_split
 from .tensor_loader import TensorLoader
+
+FOLDER_KEYS = tuple(FOLDER_DEFAULTS)
 
 __all__ = ["DataBundle", "Loader", "build_data", "to_data_config"]
 
@@ -108,6 +110,7 @@ def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
         cfg.cutout,
         f"the patch length must be <= {spec.image_size} (the image size); 0 = off",
     )
+    _validate_kind(cfg, spec)
     _check(
         isinstance(seed, int) and seed >= 0, "seed", seed, "the run seed must be an integer >= 0"
     )
@@ -149,9 +152,58 @@ def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
     return spec
 
 
+def _validate_kind(cfg: DataConfig, spec: DatasetSpec) -> None:
+    """The keys of one kind of set do not silently apply to the other."""
+    if not spec.files:
+        for key in FOLDER_KEYS:
+            value = getattr(cfg, key)
+            _check(
+                value is None,
+                key,
+                value,
+                f"applies to image folders only; {spec.name} is not one (leave it null)",
+            )
+        return
+    for key, off, fix in (
+        ("loader", "dataloader", "images are decoded by DataLoader workers"),
+        ("cutout", 0, "CIFAR's Cutout works on 32x32 plans; use data.random_erasing"),
+        ("download", False, "nothing can be downloaded for an image folder"),
+    ):
+        value = getattr(cfg, key)
+        _check(value == off, key, value, f"must be {off!r} for {spec.name}: {fix}")
+    for key in FOLDER_KEYS:
+        value = getattr(cfg, key)
+        low = 0 if key == "max_bad_images" else 1
+        _check(
+            value is None or (isinstance(value, int) and value >= low),
+            key,
+            value,
+            f"must be null (default) or an integer >= {low}",
+        )
+    if cfg.eval_resize is not None and cfg.eval_crop is not None:
+        _check(
+            cfg.eval_resize >= cfg.eval_crop,
+            "eval_resize",
+            cfg.eval_resize,
+            f"must be >= data.eval_crop={cfg.eval_crop} (resize, then centre-crop)",
+        )
+
+
+def _check_classes(cfg: DataConfig, train: Any) -> None:
+    """An image folder's class count is its folders'; a requested one must match."""
+    _check(
+        cfg.num_classes in (None, train.num_classes),
+        "num_classes",
+        cfg.num_classes,
+        f"{train.root} has {train.num_classes} class folders (leave it null)",
+    )
+
+
 def _load_sets(cfg: DataConfig, spec: DatasetSpec) -> tuple[ImageSet, ImageSet, tuple, tuple]:
     """``(train, test, mean, std)`` of the configured data set."""
     train, test = spec.load(cfg)
+    if spec.files:
+        _check_classes(cfg, train)
     mean, std = spec.stats if spec.stats is not None else train.channel_stats()
     return train, test, mean, std
 
@@ -211,6 +263,11 @@ def build_data(
         )
         if world_size > 1:
             common.update(rank=rank, world_size=world_size)
+        if spec.files:
+            pin = cfg.pin_memory and device.type == "cuda"
+            common.update(drop_last=cfg.drop_last, pin_memory=pin)
+            common.pop("augment"), common.pop("cutout"), common.pop("train")
+            return spec.make_loader(cfg, images, train_mode, batch_size, seed, mean, std, **common)
         if cfg.loader == "tensor":
             return TensorLoader(images, mean, std, batch_size, seed, device, **common)
         return WorkerLoader(

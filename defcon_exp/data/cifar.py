@@ -21,6 +21,7 @@ from torchvision.datasets import CIFAR10 as TorchCIFAR10
 from torchvision.datasets import CIFAR100 as TorchCIFAR100
 from torchvision.datasets.utils import check_integrity
 
+from .errors import DatasetNotFoundError
 from .imageset import ImageSet
 from .registry import DatasetSpec, register_dataset
 from .transforms import CIFAR10_STATS, CIFAR100_STATS
@@ -32,11 +33,6 @@ CIFAR_CLASSES: dict[str, type[TorchCIFAR10]] = {"cifar100": TorchCIFAR100, "cifa
 
 _TITLES = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10"}
 _DOWNLOAD_TIMEOUT_S = 60.0  # per socket operation; torchvision sets none
-
-
-class DatasetNotFoundError(RuntimeError):
-    """The data set is not on disk and cannot be downloaded. ``str(error)`` is a complete,
-    user-facing paragraph (print it without a traceback)."""
 
 
 def _failing_files(dataset_cls: type[TorchCIFAR10], root: Path) -> list[str]:

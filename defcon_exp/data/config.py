@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["LOADER_NAMES", "DataConfig"]
+__all__ = ["FOLDER_DEFAULTS", "LOADER_NAMES", "DataConfig"]
+
+#: the image-folder keys (null on other sets) and their values when left null: train 224,
+#: evaluate resize 256 + centre crop 224, stop at the first corrupt image
+FOLDER_DEFAULTS: dict[str, int] = {
+    "train_crop": 224,
+    "eval_resize": 256,
+    "eval_crop": 224,
+    "max_bad_images": 0,
+}
 
 LOADER_NAMES: tuple[str, ...] = ("dataloader", "tensor")
 """Valid values of ``data.loader``: ``dataloader`` = torch ``DataLoader`` with workers and
@@ -24,9 +33,10 @@ class DataConfig:
 
     Attributes:
         name: a registered data set (:mod:`defcon_exp.data.registry`): ``cifar100``,
-            ``cifar10``, ``synthetic``.
+            ``cifar10``, ``synthetic``, ``imagefolder``, ``imagenet``.
         root: folder holding ``cifar-100-python.tar.gz`` / ``cifar-10-python.tar.gz`` or
-            their extracted folders; ``~`` is expanded, relative paths are taken from the
+            their extracted folders, or (image folders) the folder holding ``train/`` and
+            ``val/`` of class folders; ``~`` is expanded, relative paths are taken from the
             current directory.
         download: try to download a missing CIFAR archive (torchvision's URL and checksum).
         val_size: training images held out (stratified by class, chosen by ``data_seed``)
@@ -52,6 +62,15 @@ class DataConfig:
             synthetic). For CIFAR a value must match the data set.
         train_size: synthetic training images (before the validation split).
         test_size: synthetic test images.
+        train_crop: image folders only: side of the training ``RandomResizedCrop``
+            (null = 224).
+        eval_resize: image folders only: evaluation images are resized so their shorter
+            side is this (null = 256), then centre-cropped to ``eval_crop`` (null = 224).
+        eval_crop: see ``eval_resize``.
+        max_bad_images: image folders only: how many distinct unreadable/corrupt files a
+            run tolerates (each replaced by the next readable file of the set, logged with
+            its path); null = 0 = stop at the first with one line naming it
+            (docs/imagefolder.md, "Corrupt images").
     """
 
     name: str = "cifar100"
@@ -72,3 +91,7 @@ class DataConfig:
     num_classes: Optional[int] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
     train_size: int = 10_000
     test_size: int = 2_000
+    train_crop: Optional[int] = None  # noqa: UP045
+    eval_resize: Optional[int] = None  # noqa: UP045
+    eval_crop: Optional[int] = None  # noqa: UP045
+    max_bad_images: Optional[int] = None  # noqa: UP045

@@ -139,6 +139,8 @@ class WorkerLoader:
             (or every incomplete one with ``drop_last``); otherwise sequential, untouched.
         augment, cutout, drop_last: see :class:`~defcon_exp.data.config.DataConfig`.
         policies: ``data.auto_augment`` / ``data.random_erasing`` (training only).
+        dataset: items to load instead of ``images`` through :class:`TransformedImages`
+            (the image-folder path); its training keys end with a per-image seed.
         num_workers, pin_memory: passed to ``DataLoader``; workers are persistent.
         rank, world_size: in a distributed run, ``batch_size`` is the global batch and this
             loader yields process ``rank``'s shard: training batches of
@@ -165,8 +167,11 @@ class WorkerLoader:
         rank: int = 0,
         world_size: int = 1,
         policies: ImagePolicies | None = None,
+        dataset: Dataset | None = None,
     ):
         policies = policies if train and policies is not None and policies.active else None
+        # a given dataset (image files) draws its own training randomness from the seeds
+        seeds = policies is not None or (dataset is not None and train)
         count = len(images)
         plan_length = num_yielded(count, batch_size, drop_last) if train else count
         positions = None
@@ -188,9 +193,13 @@ class WorkerLoader:
             cutout=cutout if train else 0,
             length=plan_length,
             positions=positions,
-            policy_seeds=policies is not None,
+            policy_seeds=seeds,
         )
-        self.dataset = TransformedImages(images, mean, std, cutout if train else 0, policies)
+        self.dataset = (
+            dataset
+            if dataset is not None
+            else TransformedImages(images, mean, std, cutout if train else 0, policies)
+        )
         self.loader = DataLoader(
             self.dataset,
             batch_size=batch_size,

@@ -1,5 +1,5 @@
 """Augmentation policies of the DataLoader path: torchvision ``transforms.v2`` RandAugment,
-TrivialAugmentWide, AutoAugment (CIFAR-10 policy) and RandomErasing.
+TrivialAugmentWide, AutoAugment (CIFAR-10 or ImageNet policy) and RandomErasing.
 
 Each training image draws its policy's randomness from its own seed, which the epoch plan
 gives its position (:func:`policy_seeds`), inside ``torch.random.fork_rng``: the images are
@@ -32,6 +32,7 @@ AUTO_AUGMENT_NAMES: tuple[str, ...] = (
     "randaugment",
     "trivialaugment",
     "autoaugment_cifar10",
+    "autoaugment_imagenet",
 )
 
 #: options only the ``dataloader`` path supports, and their "off" values
@@ -49,6 +50,8 @@ def _auto_augment(name: str) -> v2.Transform | None:
         return v2.TrivialAugmentWide()
     if name == "autoaugment_cifar10":
         return v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    if name == "autoaugment_imagenet":
+        return v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)
     raise ValueError(
         f"data.auto_augment={name!r} is invalid: must be one of {list(AUTO_AUGMENT_NAMES)}"
     )

@@ -31,7 +31,8 @@ class DatasetSpec:
 
     Attributes:
         name: ``data.name``.
-        load: ``(data config) -> (train, test)`` image sets (``uint8 [N, S, S, 3]``).
+        load: ``(data config) -> (train, test)`` image sets (``uint8 [N, S, S, 3]``), or
+            file sets when ``files``.
         num_classes: the set's class count; ``None`` = chosen by ``data.num_classes`` within
             ``class_range``.
         stats: per-channel ``(mean, std)`` of pixels in [0, 1]; ``None`` = measured on the
@@ -44,6 +45,11 @@ class DatasetSpec:
             read and this one does (``root``/``download`` for files, ``train_size``/
             ``test_size`` for generated images); a key another set reads and this one does
             not must stay at its default (:func:`check_set_keys`).
+        make_loader: for sets of image files: ``load`` returns
+            :class:`~defcon_exp.data.fileset.FileSet` s and this builds each loader,
+            ``(cfg, files, train, batch_size, seed, mean, std, **common) -> Loader``; the
+            image-folder keys (:data:`~defcon_exp.data.config.FOLDER_DEFAULTS`) apply, the
+            CIFAR crop/Cutout and the tensor loader do not. ``None``: in-memory images.
     """
 
     name: str
@@ -55,6 +61,12 @@ class DatasetSpec:
     default_classes: int | None = None
     synthetic: bool = False
     keys: tuple[str, ...] = ()
+    make_loader: Callable[..., Any] | None = None
+
+    @property
+    def files(self) -> bool:
+        """Image files decoded per item (``make_loader`` builds the loaders)."""
+        return self.make_loader is not None
 
     def classes_for(self, requested: int | None) -> int:
         """The class count of a run asking for ``requested`` (``data.num_classes``)."""
@@ -82,7 +94,9 @@ def get_dataset(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
     except KeyError:
-        raise ValueError(f"data.name={name!r} is invalid: must be one of {list(DATASETS)}") from None
+        raise ValueError(
+            f"data.name={name!r} is invalid: must be one of {list(DATASETS)}"
+        ) from None
 
 
 def set_specific_keys() -> dict[str, list[str]]:

@@ -1,4 +1,5 @@
-"""ResNet-50 for 32x32 inputs with a channel-attention slot in every bottleneck.
+"""ResNet-50 for 32x32 inputs with a channel-attention slot in every bottleneck (the blocks
+and the stage builder are shared with the ImageNet ResNets: :mod:`defcon_exp.models.blocks`).
 
 CIFAR variant: a 3x3 stride-1 stem without max-pool, bottleneck stages [3, 4, 6, 3] of widths
 (64, 128, 256, 512) x 4, the attention module at the end of every bottleneck right before
@@ -12,23 +13,21 @@ padding 1): 32x32 images enter the first stage at 18x18 and the last stage runs 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import StochasticDepth
 
-from defcon_exp.attention import (
-    ChannelAttention,
-    create_attention,
-    get_attention_class,
-    resolve_kernel_size,
-)
 from defcon_exp.attention.kernel_size import KernelSizeSpec
-from defcon_exp.ops import scale_add_relu
-from defcon_exp.ops.kernel_paths import check_kernels
+from defcon_exp.models.blocks import (
+    STAGE_WIDTHS,
+    Bottleneck,
+    build_stages,
+    drop_path_rates,
+    init_resnet_weights,
+    set_kernels,
+)
 
 __all__ = [
     "STEMS",
@@ -40,87 +39,9 @@ __all__ = [
     "set_kernels",
 ]
 
-log = logging.getLogger(__name__)
-
-STAGE_WIDTHS = (64, 128, 256, 512)
 RESNET50_DEPTHS = (3, 4, 6, 3)
 #: stem names: ours (3x3 conv, padding 1, no max-pool) and the released code's
 STEMS = ("cifar", "released")
-
-
-def set_kernels(model: nn.Module, kernels: str) -> nn.Module:
-    """Set the ``kernels`` choice (``"aten"``, ``"triton"``, ``"auto"``;
-    :mod:`defcon_exp.ops.kernel_paths`) of every bottleneck (its fused tail) and channel
-    attention in ``model``; returns ``model``. Any model builder's model takes it."""
-    check_kernels(kernels)
-    for module in model.modules():
-        if isinstance(module, (Bottleneck, ChannelAttention)):
-            module.kernels = kernels
-    return model
-
-
-class Bottleneck(nn.Module):
-    """1x1 -> 3x3 (stride) -> 1x1 (x4 expansion) with BN, then ``attention``, then the
-    residual add and ReLU. ``Tensor[B, C_in, H, W] -> Tensor[B, 4*width, H/stride, W/stride]``.
-
-    With ``fused_tail`` and a pooled-vector attention (SE, ECA, DEFCON, ...), scaling,
-    residual add and ReLU run as one op (:func:`defcon_exp.ops.scale_add_relu`); the
-    result equals the unfused ``relu(attention(out) + identity)``.
-
-    ``drop_path_rate`` > 0: stochastic depth (``torchvision.ops.StochasticDepth``, mode
-    ``row``) drops the residual branch ``attention(out)`` of a random ``rate`` share of the
-    samples in training and scales the kept ones by ``1 / (1 - rate)``; in the fused tail
-    the per-sample mask multiplies the channel weights, which is the same thing.
-    """
-
-    expansion = 4
-    kernels = "aten"  # the fused tail's kernels (set_kernels)
-
-    def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        stride: int,
-        attention: nn.Module,
-        fused_tail: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-        drop_path_rate: float = 0.0,
-        kernels: str = "aten",
-    ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        out_channels = width * self.expansion
-        self.attention = attention
-        set_kernels(self, kernels)
-        # rate 0: no module in the graph at all (the plain network, bit for bit)
-        self.drop_path: nn.Module = (
-            StochasticDepth(drop_path_rate, "row") if drop_path_rate > 0 else nn.Identity()
-        )
-        self.fused_tail = fused_tail and isinstance(attention, ChannelAttention)
-        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False, **factory)
-        self.bn1 = nn.BatchNorm2d(width, **factory)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, padding=1, bias=False, **factory)
-        self.bn2 = nn.BatchNorm2d(width, **factory)
-        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False, **factory)
-        self.bn3 = nn.BatchNorm2d(out_channels, **factory)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False, **factory),
-                nn.BatchNorm2d(out_channels, **factory),
-            )
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.fused_tail:
-            weights = self.drop_path(self.attention.channel_weights(out))  # [B, C, 1, 1]
-            return scale_add_relu(out, weights, identity, kernels=self.kernels)
-        return self.relu(self.drop_path(self.attention(out)) + identity)
 
 
 class CifarResNet(nn.Module):
@@ -148,84 +69,30 @@ class CifarResNet(nn.Module):
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, received {num_classes}")
         factory = {"device": device, "dtype": dtype}
-        attention_kwargs = dict(attention_kwargs or {})
-        attention_class = None if attention == "none" else get_attention_class(attention)
-        uses_kernel_size = bool(getattr(attention_class, "uses_kernel_size", False))
-        if "kernel_size" in attention_kwargs:
-            raise ValueError(
-                "pass the kernel size as the model's kernel_size argument (it is resolved per "
-                "stage), not inside attention_kwargs"
-            )
         self.attention_name = attention
-        self.stage_kernel_sizes: list[int | None] = []
-
         self.stem_name = stem
         self.stem = _stem(stem, factory)
-        stages = []
-        in_channels = STAGE_WIDTHS[0]
-        block_rates = drop_path_rates(drop_path_rate, sum(depths))
-        self.drop_path_rates = block_rates
-        for stage, (width, depth) in enumerate(zip(STAGE_WIDTHS, depths, strict=True)):
-            out_channels = width * Bottleneck.expansion
-            stage_kwargs = dict(attention_kwargs)
-            if uses_kernel_size:
-                stage_kwargs["kernel_size"] = resolve_kernel_size(kernel_size, out_channels, stage)
-            self.stage_kernel_sizes.append(stage_kwargs.get("kernel_size"))
-            blocks = []
-            for index in range(depth):
-                stride = 2 if stage > 0 and index == 0 else 1
-                block_attention = create_attention(
-                    attention, out_channels, **stage_kwargs, **factory
-                )
-                rate = block_rates[sum(depths[:stage]) + index]
-                blocks.append(
-                    Bottleneck(
-                        in_channels,
-                        width,
-                        stride,
-                        block_attention,
-                        fused_tail,
-                        drop_path_rate=rate,
-                        **factory,
-                    )
-                )
-                in_channels = out_channels
-            stages.append(nn.Sequential(*blocks))
-        self.stages = nn.Sequential(*stages)
+        plan = build_stages(
+            Bottleneck,
+            depths,
+            attention,
+            kernel_size,
+            attention_kwargs,
+            fused_tail,
+            drop_path_rate,
+            factory,
+        )
+        self.stage_kernel_sizes: list[int | None] = plan.kernel_sizes
+        self.drop_path_rates = plan.drop_path_rates
+        self.stages = nn.Sequential(*plan.stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_channels, num_classes, **factory)
-        self._init_weights()
+        self.fc = nn.Linear(plan.out_channels, num_classes, **factory)
+        init_resnet_weights(self)
         set_kernels(self, kernels)
-        if uses_kernel_size:
-            log.info("%s: 1D kernel size per stage %s", attention, self.stage_kernel_sizes)
-
-    def _init_weights(self) -> None:
-        # As torchvision's ResNet: Kaiming-normal (fan_out) convolutions, BN weight 1 and
-        # bias 0. Attention modules keep their own initialisation (DEFCON's zero offsets).
-        attention_parts = {
-            id(part)
-            for module in self.modules()
-            if isinstance(module, Bottleneck)
-            for part in module.attention.modules()
-        }
-        for module in self.modules():
-            if id(module) in attention_parts:
-                continue
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         features = self.stages(self.stem(x))
         return self.fc(torch.flatten(self.pool(features), 1))
-
-
-def drop_path_rates(rate: float, blocks: int) -> list[float]:
-    """Per-block drop-path rates rising linearly with depth, ``rate * l / L`` for block
-    ``l = 1..L`` (Huang et al. 2016's linear decay rule; the last block gets ``rate``)."""
-    return [rate * (index + 1) / blocks for index in range(blocks)]
 
 
 def _stem(name: str, factory: dict[str, Any]) -> nn.Sequential:

@@ -31,6 +31,7 @@ from defcon_exp.engine.precision import check_precision_supported, parse_precisi
 from defcon_exp.engine.run_dir import resume_run_dir, unique_run_dir
 from defcon_exp.engine.seed import resolve_device, seed_everything
 from defcon_exp.engine.speedups import compile_model, parse_compile, set_cudnn_benchmark
+from defcon_exp.models.pretrained import load_pretrained
 from defcon_exp.models.resnet import count_parameters
 from defcon_exp.run.build import build_model, build_optimizer_and_schedule, model_name
 from defcon_exp.run.hparams import hparams
@@ -178,7 +179,7 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     distributed.check_same(len(data.train), "training batches per epoch")
     _log_data(cfg, data)
     model, forward_model = _build_model(
-        cfg, data.num_classes, device, name, precision, compile_mode
+        cfg, data.num_classes, device, name, precision, compile_mode, fresh=plan.state is None
     )
     # the schedule counts optimiser steps: one per trainer.accumulate_grad_batches batches
     steps_per_epoch = -(-len(data.train) // cfg.trainer.accumulate_grad_batches)
@@ -208,10 +209,14 @@ def _build_model(
     name: str,
     precision: str,
     compile_mode: Any,
+    fresh: bool = True,
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """``(model, forward_model)``: the raw module (its keys go into checkpoints) and what runs
-    the forward passes (SyncBatchNorm, channels_last, DDP, compile applied)."""
+    the forward passes (SyncBatchNorm, channels_last, DDP, compile applied). A ``fresh``
+    run starts from ``model.init_from`` when it is set (a resumed one from its checkpoint)."""
     model = distributed.run_everywhere(lambda: build_model(cfg.model, num_classes, device))
+    if fresh and cfg.model.get("init_from"):
+        log.info(load_pretrained(model, cfg.model.init_from).message())
     log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
     if _sync_batchnorm(cfg):
         model = distributed.convert_sync_batchnorm(model, device)

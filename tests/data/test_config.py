@@ -45,7 +45,7 @@ def test_synthetic_group_builds_from_a_dictconfig() -> None:
 @pytest.mark.parametrize(
     ("override", "pattern"),
     [
-        ({"name": "imagenet"}, r"data\.name='imagenet' is invalid: must be one of"),
+        ({"name": "imagenet21k"}, r"data\.name='imagenet21k' is invalid: must be one of"),
         (
             {"loader": "fast"},
             r"data\.loader='fast' is invalid: must be one of \['dataloader', 'tensor'\]",

@@ -47,6 +47,7 @@ def test_transform_image_equals_torchvision_v2_with_the_same_seed(policy):
         "randaugment": v2.RandAugment(),
         "trivialaugment": v2.TrivialAugmentWide(),
         "autoaugment_cifar10": v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),
+        "autoaugment_imagenet": v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET),
     }[policy]
     for seed in range(5):
         got = transform_image(image, mean, std, 2, 6, True, policies=policies, policy_seed=seed)

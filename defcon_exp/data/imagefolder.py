@@ -1,0 +1,100 @@
+"""Image folders: ``data=imagefolder data.root=DIR`` (your own classes) and ``data=imagenet``
+(ImageNet-1k prepared in the same layout, 1,000 classes).
+
+Both read ``DIR/train/<class>/*.jpg`` and ``DIR/val/<class>/*.jpg``
+(:func:`~defcon_exp.data.fileset.scan_image_folder`); ``val/`` is the set a run is tested
+on, and ``data.val_size`` holds a stratified validation split out of ``train/`` as for
+CIFAR. Images are normalised with ImageNet's published mean/std (torchvision's and timm's
+``IMAGENET_DEFAULT_MEAN/STD``), the usual choice for photographs and the one pretrained
+torchvision weights (``model.init_from``) expect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import FOLDER_DEFAULTS
+from .fileset import FileSet, ImageFolderError, scan_image_folder
+from .folder_images import FolderImages, FolderLoader, folder_transform
+from .policies import ImagePolicies
+from .registry import DatasetSpec, register_dataset
+
+__all__ = ["IMAGENET_STATS", "folder_loader", "load_folder"]
+
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+"""ImageNet-1k training-set per-channel (mean, std) of pixels in [0, 1] (torchvision)."""
+
+
+IMAGENET_CLASSES = 1000
+
+
+def folder_setting(cfg: Any, key: str) -> int:
+    """``cfg.<key>``, or its :data:`FOLDER_DEFAULTS` value when null."""
+    value = getattr(cfg, key)
+    return FOLDER_DEFAULTS[key] if value is None else int(value)
+
+
+def load_folder(cfg: Any, classes: int | None = None) -> tuple[FileSet, FileSet]:
+    """``(train, test)`` of ``cfg.root``; ``classes``: the count the set must have."""
+    train, test = scan_image_folder(cfg.root)
+    if classes is not None and train.num_classes != classes:
+        raise ImageFolderError(
+            f"data.root={train.root} has {train.num_classes} class folders in train/, but "
+            f"data=imagenet needs {classes}: use data=imagefolder for other sets"
+        )
+    return train, test
+
+
+def folder_loader(
+    cfg: Any, files: FileSet, train: bool, batch_size: int, seed: int, mean, std, **common: Any
+) -> FolderLoader:
+    """The loader of ``files``: decoding and transforms in ``cfg.num_workers`` persistent
+    workers, plan order/sharding as every set (``common``: rank, world_size, pin_memory,
+    drop_last)."""
+    geometry = folder_transform(
+        train,
+        cfg.augment,
+        folder_setting(cfg, "train_crop"),
+        folder_setting(cfg, "eval_resize"),
+        folder_setting(cfg, "eval_crop"),
+    )
+    policies = ImagePolicies(cfg.auto_augment, cfg.random_erasing) if train else None
+    dataset = FolderImages(files, mean, std, geometry, policies)
+    return FolderLoader(
+        files,
+        dataset,
+        mean,
+        std,
+        batch_size,
+        seed,
+        train=train,
+        augment=False,  # the plan's CIFAR crop/flip are not used: RandomResizedCrop is
+        num_workers=cfg.num_workers,
+        max_bad_images=folder_setting(cfg, "max_bad_images"),
+        **common,
+    )
+
+
+IMAGEFOLDER_SPEC = register_dataset(
+    DatasetSpec(
+        name="imagefolder",
+        load=load_folder,
+        num_classes=None,
+        stats=IMAGENET_STATS,
+        image_size=224,
+        class_range=(2, 1_000_000),
+        keys=("root", *FOLDER_DEFAULTS),
+        make_loader=folder_loader,
+    )
+)
+IMAGENET_SPEC = register_dataset(
+    DatasetSpec(
+        name="imagenet",
+        load=lambda cfg: load_folder(cfg, IMAGENET_CLASSES),
+        num_classes=IMAGENET_CLASSES,
+        stats=IMAGENET_STATS,
+        image_size=224,
+        keys=("root", *FOLDER_DEFAULTS),
+        make_loader=folder_loader,
+    )
+)
