@@ -31,8 +31,12 @@ OTHER_GROUPS: dict[str, str] = {
 HIDDEN_UNLESS: dict[str, tuple[str, ...]] = {
     "data.train_size": ("synthetic",),
     "data.test_size": ("synthetic",),
-    "data.root": ("cifar10", "cifar100"),
+    "data.root": ("cifar10", "cifar100", "imagefolder", "imagenet"),
     "data.download": ("cifar10", "cifar100"),
+    **{
+        f"data.{key}": ("imagefolder", "imagenet")
+        for key in ("train_crop", "eval_resize", "eval_crop", "max_bad_images")
+    },
 }
 
 KEY_HELP: dict[str, str] = {
