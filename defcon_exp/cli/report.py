@@ -53,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for run in result["skipped"]:  # one line each; the other runs are reported
         print(f"defcon-report: skipped a damaged run: {run.damaged}", file=sys.stderr)
     if not result["runs"]:
-        print(f"defcon-report: error: no run dirs under {', '.join(map(str, args.dirs))}",
+        damaged = f" ({len(result['skipped'])} damaged, skipped above)" if result["skipped"] else ""
+        print(f"defcon-report: error: no run dirs under {', '.join(map(str, args.dirs))}{damaged}",
               file=sys.stderr)
         return 1
     print(result["report_md"].read_text())

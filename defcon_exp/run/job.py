@@ -116,7 +116,10 @@ def run_job(
     except Exception as err:
         if not multirun:
             raise  # Hydra prints the traceback
-        log.exception("job crashed")  # the traceback goes to the job's train.log
+        if _trial(cfg) is None:
+            log.exception("job crashed")  # the traceback goes to the job's train.log
+        else:  # a search trial: train.log only; the console gets the trial's one line
+            _traceback_to_files("job crashed")
         raise _sweep_job_error(
             output_dir,
             job_num,
@@ -195,6 +198,17 @@ def remove_failed_start(run_dir: Path) -> bool:
         with contextlib.suppress(OSError):
             parent.rmdir()  # only when empty
     return not run_dir.exists()
+
+
+def _traceback_to_files(message: str) -> None:
+    """Log ``message`` with the current traceback to the file handlers only (the job's
+    train.log); to every handler when there is none (``hydra/job_logging=none``)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, (), sys.exc_info())
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    if not files:
+        log.exception(message)
+    for handler in files:
+        handler.handle(record)
 
 
 def _trial(cfg: DictConfig) -> int | None:

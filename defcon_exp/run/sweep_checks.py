@@ -27,7 +27,8 @@ except ImportError:  # pragma: no cover
     Callback = object  # type: ignore[assignment,misc]
 
 __all__ = ["SWEEPER_CLASS", "SearchStopped", "SweeperGuard", "check_search_keys", "check_space_values",
-           "check_storage", "check_stored_study", "check_sweeper_node", "hold_study_lock"]
+           "check_storage", "check_stored_study", "check_study_free", "check_sweeper_node",
+           "hold_study_lock"]
 
 SWEEPER_CLASS = "hydra_plugins.defcon_optuna_sweeper.optuna_sweeper.DefconOptunaSweeper"
 #: the keys of ``hydra.sweeper`` (conf/hydra/sweeper/optuna.yaml)
@@ -249,6 +250,32 @@ def check_space_values(space: Mapping[str, Any], texts: Mapping[str, str], fixed
                 ) from None
 
 
+def _busy(fd: int, path: Path, where: str) -> ConfigError:
+    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+    os.close(fd)
+    return ConfigError(
+        f"the study {where} is in use by another sweeper ({holder}; lock {path}); wait for it "
+        "to end or stop it (the same command then continues the study), or use another "
+        "hydra.sweep.dir"
+    )
+
+
+def check_study_free(path: Path, where: str) -> None:
+    """Refuse early (before the slower checks) when another sweeper holds the study's lock;
+    creates nothing (an absent lock file means no sweeper ever ran here)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _busy(fd, path, where) from None
+    os.close(fd)  # drops the probe's shared lock
+
+
 @contextlib.contextmanager
 def hold_study_lock(path: Path, where: str) -> Iterator[None]:
     """One sweeper per study: an exclusive ``flock`` on ``path`` (beside the study) for the
@@ -261,13 +288,7 @@ def hold_study_lock(path: Path, where: str) -> Iterator[None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise ConfigError(
-            f"the study {where} is in use by another sweeper ({holder}; lock {path}); wait for it "
-            "to end or stop it (the same command then continues the study), or use another "
-            "hydra.sweep.dir"
-        ) from None
+        raise _busy(fd, path, where) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
     held = [fd]  # emptied on release: the fork hook must never close a reused fd number

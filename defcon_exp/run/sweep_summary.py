@@ -72,10 +72,13 @@ def sweep_table(sweep_dir: str | Path) -> str:
 
 
 def _summary_text(sweep_dir: Path, n_jobs: int) -> str:
+    what = ("the search's report (trials, best trial and its command, plots)"
+            if (sweep_dir / "optuna.db").is_file()  # hydra/sweeper=optuna's study
+            else "compare them (mean ± std over seeds, Welch's t-test, curves)")
     return "\n".join([
         f"defcon-train: sweep done: {n_jobs} jobs in {sweep_dir}",
         sweep_table(sweep_dir),
-        f"compare them (mean ± std over seeds, Welch's t-test, curves): defcon-report {sweep_dir}",
+        f"{what}: defcon-report {sweep_dir}",
     ])
 
 

@@ -50,6 +50,7 @@ from defcon_exp.run.sweep_checks import (
     check_space_values,
     check_storage,
     check_stored_study,
+    check_study_free,
     check_sweeper_node,
     compare_stored_study,
     hold_study_lock,
@@ -163,6 +164,8 @@ class OptunaSweeperImpl:
         self.storage_url = self.storage or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
         self.db = check_storage(self.storage_url, self.sweep_dir)
         self.where = f"{self.study_name!r} in {self.storage_url}"
+        self.lock = self.db.with_name(self.db.name + ".lock") if self.db else self.sweep_dir / ".study.lock"
+        check_study_free(self.lock, self.where)
         self.sampler = build_sampler(self.sampler_spec, grid_values(space) if self._is_grid() else None)
         self.pruner = build_pruner(self.pruner_spec if len(wanted) == 1 else None)
         check_stored_study(self.db, self.study_name, names, wanted, self.where)
@@ -201,8 +204,7 @@ class OptunaSweeperImpl:
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
         names, wanted, space, fixed = self._preflight(arguments)
-        lock = self.db.with_name(self.db.name + ".lock") if self.db else self.sweep_dir / ".study.lock"
-        with hold_study_lock(lock, self.where):
+        with hold_study_lock(self.lock, self.where):
             study = self._study(names, wanted)
             study.set_user_attr("objectives", names)
             study.set_user_attr("fixed_overrides", sorted(f"{k}={v}" for k, v in fixed.items()))

@@ -71,19 +71,21 @@ def test_pruned_trials_are_recorded_pruned_and_keep_their_run_dirs(tmp_path: Pat
 def test_killed_search_resumes_its_study_and_the_report_matches(tmp_path: Path) -> None:
     sweep = tmp_path / "killed"
     args = ("hydra.sweeper.n_trials=3", "hydra/sweeper/pruner=none")
-    proc = search(sweep, *args, env={"DEFCON_TEST_STEP_SLEEP": "0.5"}, wait=False)
+    proc = search(sweep, *args, env={"DEFCON_TEST_STEP_SLEEP": "0.3"}, wait=False)
     deadline = time.monotonic() + 120
     while not (sweep / "1" / "checkpoints" / "last.pt").is_file():  # trial 1 is mid-run
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
         time.sleep(0.1)
-    # a second sweeper on the same study while the first one trains: refused in one line
+    # a second sweeper on the same study while the first one is in a trial (stopped there, so
+    # that it cannot finish first on a loaded machine): refused in one line
+    os.killpg(proc.pid, signal.SIGSTOP)
     second = subprocess.run(
         [sys.executable, "-m", "defcon_exp.train", "-m", "hydra/sweeper=optuna", *TINY, *SPACE,
          f"hydra.sweep.dir={sweep}", "hydra.sweeper.sampler.seed=0", *args],
         cwd=tmp_path, env={**os.environ, **ENV}, capture_output=True, text=True, timeout=300)
     assert second.returncode == 1 and second.stderr.count("\n") == 1, second.stderr[-3000:]
     assert f"is in use by another sweeper (pid {proc.pid} on " in second.stderr
-    assert proc.poll() is None  # the first one goes on
+    assert proc.poll() is None  # the first one is untouched
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (sweep / "1" / "summary.json").exists()

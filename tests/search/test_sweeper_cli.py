@@ -111,6 +111,8 @@ def test_a_failed_trial_stops_the_search_with_counts_and_one_error(tmp_path: Pat
     assert last.startswith("defcon-train: error: the search stopped after 1 trial of this run "), last
     assert "1 FAIL, n_trials=2): trial 0 failed" in last and "max_failure_rate=0.0 allows none" in last
     assert output.count("trial 0 (") == 1 and "failed: RuntimeError: a deliberate crash" in output
+    assert output.count("a deliberate crash") == 1 and "Traceback" not in output  # once
+    assert "Traceback (most recent call last)" in (sweep / "0" / "train.log").read_text()
     assert "other jobs go on" not in output and "ran to the end" not in output
     study = optuna.load_study(study_name="defcon_search", storage=f"sqlite:///{sweep / 'optuna.db'}")
     assert [t.state.name for t in study.trials] == ["FAIL"]

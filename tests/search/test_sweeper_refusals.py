@@ -18,7 +18,12 @@ from defcon_exp.config import ConfigError
 optuna = pytest.importorskip("optuna", reason="pip install 'defcon_exp[search]'")
 
 from defcon_exp.run.optuna_objects import build_pruner, build_sampler  # noqa: E402
-from defcon_exp.run.sweep_checks import SweeperGuard, check_storage, hold_study_lock  # noqa: E402
+from defcon_exp.run.sweep_checks import (  # noqa: E402
+    SweeperGuard,
+    check_storage,
+    check_study_free,
+    hold_study_lock,
+)
 from defcon_exp.run.sweeper import OptunaSweeperImpl  # noqa: E402
 
 TINY = ["data=synthetic", "data.val_size=16", "trainer.epochs=2"]
@@ -137,5 +142,9 @@ def test_one_sweeper_per_study(tmp_path: Path) -> None:
     with (hold_study_lock(lock, "'s' in sqlite:///x"), pytest.raises(ConfigError, match=busy),
           hold_study_lock(lock, "'s' in sqlite:///x")):
         pass
-    with hold_study_lock(lock, "'s' in sqlite:///x"):  # released with its holder
-        pass
+    check_study_free(lock, "'s' in sqlite:///x")  # released with its holder
+    with hold_study_lock(lock, "'s' in sqlite:///x"), pytest.raises(ConfigError, match=busy):
+        check_study_free(lock, "'s' in sqlite:///x")  # the early probe of a second sweeper
+    missing = tmp_path / "never" / "optuna.db.lock"
+    check_study_free(missing, "'s' in sqlite:///y")
+    assert not missing.parent.exists()  # the probe creates nothing
