@@ -40,4 +40,4 @@ def test_build_data_refuses_it_too_and_defaults_pass() -> None:
 def test_the_help_hides_exactly_the_keys_the_specs_declare() -> None:
     declared = {f"data.{k}": tuple(sorted(v)) for k, v in set_specific_keys().items()}
     assert declared == {k: tuple(sorted(v)) for k, v in HIDDEN_UNLESS.items()}
-    assert set(DATASETS) == {"cifar10", "cifar100", "synthetic"}
+    assert set(DATASETS) == {"cifar10", "cifar100", "synthetic", "imagefolder", "imagenet"}
