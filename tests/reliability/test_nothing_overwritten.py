@@ -123,3 +123,10 @@ def test_inspect_never_writes_into_the_linked_run(finished: Path, tmp_path: Path
     stats = inspect_checkpoint(loose / "model.pt", n_images=4)
     assert Path(stats["written_to"]).parent == loose / "inspect"
     assert not (a / "inspect").exists() and not (b / "inspect").exists()
+
+
+def test_resume_of_a_missing_path_creates_nothing_through_the_api(tmp_path: Path) -> None:
+    """Item 10 below the CLI: train(resume=<missing>) refuses without creating the path."""
+    with pytest.raises(FileNotFoundError, match="no such run dir"):
+        train(make_cfg(f"resume={tmp_path / 'gone' / 'run'}"))
+    assert not (tmp_path / "gone").exists()
