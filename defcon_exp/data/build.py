@@ -85,6 +85,31 @@ def _check(ok: bool, key: str, value: Any, rule: str) -> None:
         raise ValueError(f"data.{key}={value!r} is invalid: {rule}")
 
 
+def _check_num_workers(num_workers: int) -> None:
+    """At most 4 worker processes per CPU this process may use: more only compete for them
+    (and 100000 would fork until the machine gives out, mid-start)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _check(
+        num_workers <= 4 * cpus,
+        "num_workers",
+        num_workers,
+        f"must be <= {4 * cpus} (4 x the {cpus} CPUs this process may use: more worker "
+        f"processes only compete for them); e.g. data.num_workers={min(cpus, 8)}",
+    )
+
+
+def _check_has_steps(loader: Loader, images: int, cfg: DataConfig, world_size: int) -> None:
+    """An epoch of the training ``loader`` (over ``images``) has at least one batch."""
+    _check(
+        len(loader) >= 1,
+        "batch_size",
+        cfg.batch_size,
+        f"with data.drop_last=true the {images} training images make no full batch, so an "
+        f"epoch has no step; use data.batch_size<={images // world_size * world_size} or "
+        "data.drop_last=false",
+    )
+
+
 def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
     """Check ``cfg``'s values; the data set's spec."""
     spec = get_dataset(cfg.name)
@@ -96,14 +121,7 @@ def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
     for key in ("val_size", "data_seed", "num_workers", "cutout"):
         value = getattr(cfg, key)
         _check(isinstance(value, int) and value >= 0, key, value, "must be an integer >= 0")
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    _check(
-        cfg.num_workers <= 4 * cpus,
-        "num_workers",
-        cfg.num_workers,
-        f"must be <= {4 * cpus} (4 x the {cpus} CPUs this process may use: more worker "
-        f"processes only compete for them); e.g. data.num_workers={min(cpus, 8)}",
-    )
+    _check_num_workers(cfg.num_workers)
     _check(
         cfg.cutout <= spec.image_size,
         "cutout",
@@ -283,14 +301,7 @@ def build_data(
         )
 
     train_loader = make(train, True, cfg.batch_size)
-    _check(
-        len(train_loader) >= 1,
-        "batch_size",
-        cfg.batch_size,
-        f"with data.drop_last=true the {len(train)} training images make no full batch, so an "
-        f"epoch has no step; use data.batch_size<={len(train) // world_size * world_size} or "
-        "data.drop_last=false",
-    )
+    _check_has_steps(train_loader, len(train), cfg, world_size)
     return DataBundle(
         train=train_loader,
         val=make(val, False, cfg.eval_batch_size) if val is not None else None,

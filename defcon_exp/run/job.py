@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
@@ -84,21 +84,7 @@ def run_job(
         _check_objective(summary, cfg.search.objective, run_dir / "summary.json")
         return summary
     except TrainingInterrupted as err:  # Ctrl-C / SIGTERM stop the whole sweep, too
-        if distributed.is_main():
-            print(f"defcon-train: interrupted: {err}", file=sys.stderr)
-        handler = signal.getsignal(err.signum)
-        if err.signum not in (signal.SIGTERM, signal.SIGINT) and callable(handler):
-            handler(err.signum, None)  # submitit's: requeues this job (resume=auto continues it)
-        if multirun:
-            print(
-                "defcon-train: to continue the whole sweep, run the same command with resume=auto "
-                f"hydra.sweep.dir={output_dir.parent}",
-                file=sys.stderr,
-            )
-        if _watching and os.getppid() != _watching[0]:  # an orphaned worker: nobody to report to
-            logging.shutdown()
-            os._exit(err.exit_code)
-        sys.exit(err.exit_code)
+        _exit_interrupted(err, output_dir, multirun)
     except KeyboardInterrupt:  # Ctrl-C before fit() handles signals, or a second one in it
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C while tidying up
         fresh = not cfg.resume and not multirun and distributed.is_main()
@@ -159,6 +145,25 @@ def stop_when_the_sweep_dies(poll_s: float = 0.5) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="defcon-sweep-watch", daemon=True).start()
+
+
+def _exit_interrupted(err: TrainingInterrupted, output_dir: Path, multirun: bool) -> NoReturn:
+    """Exit after a signal stopped the run with a checkpoint (hand a requeue signal on)."""
+    if distributed.is_main():
+        print(f"defcon-train: interrupted: {err}", file=sys.stderr)
+    handler = signal.getsignal(err.signum)
+    if err.signum not in (signal.SIGTERM, signal.SIGINT) and callable(handler):
+        handler(err.signum, None)  # submitit's: requeues this job (resume=auto continues it)
+    if multirun:
+        print(
+            "defcon-train: to continue the whole sweep, run the same command with resume=auto "
+            f"hydra.sweep.dir={output_dir.parent}",
+            file=sys.stderr,
+        )
+    if _watching and os.getppid() != _watching[0]:  # an orphaned worker: nobody to report to
+        logging.shutdown()
+        os._exit(err.exit_code)
+    sys.exit(err.exit_code)
 
 
 def _interrupted(run_dir: Path, fresh: bool) -> str:

@@ -12,15 +12,19 @@ import multiprocessing
 import os
 import re
 import signal
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from defcon_exp.config import ConfigError
-from defcon_exp.run.lock import acquire_for_process
+from defcon_exp.run.output_dirs import (  # noqa: F401 (re-exported: train.py, tests)
+    INFO_FLAGS,
+    NAME_MAX,
+    check_output_dirs,
+    check_writable_folder,
+    lock_known_run_dir,
+)
 from defcon_exp.run.stored import GROUP_NAMES as CONFIG_GROUPS
 
 log = logging.getLogger("defcon_exp.train")
@@ -111,74 +115,6 @@ def check_override_keys(args: Sequence[str]) -> None:
         raise ConfigError(f"{arg} is invalid: the config has no key {key!r}; {hint}")
 
 
-def check_output_dirs(args: Sequence[str]) -> None:
-    """Refuse an explicit ``hydra.run.dir=``/``hydra.sweep.dir=`` (or, without one, the current
-    folder) that cannot be created or written: Hydra would fail there with a traceback."""
-    if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") for a in args):
-        return  # nothing is written
-    multirun = any(a in ("-m", "--multirun") for a in args)
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    given = [a.partition("=")[2] for a in args if a.startswith(f"{key}=")]
-    target = Path(given[-1]) if given else Path.cwd() / ("multirun" if multirun else "outputs")
-    if "${" in str(target):
-        return
-    check_writable_folder(target, key)
-
-
-#: the longest file or folder name (bytes) of Linux and macOS file systems
-NAME_MAX = 255
-
-
-def check_writable_folder(target: Path, key: str) -> None:
-    """Refuse ``target`` (the value of ``key``) when it cannot be created or written."""
-    existing = target.expanduser().absolute()
-    too_long = [part for part in existing.parts if len(os.fsencode(part)) > NAME_MAX]
-    if too_long:
-        raise ConfigError(
-            f"{key}={str(target)[:80]!r}... is invalid: its folder name {too_long[0][:24]}... is "
-            f"{len(os.fsencode(too_long[0]))} bytes long, over the {NAME_MAX} a file system "
-            f"allows; choose a shorter {key}=..."
-        )
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    what = None
-    if not existing.is_dir():
-        what = "is not a folder"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        what = "is not writable"
-    else:  # root passes os.access everywhere: try it (/proc, read-only mounts)
-        try:
-            tempfile.TemporaryDirectory(dir=existing, prefix=".defcon-write-test-").cleanup()
-        except OSError as err:
-            what = f"cannot hold new folders: {err.strerror or err}"
-    if what is not None:
-        raise ConfigError(
-            f"{key}={str(target)!r} is invalid: the output folder must be writable "
-            f"({existing} {what}); choose another {key}=..."
-        )
-
-
-def lock_known_run_dir(args: Sequence[str]) -> None:
-    """A single run into a dir known before Hydra starts (``hydra.run.dir=`` or
-    ``resume=<path>``): refuse a fresh start into a used dir and a resume of a path that is
-    no run, then take its lock now, before Hydra writes ``.hydra/`` and ``train.log`` there,
-    and hold it until this process ends (the run takes it again, re-entrantly)."""
-    from defcon_exp.run.plan import check_resume, used_run_dir_error
-
-    if any(a in (*INFO_FLAGS, "-m", "--multirun") for a in args):
-        return
-    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
-    resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
-    if resume not in (None, "", "null", "None", "auto"):
-        # refusals before Hydra writes .hydra/resume-<time>/ into the run (nothing on disk)
-        acquire_for_process(check_resume(resume, [a for a in args if "=" in a]), create=False)
-    elif run_dir and "${" not in run_dir:
-        error = used_run_dir_error(Path(run_dir).expanduser()) if resume != "auto" else None
-        if error is not None:
-            raise error  # before Hydra rewrites the old run's .hydra/ record
-        acquire_for_process(Path(run_dir).expanduser())
-
-
 #: Hydra launcher plugins (their ``hydra/launcher`` option) -> (module, pip name, our extra)
 LAUNCHER_PLUGINS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib"),
@@ -216,7 +152,6 @@ def check_launcher(args: Sequence[str]) -> None:
             )
 
 
-INFO_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info")
 #: Hydra flags refused under torchrun (rank 0 resolves the run dir from the default config)
 DISTRIBUTED_REFUSED = ("-m", "--multirun", "-cn", "--config-name", "-cp", "--config-path",
                        "-cd", "--config-dir", "--experimental-rerun")

@@ -38,7 +38,9 @@ def _close_inherited_locks() -> None:
     _held.clear()
 
 
-os.register_at_fork(after_in_child=_close_inherited_locks)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class RunDirBusy(ConfigError):
@@ -53,7 +55,7 @@ def _acquire(path: Path) -> None:
         entry[1] += 1
         return
     try:  # O_NOFOLLOW: a symlinked .lock would lock another run's file
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        fd = os.open(path, _OPEN_FLAGS, 0o666)
     except OSError as err:
         raise ConfigError(
             f"run dir {path.parent} cannot be locked ({path}: {err.strerror}); remove a "

@@ -28,6 +28,7 @@ from defcon_exp.run.stored import apply_overrides, flat_items, schema_config, up
 __all__ = [
     "RunPlan",
     "check_config_changes",
+    "check_resume",
     "plan_resume",
     "plan_run",
     "remove_stale_temp_files",

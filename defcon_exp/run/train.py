@@ -95,7 +95,8 @@ def train(
         def decide() -> dict[str, Any]:  # rank 0 only; its errors reach every rank
             target = target_run_dir(cfg, run_dir)
             check_writable_folder(target, "run_dir")
-            held.enter_context(hold_run_dir(target))  # held by rank 0 for the whole run
+            resumed = bool(cfg.resume) and cfg.resume != "auto"  # a resume creates no dir
+            held.enter_context(hold_run_dir(target, create=not resumed))  # rank 0, whole run
             decided.append(plan_run(cfg, target, overrides, restart_incomplete))
             return _shareable(decided[0])
 

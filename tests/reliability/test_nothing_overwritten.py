@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 from tiny_net import TINY_NET_ARGS
 
+from defcon_exp.engine.hooks import StopRun
 from defcon_exp.run.checkpoint_tools import inspect_checkpoint
 from defcon_exp.run.job import SweepJobError, run_job
 from defcon_exp.run.lock import hold_run_dir
@@ -54,6 +55,20 @@ def test_a_kill_in_the_test_phase_resumes_into_the_same_summary(finished: Path, 
     assert summary["best_val"] == want["best_val"] and summary["status"] == "finished"
     assert sweeper_return(summary, "val/top1_final") == want["val"]["top1"]
     assert json.loads((run_dir / "summary.json").read_text())["val"] == want["val"]
+
+
+def test_a_run_a_hook_stopped_stays_stopped_after_a_test_phase_kill(tmp_path: Path) -> None:
+    """A pruned trial killed in its test phase: the resume tests it, it does not train on."""
+
+    def prune(epoch: int, *_: object) -> None:
+        raise StopRun(f"pruned after epoch {epoch}", status="pruned")
+
+    run_dir = tmp_path / "run"
+    first = train(make_cfg("trainer.epochs=3"), run_dir=run_dir, epoch_hooks=[prune])
+    (run_dir / "summary.json").unlink()
+    summary = train(make_cfg("trainer.epochs=3", f"resume={run_dir}"))
+    assert (summary["status"], summary["epochs_done"]) == ("pruned", 1)
+    assert summary["val"] == first["val"] and summary["test"] == first["test"]
 
 
 def test_a_sweep_job_with_a_summary_lacking_its_objective_is_one_line(finished: Path, tmp_path: Path) -> None:
@@ -108,3 +123,10 @@ def test_inspect_never_writes_into_the_linked_run(finished: Path, tmp_path: Path
     stats = inspect_checkpoint(loose / "model.pt", n_images=4)
     assert Path(stats["written_to"]).parent == loose / "inspect"
     assert not (a / "inspect").exists() and not (b / "inspect").exists()
+
+
+def test_resume_of_a_missing_path_creates_nothing_through_the_api(tmp_path: Path) -> None:
+    """Item 10 below the CLI: train(resume=<missing>) refuses without creating the path."""
+    with pytest.raises(FileNotFoundError, match="no such run dir"):
+        train(make_cfg(f"resume={tmp_path / 'gone' / 'run'}"))
+    assert not (tmp_path / "gone").exists()

@@ -20,7 +20,6 @@ from hydra import compose, initialize_config_module
 from tiny_net import TINY_NET_ARGS
 
 from defcon_exp.engine.checkpoint import load_checkpoint, save_checkpoint
-from defcon_exp.run.plan import check_resume
 from defcon_exp.run.train import train
 
 pytestmark = pytest.mark.slow
@@ -157,6 +156,8 @@ def test_a_damaged_run_is_named_on_resume_and_left_alone(resumable: Path, tmp_pa
 ])
 def test_the_cli_check_of_a_resume_names_the_damage(resumable: Path, tmp_path: Path, damage, needle: str) -> None:
     """What the CLI runs before Hydra (:func:`check_resume`), in process for the other parts."""
+    from defcon_exp.run.plan import check_resume
+
     run_dir = tmp_path / "run"
     shutil.copytree(resumable, run_dir)
     bad = damage(run_dir)
