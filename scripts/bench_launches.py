@@ -23,7 +23,9 @@ float32 runs on the ``meta`` device (shapes only, no arithmetic: seconds per mod
 the count does not depend on the batch size (the CUDA paths have no size-dependent
 branches).
 
-``--bf16`` runs under CPU autocast to bfloat16, whose op lists differ slightly from CUDA's.
+``--bf16`` runs under CPU autocast to bfloat16, whose op lists differ slightly from CUDA's;
+its Triton rows need ``TRITON_INTERPRET=1`` (real CPU tensors: the kernels run in Triton's
+interpreter, slowly; ``--batch 2`` keeps it to minutes).
 ``torch.compile`` is not counted: without a GPU inductor generates C++ kernels, not the
 Triton kernels a CUDA step launches, and a dispatch mode does not see inside them.
 """
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import time
 from collections import Counter
 
@@ -42,6 +45,7 @@ from defcon_exp.engine.launch_counter import LaunchCounter
 from defcon_exp.models import MODEL_NAMES, create_model
 from defcon_exp.ops import PYTHON_IMPLEMENTATIONS
 from defcon_exp.ops.kernel_paths import KERNELS, simulate_cuda_paths
+from defcon_exp.ops.triton_launch import interpreting
 from defcon_exp.ops.triton_ops import TRITON_IMPLEMENTATIONS
 
 PAPER_MODELS = ["resnet50", "se", "eca", "cbam", "defcon", "defcon_shuffle"]
@@ -85,6 +89,11 @@ def main() -> None:
         help="model.kernels settings to count (triton: the fused Triton kernels' CUDA path)",
     )
     args = parser.parse_args()
+    if args.bf16 and set(args.kernels) - {"aten"} and not interpreting():
+        sys.exit(
+            "bench_launches: --bf16 counts on real CPU tensors, where the Triton kernels run only "
+            "in Triton's interpreter: set TRITON_INTERPRET=1 in the environment, or --kernels aten"
+        )
     torch.manual_seed(0)
     layout = torch.channels_last if args.channels_last else torch.preserve_format
     # meta: shapes only (autocast needs real CPU tensors)
