@@ -77,6 +77,28 @@ def _row(name: str, kernels: str) -> str:
     return f"{name}@{kernels}"
 
 
+def print_table(rows: dict[str, LaunchCounter], args: argparse.Namespace, device: torch.device) -> None:
+    """The markdown table: launches per model and kernels setting, extra over ResNet-50."""
+    print(
+        f"# kernels per train step (forward + backward), batch {args.batch}, 32x32, CUDA code "
+        f"paths counted on CPU, {'bf16 autocast' if args.bf16 else 'float32'}, "
+        f"channels_last {args.channels_last}; counted on {device}; torch {torch.__version__}; "
+        "a Triton launch counts as one kernel"
+    )
+    print(f"| model | kernels | eager launches | extra vs resnet50 | ratio | extra ms at {LAUNCH_US:g} us "
+          "| host syncs |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for kernels in args.kernels:
+        base = rows[_row("resnet50", kernels)].total
+        for name in dict.fromkeys(["resnet50", *args.models]):
+            counter = rows[_row(name, kernels)]
+            extra = counter.total - base
+            print(
+                f"| {name} | {kernels} | {counter.total:,} | {extra:+,} | {counter.total / base:.2f}x | "
+                f"{extra * LAUNCH_US / 1e3:.2f} | {counter.host_syncs} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=PAPER_MODELS, choices=MODEL_NAMES)
@@ -110,24 +132,7 @@ def main() -> None:
             rows[_row(name, kernels)] = count_eager(model, images, labels, args.bf16)
             print(f"# {name}, kernels={kernels}: counted in {time.perf_counter() - start:.0f} s", flush=True)
 
-    print(
-        f"# kernels per train step (forward + backward), batch {args.batch}, 32x32, CUDA code "
-        f"paths counted on CPU, {'bf16 autocast' if args.bf16 else 'float32'}, "
-        f"channels_last {args.channels_last}; counted on {device}; torch {torch.__version__}; "
-        "a Triton launch counts as one kernel"
-    )
-    print(f"| model | kernels | eager launches | extra vs resnet50 | ratio | extra ms at {LAUNCH_US:g} us "
-          "| host syncs |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for kernels in args.kernels:
-        base = rows[_row("resnet50", kernels)].total
-        for name in dict.fromkeys(["resnet50", *args.models]):
-            counter = rows[_row(name, kernels)]
-            extra = counter.total - base
-            print(
-                f"| {name} | {kernels} | {counter.total:,} | {extra:+,} | {counter.total / base:.2f}x | "
-                f"{extra * LAUNCH_US / 1e3:.2f} | {counter.host_syncs} |"
-            )
+    print_table(rows, args, device)
     if args.top:
         for name, counter in rows.items():
             print(f"\n{name}: " + ", ".join(f"{op} {n}" for op, n in counter.by_op.most_common(args.top)))
