@@ -83,17 +83,22 @@ def test_tail_matches_aten(device, layout):
 
 
 def _compiled_bottleneck_graphs(backend: str) -> CompileCounterWithBackend:
+    """On the GPU where there is one, else on the CPU with the interpreter."""
     torch._dynamo.reset()
     torch.manual_seed(0)
-    attention = create_attention("defcon_shuffle", 256, kernel_size=3)
+    device = DEVICES[-1]
+    attention = create_attention("defcon_shuffle", 256, kernel_size=3, device=device)
     nn.init.normal_(attention.offset_conv.weight)
-    block = Bottleneck(256, 64, 1, attention, kernels="triton")
-    reference = Bottleneck(256, 64, 1, create_attention("defcon_shuffle", 256, kernel_size=3))
+    block = Bottleneck(256, 64, 1, attention, kernels="triton", device=device)
+    reference = Bottleneck(
+        256, 64, 1, create_attention("defcon_shuffle", 256, kernel_size=3, device=device),
+        device=device,
+    )
     reference.load_state_dict(block.state_dict())
     counter = CompileCounterWithBackend(backend)
     compiled = torch.compile(block, backend=counter, fullgraph=True, dynamic=False)
     for batch in (2, 2, 3):
-        x = torch.randn(batch, 256, 4, 4, requires_grad=True)
+        x = torch.randn(batch, 256, 4, 4, device=device, requires_grad=True)
         out = compiled(x)
         out.sum().backward()
         assert_near(out, reference(x), 1e-5)
