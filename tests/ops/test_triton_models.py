@@ -38,8 +38,15 @@ def _pair(name: str, channels: int, k: int, device: str, **kwargs) -> tuple[nn.M
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     "name, kwargs",
-    [("defcon", {}), ("defcon_shuffle", {}), ("defcon", {"gate": "hard_sigmoid"}), ("defcon_mix", {})],
-    ids=["defcon", "defcon_shuffle", "defcon_hard_sigmoid", "defcon_mix_depthwise"],
+    [
+        ("defcon", {}),
+        ("defcon_shuffle", {}),
+        ("defcon", {"gate": "hard_sigmoid"}),
+        ("defcon_mix", {}),
+        ("eca", {}),
+        ("eca_circular", {}),
+    ],
+    ids=["defcon", "defcon_shuffle", "defcon_hard_sigmoid", "defcon_mix_depthwise", "eca", "eca_circular_aten"],
 )
 def test_module_weights_and_gradients_match_aten(device, name, kwargs):
     aten, fused = _pair(name, 256, 5, device, **kwargs)
@@ -141,7 +148,9 @@ def test_launch_goals_on_the_triton_path():
     assert defcon.by_op["triton.defcon_gate_backward_kernel"] == 16
     assert defcon.by_op["aten.zeros.default"] == 16  # the backward's atomic buffer
     assert _count("defcon_shuffle", "triton").total - base <= 96
-    assert _count("eca", "triton").total <= _count("eca", "aten").total
+    eca = _count("eca", "triton")
+    assert eca.total <= _count("eca", "aten").total and eca.total - base <= 64
+    assert eca.by_op["triton.defcon_gate_forward_kernel"] == 16
     assert defcon.host_syncs == 0
 
 
