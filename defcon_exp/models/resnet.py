@@ -91,8 +91,6 @@ class Bottleneck(nn.Module):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
         out_channels = width * self.expansion
-        self.attention = attention
-        set_kernels(self, kernels)
         # rate 0: no module in the graph at all (the plain network, bit for bit)
         self.drop_path: nn.Module = (
             StochasticDepth(drop_path_rate, "row") if drop_path_rate > 0 else nn.Identity()
@@ -105,12 +103,14 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False, **factory)
         self.bn3 = nn.BatchNorm2d(out_channels, **factory)
         self.relu = nn.ReLU(inplace=True)
+        self.attention = attention  # registered here: the parameter order is the optimizer's
         self.downsample: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1, stride, bias=False, **factory),
                 nn.BatchNorm2d(out_channels, **factory),
             )
+        set_kernels(self, kernels)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = self.downsample(x)
