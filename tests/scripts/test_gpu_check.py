@@ -92,6 +92,7 @@ def test_kernel_comparison_code_paths_run_on_the_cpu(monkeypatch):
     """The op and step timings' code (aten and triton, eager and compiled) on one tiny shape,
     on the CPU with Triton's interpreter: what could break before the first GPU run."""
     module = _gpu_kernels()
+    monkeypatch.setattr(module, "_median_ms", lambda step, rounds: step() or 1.0)  # one call
     monkeypatch.setattr(module, "STAGES", [(64, 3, 4)])
     monkeypatch.setattr(module, "OP_ATTENTIONS", ("defcon_shuffle",))
     fp32, gpu = module.op_table(batch=2, rounds=1, device=torch.device("cpu"))
