@@ -23,7 +23,9 @@ float32 runs on the ``meta`` device (shapes only, no arithmetic: seconds per mod
 the count does not depend on the batch size (the CUDA paths have no size-dependent
 branches).
 
-``--bf16`` runs under CPU autocast to bfloat16, whose op lists differ slightly from CUDA's.
+``--bf16`` runs under CPU autocast to bfloat16, whose op lists differ slightly from CUDA's;
+its Triton rows need ``TRITON_INTERPRET=1`` (real CPU tensors: the kernels run in Triton's
+interpreter, slowly; ``--batch 2`` keeps it to minutes).
 ``torch.compile`` is not counted: without a GPU inductor generates C++ kernels, not the
 Triton kernels a CUDA step launches, and a dispatch mode does not see inside them.
 """
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import time
 from collections import Counter
 
@@ -42,6 +45,7 @@ from defcon_exp.engine.launch_counter import LaunchCounter
 from defcon_exp.models import MODEL_NAMES, create_model
 from defcon_exp.ops import PYTHON_IMPLEMENTATIONS
 from defcon_exp.ops.kernel_paths import KERNELS, simulate_cuda_paths
+from defcon_exp.ops.triton_launch import interpreting
 from defcon_exp.ops.triton_ops import TRITON_IMPLEMENTATIONS
 
 PAPER_MODELS = ["resnet50", "se", "eca", "cbam", "defcon", "defcon_shuffle"]
@@ -73,34 +77,8 @@ def _row(name: str, kernels: str) -> str:
     return f"{name}@{kernels}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=PAPER_MODELS, choices=MODEL_NAMES)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--bf16", action="store_true", help="CPU autocast to bfloat16")
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--top", type=int, default=0, help="list each model's N commonest ops")
-    parser.add_argument(
-        "--kernels", nargs="+", default=["aten", "triton"], choices=KERNELS,
-        help="model.kernels settings to count (triton: the fused Triton kernels' CUDA path)",
-    )
-    args = parser.parse_args()
-    torch.manual_seed(0)
-    layout = torch.channels_last if args.channels_last else torch.preserve_format
-    # meta: shapes only (autocast needs real CPU tensors)
-    device = torch.device("cpu" if args.bf16 else "meta")
-    images = torch.randn(args.batch, 3, 32, 32, device=device).to(memory_format=layout)
-    labels = torch.randint(0, 100, (args.batch,), device=device)
-
-    rows: dict[str, LaunchCounter] = {}
-    for kernels in args.kernels:
-        for name in dict.fromkeys(["resnet50", *args.models]):
-            model = create_model(name, num_classes=100, device=device, kernels=kernels)
-            model = model.to(memory_format=layout).train()
-            start = time.perf_counter()
-            rows[_row(name, kernels)] = count_eager(model, images, labels, args.bf16)
-            print(f"# {name}, kernels={kernels}: counted in {time.perf_counter() - start:.0f} s", flush=True)
-
+def print_table(rows: dict[str, LaunchCounter], args: argparse.Namespace, device: torch.device) -> None:
+    """The markdown table: launches per model and kernels setting, extra over ResNet-50."""
     print(
         f"# kernels per train step (forward + backward), batch {args.batch}, 32x32, CUDA code "
         f"paths counted on CPU, {'bf16 autocast' if args.bf16 else 'float32'}, "
@@ -119,6 +97,42 @@ def main() -> None:
                 f"| {name} | {kernels} | {counter.total:,} | {extra:+,} | {counter.total / base:.2f}x | "
                 f"{extra * LAUNCH_US / 1e3:.2f} | {counter.host_syncs} |"
             )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=PAPER_MODELS, choices=MODEL_NAMES)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--bf16", action="store_true", help="CPU autocast to bfloat16")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--top", type=int, default=0, help="list each model's N commonest ops")
+    parser.add_argument(
+        "--kernels", nargs="+", default=["aten", "triton"], choices=KERNELS,
+        help="model.kernels settings to count (triton: the fused Triton kernels' CUDA path)",
+    )
+    args = parser.parse_args()
+    if args.bf16 and set(args.kernels) - {"aten"} and not interpreting():
+        sys.exit(
+            "bench_launches: --bf16 counts on real CPU tensors, where the Triton kernels run only "
+            "in Triton's interpreter: set TRITON_INTERPRET=1 in the environment, or --kernels aten"
+        )
+    torch.manual_seed(0)
+    layout = torch.channels_last if args.channels_last else torch.preserve_format
+    # meta: shapes only (autocast needs real CPU tensors)
+    device = torch.device("cpu" if args.bf16 else "meta")
+    images = torch.randn(args.batch, 3, 32, 32, device=device).to(memory_format=layout)
+    labels = torch.randint(0, 100, (args.batch,), device=device)
+
+    rows: dict[str, LaunchCounter] = {}
+    for kernels in args.kernels:
+        for name in dict.fromkeys(["resnet50", *args.models]):
+            model = create_model(name, num_classes=100, device=device, kernels=kernels)
+            model = model.to(memory_format=layout).train()
+            start = time.perf_counter()
+            rows[_row(name, kernels)] = count_eager(model, images, labels, args.bf16)
+            print(f"# {name}, kernels={kernels}: counted in {time.perf_counter() - start:.0f} s", flush=True)
+
+    print_table(rows, args, device)
     if args.top:
         for name, counter in rows.items():
             print(f"\n{name}: " + ", ".join(f"{op} {n}" for op, n in counter.by_op.most_common(args.top)))

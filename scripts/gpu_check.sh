@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (issue 18): one unattended command for whoever has a GPU, ~5 minutes.
+# The GPU check (issues 18, 24): one unattended command for whoever has a GPU, ~10 minutes.
 #
 #   bash scripts/gpu_check.sh [OUT_DIR]        # default gpu_check/; PYTHON=... to pick one
 #
@@ -8,8 +8,12 @@
 #   2. bench_op.py --device cuda (the deformable op against torchvision's);
 #   3. bench_models.py --device cuda in float32, and with the GPU preset's settings
 #      (bf16, channels_last, compile) for ResNet-50, ECA and DEFCON;
-#   4. bench_launches.py (kernels per train step, eager; counted on the CPU side);
-#   5. a 200-step DEFCON training with trainer=gpu on the synthetic set (no download);
+#   4. bench_launches.py (kernels per train step, eager, model.kernels=aten and =triton;
+#      counted on the CPU side);
+#   5. gpu_kernels.py: ATen vs Triton kernels, eager and compiled, for one block's attention
+#      op and for the whole train step (float32, and the trainer=gpu preset), and the
+#      decision table: which model.kernels the default should be (issue 24);
+#   6. a 200-step DEFCON training with trainer=gpu on the synthetic set (no download);
 # and writes OUT_DIR/report.md: GPU, versions, every table, and the estimated time of the
 # paper's 200-epoch CIFAR-100 run per model (bench_models' column, and the measured rate of
 # the 200-step training run). Send report.md back (docs/benchmarks.md, "GPU check").
@@ -66,8 +70,8 @@ print(f"- CPU: {platform.processor() or platform.machine()}")
 PY
 } >"$REPORT"
 
-section "CUDA tests" tests "$PYTHON" -m pytest -q -x -k cuda -p no:cacheprovider \
-    tests/ops tests/models/test_layout_and_autocast.py
+section "CUDA tests (the Triton kernels' included)" tests "$PYTHON" -m pytest -q -x -k cuda \
+    -p no:cacheprovider tests/ops tests/models/test_layout_and_autocast.py
 section "The op on CUDA" bench_op "$PYTHON" scripts/bench_op.py --device cuda --rounds 10
 section "Train step, float32" bench_models_fp32 "$PYTHON" scripts/bench_models.py --device cuda \
     --batch-size 128 --rounds 5
@@ -75,7 +79,9 @@ section "Train step, GPU preset (bf16, channels_last, compile)" bench_models_gpu
     "$PYTHON" scripts/bench_models.py --device cuda --batch-size 128 --rounds 5 \
     --precision bf16 --channels-last --compile --models resnet50 eca defcon
 section "Kernel launches per train step (eager, float32)" bench_launches \
-    "$PYTHON" scripts/bench_launches.py
+    "$PYTHON" scripts/bench_launches.py --kernels aten triton
+section "ATen vs Triton kernels: the op, the step, the decision" gpu_kernels \
+    "$PYTHON" scripts/gpu_kernels.py --batch 128 --rounds 20
 section "200-step DEFCON training, trainer=gpu" train \
     "$PYTHON" -m defcon_exp.cli.train trainer=gpu model=defcon data=synthetic \
     data.train_size=25600 data.test_size=2560 data.batch_size=128 \

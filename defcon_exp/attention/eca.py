@@ -10,6 +10,8 @@ from defcon_exp.attention.base import ChannelAttention
 from defcon_exp.attention.kernel_size import KernelSizeSpec, resolve_kernel_size
 from defcon_exp.attention.pooled_conv import float32_logits, pooled_conv1d
 from defcon_exp.attention.registry import register_attention
+from defcon_exp.ops.kernel_paths import triton_path
+from defcon_exp.ops.triton_ops import defcon_gate
 
 __all__ = ["EfficientChannelAttention"]
 
@@ -49,6 +51,23 @@ class EfficientChannelAttention(ChannelAttention):
 
     def channel_logits(self, pooled: Tensor) -> Tensor:
         return float32_logits(self._logits, pooled)
+
+    def channel_weights(self, x: Tensor) -> Tensor:
+        """``Tensor[B, C, H, W]`` -> ``Tensor[B, C, 1, 1]``; with ``kernels`` on the Triton
+        path (:mod:`defcon_exp.ops.kernel_paths`) pooling is one sum and the zero-padded conv
+        and gate one kernel each way (DEFCON's kernel with zero offsets, float32)."""
+        plain = type(self).channel_logits is EfficientChannelAttention.channel_logits
+        if not plain or self.padding_mode != "zeros" or not triton_path(x, self.kernels):
+            return super().channel_weights(x)
+        sigmoid = self.gate_name == "sigmoid"
+        weights = defcon_gate(
+            x.sum(dim=(2, 3), dtype=torch.float32),
+            None,
+            self.conv.weight,
+            scale=1.0 / (x.shape[2] * x.shape[3]),
+            sigmoid=sigmoid,
+        )
+        return (weights if sigmoid else self.gate(weights))[:, :, None, None]
 
     def _logits(self, pooled: Tensor) -> Tensor:
         # squeeze, not [:, 0, :]: a select's backward launches a kernel, a view's does not

@@ -1,5 +1,7 @@
 """Operators: the deformable 1D convolution (ours, and the released code's sampling rules),
-the fused attention-block tail and the view-gradient global average pool."""
+the fused attention-block tail and the view-gradient global average pool; fused Triton
+kernels for CUDA in :mod:`~defcon_exp.ops.triton_ops` (chosen by
+:mod:`~defcon_exp.ops.kernel_paths`)."""
 
 from defcon_exp.ops.deform_conv1d import DeformConv1d, deform_conv1d
 from defcon_exp.ops.deform_conv1d_op import PYTHON_IMPLEMENTATIONS

@@ -63,18 +63,21 @@ def _sample(row, c, valid, off, n, C, scale, K: tl.constexpr):
 @triton.jit
 def defcon_gate_forward_kernel(
     sums_ptr, woff_ptr, w_ptr, out_ptr, C, scale,
-    B, K: tl.constexpr, SHUFFLE: tl.constexpr, SIGMOID: tl.constexpr, ROWS: tl.constexpr,
-    BLOCK: tl.constexpr,
+    B, K: tl.constexpr, SHUFFLE: tl.constexpr, SIGMOID: tl.constexpr, OFFSETS: tl.constexpr,
+    ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Program ``(row block, channel block)``: ``out[b, c]`` for ``ROWS`` samples by
-    ``BLOCK`` channels (see triton_ops)."""
+    ``BLOCK`` channels (see triton_ops). ``OFFSETS=False``: zero offsets (ECA's conv)."""
     b = tl.program_id(0) * ROWS + tl.arange(0, ROWS)[:, None]
     c = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)[None, :]
     valid = (b < B) & (c < C)
     row = sums_ptr + b * C
     logit = tl.zeros((ROWS, BLOCK), dtype=tl.float32)
     for n in tl.static_range(K):
-        off = _tap_offset(row, c, valid, woff_ptr, n, C, scale, K, SHUFFLE)
+        if OFFSETS:
+            off = _tap_offset(row, c, valid, woff_ptr, n, C, scale, K, SHUFFLE)
+        else:
+            off = tl.zeros((ROWS, BLOCK), dtype=tl.float32)
         value, _, _, _ = _sample(row, c, valid, off, n, C, scale, K)
         logit += tl.load(w_ptr + n) * value
     if SIGMOID:
@@ -85,8 +88,8 @@ def defcon_gate_forward_kernel(
 @triton.jit
 def defcon_gate_backward_kernel(
     grad_ptr, sums_ptr, woff_ptr, w_ptr, gate_ptr, grads_ptr, C, B, scale,
-    K: tl.constexpr, SHUFFLE: tl.constexpr, SIGMOID: tl.constexpr, ROWS: tl.constexpr,
-    BLOCK: tl.constexpr,
+    K: tl.constexpr, SHUFFLE: tl.constexpr, SIGMOID: tl.constexpr, OFFSETS: tl.constexpr,
+    ROWS: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Program ``(row block, channel block)``. ``grads_ptr`` is a zero-filled float32
     buffer: ``B * C`` gradients of the sums, then ``K * K`` of the offset weight, then ``K``
@@ -97,7 +100,7 @@ def defcon_gate_backward_kernel(
     row = sums_ptr + b * C
     grad_row = grads_ptr + b * C
     grad_woff = grads_ptr + B * C
-    grad_w = grad_woff + K * K
+    grad_w = grad_woff + K * K if OFFSETS else grad_woff
     grad = tl.load(grad_ptr + b * C + c, mask=valid, other=0.0).to(tl.float32)  # 0 off the tile
     if SIGMOID:
         gate = tl.load(gate_ptr + b * C + c, mask=valid, other=0.0)
@@ -105,7 +108,10 @@ def defcon_gate_backward_kernel(
     per = C // SHUFFLE
     s = (c % per) * SHUFFLE + c // per
     for n in tl.static_range(K):
-        off = _tap_offset(row, c, valid, woff_ptr, n, C, scale, K, SHUFFLE)
+        if OFFSETS:
+            off = _tap_offset(row, c, valid, woff_ptr, n, C, scale, K, SHUFFLE)
+        else:
+            off = tl.zeros((ROWS, BLOCK), dtype=tl.float32)
         value, slope, frac, li = _sample(row, c, valid, off, n, C, scale, K)
         tl.atomic_add(grad_w + n, tl.sum(tl.where(valid, grad * value, 0.0)))
         grad_sampled = grad * tl.load(w_ptr + n)
@@ -115,15 +121,16 @@ def defcon_gate_backward_kernel(
         in_r = valid & (li + 1 >= 0) & (li + 1 < C)
         tl.atomic_add(grad_row + tl.where(in_l, li, 0), grad_left * scale, mask=in_l)
         tl.atomic_add(grad_row + tl.where(in_r, li + 1, 0), grad_right * scale, mask=in_r)
-        grad_off = tl.where(valid, grad_sampled * slope, 0.0)
-        for j in tl.static_range(K):  # the offset convolution's backward
-            q = s - K // 2 + j
-            inside = valid & (q >= 0) & (q < C)
-            channel = _shuffled_channel(tl.where(inside, q, 0), per, SHUFFLE)
-            xs = tl.load(row + channel, mask=inside, other=0.0).to(tl.float32) * scale
-            tl.atomic_add(grad_woff + n * K + j, tl.sum(grad_off * xs))
-            wj = tl.load(woff_ptr + n * K + j)
-            tl.atomic_add(grad_row + channel, grad_off * wj * scale, mask=inside)
+        if OFFSETS:  # the offset convolution's backward
+            grad_off = tl.where(valid, grad_sampled * slope, 0.0)
+            for j in tl.static_range(K):
+                q = s - K // 2 + j
+                inside = valid & (q >= 0) & (q < C)
+                channel = _shuffled_channel(tl.where(inside, q, 0), per, SHUFFLE)
+                xs = tl.load(row + channel, mask=inside, other=0.0).to(tl.float32) * scale
+                tl.atomic_add(grad_woff + n * K + j, tl.sum(grad_off * xs))
+                wj = tl.load(woff_ptr + n * K + j)
+                tl.atomic_add(grad_row + channel, grad_off * wj * scale, mask=inside)
 
 
 @triton.jit

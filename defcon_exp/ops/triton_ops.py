@@ -67,7 +67,8 @@ def _defcon_gate(
         "defcon_gate_forward_kernel",
         grid,
         (sums, offset_weight, weight, out, channels, scale, batch),
-        K=kernel_size, SHUFFLE=shuffle, SIGMOID=sigmoid, ROWS=rows, BLOCK=block,
+        K=kernel_size, SHUFFLE=shuffle, SIGMOID=sigmoid, OFFSETS=offset_weight.numel() > 0,
+        ROWS=rows, BLOCK=block,
     )
     return out
 
@@ -78,16 +79,18 @@ def _defcon_gate_backward(
     scale: float, shuffle: int, sigmoid: bool,
 ) -> Tensor:
     """One float32 buffer: the ``B * C`` gradients of the sums, then ``k * k`` of the offset
-    weight and ``k`` of the weight (a custom op's outputs may not alias each other)."""
+    weight (none without offsets) and ``k`` of the weight (a custom op's outputs may not
+    alias each other)."""
     batch, channels = sums.shape
     k = weight.shape[-1]
-    grads = _zeros(batch * channels + k * k + k, sums)
+    grads = _zeros(batch * channels + offset_weight.numel() + k, sums)
     grid, rows, block = _tiles(batch, channels)
     launch(
         "defcon_gate_backward_kernel",
         grid,
         (grad.contiguous(), sums, offset_weight, weight, gate, grads, channels, batch, scale),
-        K=k, SHUFFLE=shuffle, SIGMOID=sigmoid, ROWS=rows, BLOCK=block,
+        K=k, SHUFFLE=shuffle, SIGMOID=sigmoid, OFFSETS=offset_weight.numel() > 0,
+        ROWS=rows, BLOCK=block,
     )
     return grads
 
@@ -99,8 +102,7 @@ def _(sums, offset_weight, weight, scale, shuffle, sigmoid):
 
 @_defcon_gate_backward.register_fake
 def _(grad, sums, offset_weight, weight, gate, scale, shuffle, sigmoid):
-    k = weight.shape[-1]
-    return sums.new_empty(sums.numel() + k * k + k, dtype=torch.float32)
+    return sums.new_empty(sums.numel() + offset_weight.numel() + weight.shape[-1], dtype=torch.float32)
 
 
 def _gate_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
@@ -123,7 +125,7 @@ _defcon_gate.register_autograd(_gate_autograd, setup_context=_gate_setup)
 
 
 def defcon_gate(
-    sums: Tensor, offset_weight: Tensor, weight: Tensor, scale: float = 1.0,
+    sums: Tensor, offset_weight: Tensor | None, weight: Tensor, scale: float = 1.0,
     shuffle_groups: int = 1, sigmoid: bool = True,
 ) -> Tensor:
     """DEFCON's channel weights from the pooled vector, in one kernel each way.
@@ -132,7 +134,8 @@ def defcon_gate(
         sums: ``Tensor[B, C]`` per-channel sums (or means) of the feature map; the pooled
             vector is ``sums * scale`` (``scale = 1 / (H * W)`` folds the mean's division
             into the kernels, forward and backward).
-        offset_weight: ``Tensor[k, 1, k]`` (or ``[k, k]``) weight of the bias-free offset conv.
+        offset_weight: ``Tensor[k, 1, k]`` (or ``[k, k]``) weight of the bias-free offset conv;
+            None: zero offsets, i.e. ECA's 'same'-padded conv of the pooled vector.
         weight: ``Tensor[1, 1, k]`` (or ``[k]``) the deformable kernel.
         shuffle_groups: offsets computed from the vector channel-shuffled with this many
             groups (1 = none; ``C`` must be divisible by it), as :class:`DefconShuffle`.
@@ -142,17 +145,21 @@ def defcon_gate(
         ``Tensor[B, C]`` float32: ``sigmoid(deform_conv1d(pooled, offsets, weight, padding=k//2))``.
     """
     k = weight.shape[-1]
-    if offset_weight.numel() != k * k or weight.numel() != k or sums.dim() != 2:
+    offsets = offset_weight is not None
+    if (offsets and offset_weight.numel() != k * k) or weight.numel() != k or sums.dim() != 2:
+        received = None if offset_weight is None else tuple(offset_weight.shape)
         raise ValueError(
             f"defcon_gate: expected sums (B, C), offset_weight (k, 1, k), weight (1, 1, k); "
-            f"received {tuple(sums.shape)}, {tuple(offset_weight.shape)}, {tuple(weight.shape)}"
+            f"received {tuple(sums.shape)}, {received}, {tuple(weight.shape)}"
         )
+    # no offsets: an empty weight, and the kernels skip the offset convolution
+    offset_weight = offset_weight if offsets else weight.new_empty(0, k)
     if sums.shape[1] % shuffle_groups:
         raise ValueError(
             f"defcon_gate: {sums.shape[1]} channels are not divisible by shuffle_groups={shuffle_groups}"
         )
     return _defcon_gate(
-        sums.contiguous(), offset_weight.reshape(k, k).float().contiguous(),
+        sums.contiguous(), offset_weight.reshape(-1, k).float().contiguous(),
         weight.reshape(k).float().contiguous(), float(scale), int(shuffle_groups), bool(sigmoid),
     )
 

@@ -106,6 +106,22 @@ def test_gate_bfloat16_inputs(device):
     _check_gate(leaves, 1 / 16, 8, rtol=RTOL_BF16)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", [(2, 256, 3), (16, 2048, 7)], ids=str)
+def test_gate_without_offsets_is_ecas_conv(device, shape):
+    """``offset_weight=None``: ECA's zero-padded conv of the pooled vector and its gate."""
+    batch, channels, k = shape
+    sums, _, weight = _gate_leaves(batch, channels, k, device)
+    out = defcon_gate(sums, None, weight, 0.5)
+    expected = torch.sigmoid(F.conv1d((sums.double() * 0.5)[:, None], weight.double(), padding=k // 2))
+    grad = torch.randn(batch, channels, generator=torch.Generator().manual_seed(1)).to(device)
+    got = torch.autograd.grad(out, (sums, weight), grad)
+    want = torch.autograd.grad(expected[:, 0], (sums, weight), grad.double())
+    assert_near(out, expected[:, 0])
+    for g, w in zip(got, want, strict=True):
+        assert_near(g, w)
+
+
 def test_gate_refuses_bad_shapes():
     with pytest.raises(ValueError, match="shuffle_groups=8"):
         defcon_gate(torch.zeros(2, 12), torch.zeros(3, 1, 3), torch.zeros(1, 1, 3), 1.0, 8)

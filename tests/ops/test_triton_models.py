@@ -38,8 +38,15 @@ def _pair(name: str, channels: int, k: int, device: str, **kwargs) -> tuple[nn.M
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     "name, kwargs",
-    [("defcon", {}), ("defcon_shuffle", {}), ("defcon", {"gate": "hard_sigmoid"}), ("defcon_mix", {})],
-    ids=["defcon", "defcon_shuffle", "defcon_hard_sigmoid", "defcon_mix_depthwise"],
+    [
+        ("defcon", {}),
+        ("defcon_shuffle", {}),
+        ("defcon", {"gate": "hard_sigmoid"}),
+        ("defcon_mix", {}),
+        ("eca", {}),
+        ("eca_circular", {}),
+    ],
+    ids=["defcon", "defcon_shuffle", "defcon_hard_sigmoid", "defcon_mix_depthwise", "eca", "eca_circular_aten"],
 )
 def test_module_weights_and_gradients_match_aten(device, name, kwargs):
     aten, fused = _pair(name, 256, 5, device, **kwargs)
@@ -83,17 +90,22 @@ def test_tail_matches_aten(device, layout):
 
 
 def _compiled_bottleneck_graphs(backend: str) -> CompileCounterWithBackend:
+    """On the GPU where there is one, else on the CPU with the interpreter."""
     torch._dynamo.reset()
     torch.manual_seed(0)
-    attention = create_attention("defcon_shuffle", 256, kernel_size=3)
+    device = DEVICES[-1]
+    attention = create_attention("defcon_shuffle", 256, kernel_size=3, device=device)
     nn.init.normal_(attention.offset_conv.weight)
-    block = Bottleneck(256, 64, 1, attention, kernels="triton")
-    reference = Bottleneck(256, 64, 1, create_attention("defcon_shuffle", 256, kernel_size=3))
+    block = Bottleneck(256, 64, 1, attention, kernels="triton", device=device)
+    reference = Bottleneck(
+        256, 64, 1, create_attention("defcon_shuffle", 256, kernel_size=3, device=device),
+        device=device,
+    )
     reference.load_state_dict(block.state_dict())
     counter = CompileCounterWithBackend(backend)
     compiled = torch.compile(block, backend=counter, fullgraph=True, dynamic=False)
     for batch in (2, 2, 3):
-        x = torch.randn(batch, 256, 4, 4, requires_grad=True)
+        x = torch.randn(batch, 256, 4, 4, device=device, requires_grad=True)
         out = compiled(x)
         out.sum().backward()
         assert_near(out, reference(x), 1e-5)
@@ -136,7 +148,9 @@ def test_launch_goals_on_the_triton_path():
     assert defcon.by_op["triton.defcon_gate_backward_kernel"] == 16
     assert defcon.by_op["aten.zeros.default"] == 16  # the backward's atomic buffer
     assert _count("defcon_shuffle", "triton").total - base <= 96
-    assert _count("eca", "triton").total <= _count("eca", "aten").total
+    eca = _count("eca", "triton")
+    assert eca.total <= _count("eca", "aten").total and eca.total - base <= 64
+    assert eca.by_op["triton.defcon_gate_forward_kernel"] == 16
     assert defcon.host_syncs == 0
 
 
