@@ -16,6 +16,7 @@ AGREEMENT_PANELS = (
 )
 #: above this many classes the class axis shows ticks, not names
 MAX_CLASS_NAMES = 20
+MAX_CLASS_ROWS = 20  # more classes: the most distinct ones (distinct_classes)
 
 
 def plot_comparison(
@@ -65,6 +66,14 @@ def _agreement(plt: Any, stage: str, matrices: dict, labels: list[str], target: 
     return str(path)
 
 
+def distinct_classes(table: np.ndarray, count: int) -> np.ndarray:
+    """Row indices of the ``count`` classes whose ``[classes, C]`` map differs most from the
+    mean over classes (RMS over channels; classes without images last), in class order."""
+    deviation = np.sqrt(np.nanmean((table - np.nanmean(table, axis=0)) ** 2, axis=1))
+    deviation = np.where(np.isnan(deviation), -np.inf, deviation)
+    return np.sort(np.argsort(-deviation, kind="stable")[:count])
+
+
 def _class_maps(
     plt: Any,
     stage: str,
@@ -73,15 +82,23 @@ def _class_maps(
     class_names: list[str] | None,
     target: Path,
 ) -> str:
+    # many classes (ImageNet's 1,000): the MAX_CLASS_ROWS most distinct of the first run,
+    # the same rows for every run, named, instead of 1,000 unreadable pixel rows
+    total = maps[labels[0]].shape[0]
+    rows = np.arange(total)
+    if total > MAX_CLASS_ROWS:
+        rows = distinct_classes(maps[labels[0]], MAX_CLASS_ROWS)
+    names = [class_names[i] for i in rows] if class_names and len(class_names) == total else None
     fig, axes = plt.subplots(len(labels), 1, figsize=(10, 2.4 * len(labels) + 0.6), squeeze=False)
     for ax, label in zip(axes[:, 0], labels, strict=True):
-        table = maps[label]
+        table = maps[label][rows]
         image = ax.imshow(table, aspect="auto", interpolation="nearest", cmap="magma")
+        shown = f"{len(rows)} of {total} classes (most distinct in {labels[0]})" if len(rows) < total else "class"
         ax.set_title(f"{label}: mean channel weight per class, stage {stage}", fontsize=10)
         ax.set_xlabel(f"channel (of {table.shape[1]})")
-        ax.set_ylabel("class")
-        if class_names and len(class_names) == table.shape[0] <= MAX_CLASS_NAMES:
-            ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+        ax.set_ylabel(shown, fontsize=8)
+        if names and len(names) <= MAX_CLASS_NAMES:
+            ax.set_yticks(range(len(names)), names, fontsize=7)
         fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="weight")
     fig.tight_layout()
     path = target / f"class_map_stage{stage}.png"
