@@ -11,8 +11,10 @@ __all__ = ["GROUP_HELP", "HIDDEN_UNLESS", "KEY_HELP", "OTHER_GROUPS"]
 
 #: config groups (``group=option``) in the order the help lists them
 GROUP_HELP: dict[str, str] = {
-    "model": "the network: CIFAR ResNet-50 with one channel attention in every bottleneck",
-    "data": "the images: CIFAR-100 (the paper), CIFAR-10, or an offline synthetic set",
+    "model": "the attention: one channel-attention module in every block of the network",
+    "arch": "the network: cifar_resnet50 (default) or resnet18..152_imagenet (docs/imagenet.md)",
+    "data": "the images: CIFAR-100 (the paper), CIFAR-10, an offline synthetic set, your own "
+    "image folder (imagefolder) or ImageNet",
     "optim": "the optimiser",
     "scheduler": "the learning-rate schedule (epochs are epochs, warm-up included)",
     "trainer": "the loop: epochs, device, precision, logging, checkpoints",
@@ -30,8 +32,12 @@ OTHER_GROUPS: dict[str, str] = {
 HIDDEN_UNLESS: dict[str, tuple[str, ...]] = {
     "data.train_size": ("synthetic",),
     "data.test_size": ("synthetic",),
-    "data.root": ("cifar10", "cifar100"),
+    "data.root": ("cifar10", "cifar100", "imagefolder", "imagenet"),
     "data.download": ("cifar10", "cifar100"),
+    "data.train_crop": ("imagefolder", "imagenet"),
+    "data.eval_resize": ("imagefolder", "imagenet"),
+    "data.eval_crop": ("imagefolder", "imagenet"),
+    "data.max_bad_images": ("imagefolder", "imagenet"),
 }
 
 KEY_HELP: dict[str, str] = {
@@ -42,8 +48,17 @@ KEY_HELP: dict[str, str] = {
     "model.attention_kwargs": "extra arguments of the attention module (+model.attention_kwargs.x=...)",
     "model.stem": "cifar (3x3 conv, ours) or released (the authors' code, docs/released_code.md)",
     "model.drop_path_rate": "stochastic depth of the last bottleneck (linear in depth); 0 = off",
-    "data.name": "cifar100 | cifar10 | synthetic",
-    "data.root": "folder holding (or receiving) the CIFAR archive",
+    "model.arch": "the network (arch=...): cifar_resnet50 | resnet{18,34,50,101,152}_imagenet",
+    "model.init_from": "a torchvision state dict to start from (weights_only; the attention "
+    "keeps its own init)",
+    "data.name": "cifar100 | cifar10 | synthetic | imagefolder | imagenet",
+    "data.root": "folder holding (or receiving) the CIFAR archive, or train/ and val/ of "
+    "class folders",
+    "data.train_crop": "RandomResizedCrop side of training images (null = 224)",
+    "data.eval_resize": "evaluation: shorter side resized to this (null = 256)...",
+    "data.eval_crop": "... then centre-cropped to this (null = 224)",
+    "data.max_bad_images": "corrupt files tolerated, each replaced by the next and logged "
+    "(null = 0: stop at the first)",
     "data.download": "download a missing CIFAR archive (torchvision URL and checksum)",
     "data.val_size": "training images held out for validation (stratified); 0 = none; the "
     "paper: 10000",
