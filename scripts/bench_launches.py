@@ -80,7 +80,8 @@ def _row(name: str, kernels: str) -> str:
 def print_table(rows: dict[str, LaunchCounter], args: argparse.Namespace, device: torch.device) -> None:
     """The markdown table: launches per model and kernels setting, extra over ResNet-50."""
     print(
-        f"# kernels per train step (forward + backward), batch {args.batch}, 32x32, CUDA code "
+        f"# kernels per train step (forward + backward), {args.arch}, batch {args.batch}, "
+        f"{args.image_size}x{args.image_size}, CUDA code "
         f"paths counted on CPU, {'bf16 autocast' if args.bf16 else 'float32'}, "
         f"channels_last {args.channels_last}; counted on {device}; torch {torch.__version__}; "
         "a Triton launch counts as one kernel"
@@ -103,6 +104,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=PAPER_MODELS, choices=MODEL_NAMES)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=32, help="square input side")
+    parser.add_argument("--arch", default="cifar_resnet50", help="model.arch, e.g. resnet50_imagenet")
     parser.add_argument("--bf16", action="store_true", help="CPU autocast to bfloat16")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--top", type=int, default=0, help="list each model's N commonest ops")
@@ -120,13 +123,14 @@ def main() -> None:
     layout = torch.channels_last if args.channels_last else torch.preserve_format
     # meta: shapes only (autocast needs real CPU tensors)
     device = torch.device("cpu" if args.bf16 else "meta")
-    images = torch.randn(args.batch, 3, 32, 32, device=device).to(memory_format=layout)
+    size = args.image_size
+    images = torch.randn(args.batch, 3, size, size, device=device).to(memory_format=layout)
     labels = torch.randint(0, 100, (args.batch,), device=device)
 
     rows: dict[str, LaunchCounter] = {}
     for kernels in args.kernels:
         for name in dict.fromkeys(["resnet50", *args.models]):
-            model = create_model(name, num_classes=100, device=device, kernels=kernels)
+            model = create_model(name, num_classes=100, arch=args.arch, device=device, kernels=kernels)
             model = model.to(memory_format=layout).train()
             start = time.perf_counter()
             rows[_row(name, kernels)] = count_eager(model, images, labels, args.bf16)

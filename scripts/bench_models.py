@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from defcon_exp.engine.precision import PRECISIONS, autocast, grad_scaler
 from defcon_exp.engine.speedups import COMPILE_MODES, compile_model, memory_format
-from defcon_exp.models import MODEL_NAMES, create_model
+from defcon_exp.models import ARCHS, MODEL_NAMES, create_model
 
 PAPER_MODELS = ["resnet50", "se", "eca", "cbam", "defcon", "defcon_shuffle"]
 #: the paper's CIFAR-100 run: 200 epochs of 50,000 training and 10,000 test images
@@ -59,10 +59,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def forward_flops(model: nn.Module, device: torch.device) -> int:
+def forward_flops(model: nn.Module, device: torch.device, size: int = 32) -> int:
     model.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.randn(1, 3, 32, 32, device=device))
+        model(torch.randn(1, 3, size, size, device=device))
     return counter.get_total_flops()
 
 
@@ -104,6 +104,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--image-size", type=int, default=32, help="square input side")
+    parser.add_argument("--arch", default="cifar_resnet50", choices=list(ARCHS),
+                        help="model.arch: e.g. resnet50_imagenet (with --image-size 224)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--unfused", action="store_true", help="also time fused_tail=False")
     parser.add_argument(
@@ -129,10 +132,10 @@ def main() -> None:
 
     variants: dict[str, nn.Module] = {}
     for name in dict.fromkeys(["resnet50", *args.models]):
-        variants[name] = create_model(name, num_classes=100, device=device)
+        variants[name] = create_model(name, num_classes=100, arch=args.arch, device=device)
         if args.unfused and name != "resnet50":
             variants[f"{name} (unfused)"] = create_model(
-                name, num_classes=100, fused_tail=False, device=device
+                name, num_classes=100, arch=args.arch, fused_tail=False, device=device
             )
     if args.channels_last:
         for model in variants.values():
@@ -143,7 +146,8 @@ def main() -> None:
     }
     scalers = {name: grad_scaler(args.precision, device) for name in variants}
     forwards = {name: compile_model(model, args.compile) for name, model in variants.items()}
-    images = torch.randn(args.batch_size, 3, 32, 32, device=device).to(memory_format=layout)
+    size = args.image_size
+    images = torch.randn(args.batch_size, 3, size, size, device=device).to(memory_format=layout)
     labels = torch.randint(0, 100, (args.batch_size,), device=device)
 
     def train_step(name: str) -> float:
@@ -187,7 +191,7 @@ def main() -> None:
     allocated = {name: fresh_allocation_mib(lambda n=name: train_step(n), device) for name in names}
     baseline = statistics.median(step_times["resnet50"])
     print(
-        f"# train step (fwd+bwd+SGD), batch {args.batch_size}, 32x32, {device}, "
+        f"# train step (fwd+bwd+SGD), {args.arch}, batch {args.batch_size}, {size}x{size}, {device}, "
         f"{torch.get_num_threads()} threads, median of {args.rounds} interleaved rounds; "
         f"precision {args.precision}, channels_last {args.channels_last}, "
         f"compile {args.compile or 'off'}; allocator {allocator_name()}"
@@ -205,7 +209,7 @@ def main() -> None:
         step = statistics.median(step_times[name])
         infer = args.batch_size / statistics.median(infer_times[name])
         params = sum(p.numel() for p in model.parameters())
-        flops = forward_flops(model, device) / 1e6
+        flops = forward_flops(model, device, size) / 1e6
         hours = paper_run_hours(args.batch_size / step, infer)
         print(
             f"| {name} | {params:,} | {flops:,.1f} | {step * 1e3:.1f} | "

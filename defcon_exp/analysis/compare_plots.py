@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["binned_columns", "plot_comparison"]
+__all__ = ["binned_columns", "distinct_classes", "plot_comparison"]
 
 AGREEMENT_PANELS = (
     ("cka", "linear CKA"),
@@ -19,6 +19,7 @@ AGREEMENT_PANELS = (
 MAX_CLASS_NAMES = 20
 #: above this many channels a class map averages adjacent channels into one column
 MAX_COLUMNS = 512
+MAX_CLASS_ROWS = 20  # more classes: the most distinct ones (distinct_classes)
 
 
 def plot_comparison(
@@ -81,6 +82,14 @@ def binned_columns(table: np.ndarray, max_columns: int = MAX_COLUMNS) -> tuple[n
         return np.nanmean(padded.reshape(table.shape[0], -1, width), axis=2), width
 
 
+def distinct_classes(table: np.ndarray, count: int) -> np.ndarray:
+    """Row indices of the ``count`` classes whose ``[classes, C]`` map differs most from the
+    mean over classes (RMS over channels; classes without images last), in class order."""
+    deviation = np.sqrt(np.nanmean((table - np.nanmean(table, axis=0)) ** 2, axis=1))
+    deviation = np.where(np.isnan(deviation), -np.inf, deviation)
+    return np.sort(np.argsort(-deviation, kind="stable")[:count])
+
+
 def _class_maps(
     plt: Any,
     stage: str,
@@ -90,27 +99,34 @@ def _class_maps(
     target: Path,
 ) -> str:
     """One panel per run on ONE colour scale (the panels are comparable), channels binned
-    above :data:`MAX_COLUMNS`, each panel's height growing with the class count."""
-    finite = [t[np.isfinite(t)] for t in maps.values()]
+    above :data:`MAX_COLUMNS`; above :data:`MAX_CLASS_ROWS` classes (ImageNet's 1,000) the
+    most distinct classes of the first run, the same rows for every run, named."""
+    total = maps[labels[0]].shape[0]
+    rows = np.arange(total)
+    if total > MAX_CLASS_ROWS:
+        rows = distinct_classes(maps[labels[0]], MAX_CLASS_ROWS)
+    names = [class_names[i] for i in rows] if class_names and len(class_names) == total else None
+    shown = {label: maps[label][rows] for label in labels}
+    finite = [t[np.isfinite(t)] for t in shown.values()]
     values = np.concatenate(finite) if finite else np.array([])
     low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
-    classes = next(iter(maps.values())).shape[0]
-    panel = min(6.0, max(2.2, 0.045 * classes + 1.2))
+    panel = min(6.0, max(2.2, 0.045 * len(rows) + 1.2))
     fig, axes = plt.subplots(len(labels), 1, figsize=(14, panel * len(labels) + 0.8),
                              squeeze=False)
     image = None
     for ax, label in zip(axes[:, 0], labels, strict=True):
-        table, width = binned_columns(maps[label])
-        channels = maps[label].shape[1]
+        table, width = binned_columns(shown[label])
+        channels = shown[label].shape[1]
         image = ax.imshow(table, aspect="auto", interpolation="nearest", cmap="magma",
                           vmin=low, vmax=high,  # the x axis counts channels, not columns
-                          extent=(-0.5, table.shape[1] * width - 0.5, classes - 0.5, -0.5))
+                          extent=(-0.5, table.shape[1] * width - 0.5, len(rows) - 0.5, -0.5))
         ax.set_title(f"{label}: mean channel weight per class, stage {stage}", fontsize=10)
         ax.set_xlabel(f"channel (of {channels})" if width == 1
                       else f"channel (of {channels}; each column = mean of {width} channels)")
-        ax.set_ylabel("class")
-        if class_names and len(class_names) == table.shape[0] <= MAX_CLASS_NAMES:
-            ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+        ax.set_ylabel(f"{len(rows)} of {total} classes (most distinct in {labels[0]})"
+                      if len(rows) < total else "class", fontsize=8)
+        if names and len(names) <= MAX_CLASS_NAMES:
+            ax.set_yticks(range(len(names)), names, fontsize=7)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     colour_axis = fig.add_axes((0.915, 0.1, 0.012, 0.8))
     fig.colorbar(image, cax=colour_axis, label="mean weight (one scale, all panels)")

@@ -47,10 +47,11 @@ REACH_TOLERANCE = 0.5
 
 
 def attention_blocks(model: nn.Module) -> Iterator[tuple[int, int, nn.Module]]:
-    """``(stage, block, bottleneck)`` for every bottleneck holding an attention module."""
+    """``(stage, block, residual block)`` for every block holding an attention module (the
+    CIFAR ResNet's ``stages``, the ImageNet ResNets' ``layer1``-``layer4``)."""
     stages = getattr(model, "stages", None)
     if stages is None:
-        return
+        stages = [getattr(model, f"layer{n}") for n in range(1, 5) if hasattr(model, f"layer{n}")]
     for stage_index, stage in enumerate(stages):
         for block_index, block in enumerate(stage):
             attention = getattr(block, "attention", None)
@@ -134,7 +135,7 @@ def capture_attention_inputs(model: nn.Module, images: Tensor) -> dict[tuple[int
     captured: dict[tuple[int, int], Tensor] = {}
     handles = []
     for stage, index, block in attention_blocks(model):
-        tap = getattr(block, "bn3", None)
+        tap = getattr(block, getattr(block, "attention_input", "bn3"), None)
         key = (stage, index)
 
         def save(_module: nn.Module, args: Any, output: Any, key: tuple[int, int] = key) -> None:

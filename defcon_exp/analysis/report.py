@@ -248,7 +248,9 @@ def _markdown(
         f"(resumable), {states[STATUS_FAILED]} failed.",
         "",
         "Test top-1 / top-5 (%) are mean ± sample std over seeds (final weights, "
-        "`summary.json` `test`). FLOPs: forward pass of one 32x32 image "
+        "`summary.json` `test`). FLOPs: forward pass of one image at the run's evaluation size "
+        "(32x32 for CIFAR, `data.eval_crop` for image folders; 2 per multiply-add: the papers' "
+        "ImageNet 'GFLOPs' are half) "
         "(`torch.utils.flop_counter`; the deformable 1D op is not counted, a few kFLOPs). "
         "img/s: training throughput, mean over seeds. Δ columns: top-1 difference, Welch's "
         f"t-test two-sided p over seeds (p via {p_value_method()}); `*` = significant at "

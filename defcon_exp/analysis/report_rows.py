@@ -69,35 +69,36 @@ class ReportRow:
 _FLOPS_CACHE: dict[str, tuple[int, int]] = {}
 
 
-def count_flops(model_cfg: dict[str, Any], num_classes: int) -> tuple[int, int]:
-    """``(forward FLOPs per 32x32 image, trainable parameters)`` of the model ``model_cfg``
-    builds, counted with ``torch.utils.flop_counter`` on the CPU and cached per config.
-
-    The deformable 1D op is a custom autograd function the counter does not see (a few
-    kFLOPs per module), as in ``scripts/bench_models.py``.
-    """
-    key = json.dumps([model_cfg, num_classes], sort_keys=True, default=str)
+def count_flops(model_cfg: dict[str, Any], num_classes: int, image_size: int = 32) -> tuple[int, int]:
+    """``(forward FLOPs per image of side image_size, trainable parameters)`` of the model
+    ``model_cfg`` builds, counted on the CPU (:func:`defcon_exp.models.complexity.
+    flops_per_image`: the deformable 1D op is not seen, a few kFLOPs) and cached per config."""
+    key = json.dumps([model_cfg, num_classes, image_size], sort_keys=True, default=str)
     if key not in _FLOPS_CACHE:
         import torch
-        from torch.utils.flop_counter import FlopCounterMode
 
         from defcon_exp.models import count_parameters, model_from_config
+        from defcon_exp.models.complexity import flops_per_image
 
         model = model_from_config(model_cfg, num_classes, torch.device("cpu"))
-        model.eval()
-        params = count_parameters(model)
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(torch.randn(1, 3, 32, 32))
-        _FLOPS_CACHE[key] = (int(counter.get_total_flops()), int(params))
+        _FLOPS_CACHE[key] = (flops_per_image(model, image_size), count_parameters(model))
     return _FLOPS_CACHE[key]
 
 
-def _num_classes(config: dict[str, Any]) -> int:
+def _num_classes(config: dict[str, Any], summary: dict[str, Any] | None = None) -> int:
     data = config.get("data") or {}
     if data.get("num_classes"):
         return int(data["num_classes"])
+    if (summary or {}).get("num_classes"):  # an image folder's class count is its folders'
+        return int(summary["num_classes"])
     spec = DATASETS.get(str(data.get("name")))
     return spec.classes_for(data.get("num_classes")) if spec is not None else 100
+
+
+def _image_size(config: dict[str, Any]) -> int:
+    data = config.get("data") or {}
+    spec = DATASETS.get(str(data.get("name")))
+    return spec.eval_size(data) if spec is not None else 32
 
 
 def build_rows(runs: Sequence[RunRecord], flops: bool = True) -> tuple[list[ReportRow], bool]:
@@ -129,7 +130,9 @@ def build_rows(runs: Sequence[RunRecord], flops: bool = True) -> tuple[list[Repo
             if source is not None:
                 try:
                     row.flops, built_params = count_flops(
-                        source.config["model"], _num_classes(source.config)
+                        source.config["model"],
+                        _num_classes(source.config, source.summary),
+                        _image_size(source.config),
                     )
                     row.params = row.params if row.params is not None else built_params
                 except Exception as err:  # a stale config must not stop the report

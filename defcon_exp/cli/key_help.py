@@ -11,8 +11,10 @@ __all__ = ["GROUP_HELP", "HIDDEN_UNLESS", "KEY_HELP", "OTHER_GROUPS"]
 
 #: config groups (``group=option``) in the order the help lists them
 GROUP_HELP: dict[str, str] = {
-    "model": "the network: CIFAR ResNet-50 with one channel attention in every bottleneck",
-    "data": "the images: CIFAR-100 (the paper), CIFAR-10, or an offline synthetic set",
+    "model": "the attention: one channel-attention module in every block of the network",
+    "arch": "the network: cifar_resnet50 (default) or resnet18..152_imagenet (docs/imagenet.md)",
+    "data": "the images: CIFAR-100 (the paper), CIFAR-10, an offline synthetic set, your own "
+    "image folder (imagefolder) or ImageNet",
     "optim": "the optimiser",
     "scheduler": "the learning-rate schedule (epochs are epochs, warm-up included)",
     "trainer": "the loop: epochs, device, precision, logging, checkpoints",
@@ -46,14 +48,20 @@ KEY_HELP: dict[str, str] = {
     "an odd int or 4 odd ints",
     "model.attention_kwargs": "extra arguments of the attention module (+model.attention_kwargs.x=...)",
     "model.stem": "cifar (3x3 conv, ours) or released (the authors' code, docs/released_code.md)",
-    "model.arch": "the network: cifar_resnet50 (default) or resnet{18,34,50,101,152}_imagenet",
-    "model.init_from": "a torchvision ResNet state dict (.pth) to start from; the attention "
-    "starts fresh (its tensors are reported missing)",
     "model.kernels": "aten | triton | auto: attention maths and block tail on CUDA as ATen ops "
     "or fused Triton kernels (the CPU always runs ATen)",
     "model.drop_path_rate": "stochastic depth of the last bottleneck (linear in depth); 0 = off",
-    "data.name": "cifar100 | cifar10 | synthetic",
-    "data.root": "folder holding (or receiving) the CIFAR archive",
+    "model.arch": "the network (arch=...): cifar_resnet50 | resnet{18,34,50,101,152}_imagenet",
+    "model.init_from": "a torchvision state dict to start from (weights_only; the attention "
+    "keeps its own init)",
+    "data.name": "cifar100 | cifar10 | synthetic | imagefolder | imagenet",
+    "data.root": "folder holding (or receiving) the CIFAR archive, or train/ and val/ of "
+    "class folders",
+    "data.train_crop": "RandomResizedCrop side of training images (null = 224)",
+    "data.eval_resize": "evaluation: shorter side resized to this (null = 256)...",
+    "data.eval_crop": "... then centre-cropped to this (null = 224)",
+    "data.max_bad_images": "corrupt files tolerated, each replaced by the next and logged "
+    "(null = 0: stop at the first)",
     "data.download": "download a missing CIFAR archive (torchvision URL and checksum)",
     "data.val_size": "training images held out for validation (stratified); 0 = none; the "
     "paper: 10000",
@@ -68,11 +76,6 @@ KEY_HELP: dict[str, str] = {
     "data.cutout": "Cutout patch length in pixels; 0 = off",
     "data.auto_augment": "none, randaugment, trivialaugment or autoaugment_cifar10 (dataloader only)",
     "data.random_erasing": "RandomErasing probability per training image (dataloader only); 0 = off",
-    "data.train_crop": "image folders: RandomResizedCrop size of training images (224)",
-    "data.eval_resize": "image folders: evaluation resizes the shorter side to this (256)",
-    "data.eval_crop": "image folders: ... then centre-crops to this (224)",
-    "data.max_bad_images": "image folders: corrupt files tolerated, each replaced and logged "
-    "(0 = stop at the first, naming it)",
     "data.num_classes": "classes; null = the data set's own (100 / 10)",
     "data.train_size": "synthetic training images (before the validation split)",
     "data.test_size": "synthetic test images",

@@ -226,6 +226,46 @@ def _load_sets(cfg: DataConfig, spec: DatasetSpec) -> tuple[ImageSet, ImageSet, 
     return train, test, mean, std
 
 
+def _loader(
+    cfg: DataConfig,
+    spec: DatasetSpec,
+    images: Any,
+    train: bool,
+    batch_size: int,
+    seed: int,
+    mean: tuple,
+    std: tuple,
+    device: torch.device,
+    shard: dict[str, int],
+) -> Loader:
+    """One loader of ``images`` (``shard``: this process's rank and the world size, if any)."""
+    pin = cfg.pin_memory and device.type == "cuda"
+    if spec.files:
+        return spec.make_loader(
+            cfg, images, train, batch_size, seed, mean, std, drop_last=cfg.drop_last,
+            pin_memory=pin, **shard,
+        )
+    common = dict(train=train, augment=cfg.augment, cutout=cfg.cutout, drop_last=cfg.drop_last)
+    if cfg.loader == "tensor":
+        return TensorLoader(images, mean, std, batch_size, seed, device, **common, **shard)
+    policies = ImagePolicies(cfg.auto_augment, cfg.random_erasing)
+    return WorkerLoader(
+        images, mean, std, batch_size, seed, num_workers=cfg.num_workers, pin_memory=pin,
+        policies=policies, **common, **shard,
+    )
+
+
+def _check_global_batch(cfg: DataConfig, world_size: int) -> None:
+    _check(
+        cfg.batch_size % world_size == 0,
+        "batch_size",
+        cfg.batch_size,
+        f"it is the global batch and must be divisible by the {world_size} processes "
+        f"(each trains on batch_size / {world_size}); use e.g. "
+        f"data.batch_size={max(1, cfg.batch_size // world_size) * world_size}",
+    )
+
+
 def build_data(
     cfg: DataConfig | DictConfig | Mapping[str, Any],
     seed: int,
@@ -251,18 +291,12 @@ def build_data(
 
     Raises:
         ValueError: a config value is invalid (the message names key, value and rule).
-        DatasetNotFoundError: CIFAR is not on disk and cannot be downloaded.
+        DatasetNotFoundError: CIFAR is not on disk and cannot be downloaded, or an image
+            folder is unusable (:class:`~defcon_exp.data.fileset.ImageFolderError`).
     """
     cfg = to_data_config(cfg)
     spec = _validate(cfg, seed)
-    _check(
-        cfg.batch_size % world_size == 0,
-        "batch_size",
-        cfg.batch_size,
-        f"it is the global batch and must be divisible by the {world_size} processes "
-        f"(each trains on batch_size / {world_size}); use e.g. "
-        f"data.batch_size={max(1, cfg.batch_size // world_size) * world_size}",
-    )
+    _check_global_batch(cfg, world_size)
     device = torch.device(device)
     train_full, test, mean, std = _load_sets(cfg, spec)
     _check(
@@ -275,30 +309,10 @@ def build_data(
     train = train_full.subset(train_idx) if cfg.val_size else train_full
     val = train_full.subset(val_idx) if cfg.val_size else None
 
-    def make(images: ImageSet, train_mode: bool, batch_size: int) -> Loader:
-        common = dict(
-            train=train_mode, augment=cfg.augment, cutout=cfg.cutout, drop_last=cfg.drop_last
-        )
-        if world_size > 1:
-            common.update(rank=rank, world_size=world_size)
-        if spec.files:
-            pin = cfg.pin_memory and device.type == "cuda"
-            common.update(drop_last=cfg.drop_last, pin_memory=pin)
-            common.pop("augment"), common.pop("cutout"), common.pop("train")
-            return spec.make_loader(cfg, images, train_mode, batch_size, seed, mean, std, **common)
-        if cfg.loader == "tensor":
-            return TensorLoader(images, mean, std, batch_size, seed, device, **common)
-        return WorkerLoader(
-            images,
-            mean,
-            std,
-            batch_size,
-            seed,
-            num_workers=cfg.num_workers,
-            pin_memory=cfg.pin_memory and device.type == "cuda",
-            policies=ImagePolicies(cfg.auto_augment, cfg.random_erasing),
-            **common,
-        )
+    shard = {"rank": rank, "world_size": world_size} if world_size > 1 else {}
+
+    def make(images: Any, train_mode: bool, batch_size: int) -> Loader:
+        return _loader(cfg, spec, images, train_mode, batch_size, seed, mean, std, device, shard)
 
     train_loader = make(train, True, cfg.batch_size)
     _check_has_steps(train_loader, len(train), cfg, world_size)

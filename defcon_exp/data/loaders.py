@@ -195,11 +195,9 @@ class WorkerLoader:
             positions=positions,
             policy_seeds=seeds,
         )
-        self.dataset = (
-            dataset
-            if dataset is not None
-            else TransformedImages(images, mean, std, cutout if train else 0, policies)
-        )
+        if dataset is None:
+            dataset = TransformedImages(images, mean, std, cutout if train else 0, policies)
+        self.dataset = dataset
         self.loader = DataLoader(
             self.dataset,
             batch_size=batch_size,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from defcon_exp.data.config import FOLDER_DEFAULTS
 from defcon_exp.data.imageset import ImageSet
 from defcon_exp.plugins import import_submodules
 
@@ -67,6 +68,14 @@ class DatasetSpec:
     def files(self) -> bool:
         """Image files decoded per item (``make_loader`` builds the loaders)."""
         return self.make_loader is not None
+
+    def eval_size(self, data_cfg: Any) -> int:
+        """Side of the images a run of this set is evaluated on (``data.eval_crop`` for image
+        folders, ``image_size`` otherwise); ``data_cfg``: a mapping or config node."""
+        if not self.files:
+            return self.image_size
+        crop = data_cfg.get("eval_crop") if hasattr(data_cfg, "get") else None
+        return int(crop or FOLDER_DEFAULTS["eval_crop"])
 
     def classes_for(self, requested: int | None) -> int:
         """The class count of a run asking for ``requested`` (``data.num_classes``)."""

@@ -384,6 +384,7 @@ class _Fit:
                 "images_per_s": state.train_images / seconds if seconds > 0 else None,
                 "run_dir": str(self.run_dir),
                 "status": "finished" if stop is None else stop.status,
+                **self.settings.summary_extra,
                 **({"stop_reason": stop.reason} if stop is not None else {}),
                 **weights,
             },

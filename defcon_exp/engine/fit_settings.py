@@ -35,6 +35,7 @@ class FitSettings:
     accumulate_grad_batches: int = 1
     mix: MixSettings = field(default_factory=MixSettings)
     ema: EMASettings = field(default_factory=EMASettings)
+    summary_extra: dict[str, Any] = field(default_factory=dict)  # the run's facts for summary.json
 
     @classmethod
     def from_trainer(cls, trainer: Any, precision: str, **identity: Any) -> FitSettings:

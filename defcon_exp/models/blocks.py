@@ -99,6 +99,7 @@ class Bottleneck(ResidualTail):
     """
 
     expansion = 4
+    attention_input = "bn3"  # the submodule whose output the attention sees (inspect's tap)
 
     def __init__(
         self,
@@ -139,6 +140,7 @@ class BasicBlock(ResidualTail):
     (ResNet-18/34). ``Tensor[B, C_in, H, W] -> Tensor[B, width, H/stride, W/stride]``."""
 
     expansion = 1
+    attention_input = "bn2"
 
     def __init__(
         self,

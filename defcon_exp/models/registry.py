@@ -67,7 +67,8 @@ def create_model(
     kwargs.setdefault("kernel_size", kernel_size)
     if arch == DEFAULT_ARCH:
         kwargs.setdefault("stem", MODEL_STEMS.get(name, "cifar"))
-    return ARCHS[arch](num_classes=num_classes, attention=attention, **kwargs)
+    kernels = kwargs.pop("kernels", "aten")  # set on the built model, any arch (set_kernels)
+    return set_kernels(ARCHS[arch](num_classes=num_classes, attention=attention, **kwargs), kernels)
 
 
 def model_from_config(

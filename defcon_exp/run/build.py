@@ -7,6 +7,7 @@ are called directly with the group's plain values, so a config can never choose 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,12 +15,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from defcon_exp.data.registry import get_dataset
 from defcon_exp.engine.optim import build_optimizer
 from defcon_exp.engine.schedulers import LRSchedule, Plateau, build_schedulers
 from defcon_exp.models import model_from_config
+from defcon_exp.models.complexity import flops_per_image
 from defcon_exp.safety import without_code_keys
 
-__all__ = ["build_model", "build_optimizer_and_schedule", "model_name", "plain"]
+log = logging.getLogger("defcon_exp.train")
+
+__all__ = ["build_model", "build_optimizer_and_schedule", "model_name", "plain", "run_facts"]
 
 
 def plain(node: Any, group: str) -> dict[str, Any]:
@@ -65,3 +70,33 @@ def build_optimizer_and_schedule(
         **scheduler,
     )
     return optimizer, schedule, plateau
+
+
+def run_facts(cfg: Any, model: nn.Module, num_classes: int, world_size: int) -> dict[str, Any]:
+    """What a run's log and ``summary.json`` state about it beside the metrics: classes,
+    evaluation image size, FLOPs per image (:mod:`defcon_exp.models.complexity`), the global
+    batch and each process's share."""
+    size = get_dataset(cfg.data.name).eval_size(cfg.data)
+    flops = flops_per_image(model, size)
+    global_batch = int(cfg.data.batch_size)
+    log.info(
+        "model size: %s parameters, %.4g GFLOPs per %dx%d image (%.4g G multiply-adds, the "
+        "papers' GFLOPs) | batch: global %d = %d per process x %d processes",
+        f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}",
+        flops / 1e9,
+        size,
+        size,
+        flops / 2e9,
+        global_batch,
+        global_batch // world_size,
+        world_size,
+    )
+    return {
+        "num_classes": num_classes,
+        "image_size": size,
+        "gflops_per_image": round(flops / 1e9, 4),
+        "gmacs_per_image": round(flops / 2e9, 4),
+        "processes": world_size,
+        "global_batch": global_batch,
+        "per_process_batch": global_batch // world_size,
+    }

@@ -33,7 +33,12 @@ from defcon_exp.engine.seed import resolve_device, seed_everything
 from defcon_exp.engine.speedups import compile_model, parse_compile, set_cudnn_benchmark
 from defcon_exp.models.pretrained import load_pretrained
 from defcon_exp.models.resnet import count_parameters
-from defcon_exp.run.build import build_model, build_optimizer_and_schedule, model_name
+from defcon_exp.run.build import (
+    build_model,
+    build_optimizer_and_schedule,
+    model_name,
+    run_facts,
+)
 from defcon_exp.run.hparams import hparams
 from defcon_exp.run.launch import check_writable_folder
 from defcon_exp.run.lock import hold_run_dir
@@ -186,6 +191,7 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     steps_per_epoch = -(-len(data.train) // cfg.trainer.accumulate_grad_batches)
     optimizer, schedule, plateau = build_optimizer_and_schedule(cfg, model, steps_per_epoch)
     settings = _fit_settings(cfg, out_dir, precision, name)
+    settings.summary_extra = run_facts(cfg, model, data.num_classes, distributed.world_size())
     loaders = Loaders(data.train, data.val, data.test, data.num_classes)
     hooks = _epoch_hooks(cfg, model, data, device, epoch_hooks)
     return fit(

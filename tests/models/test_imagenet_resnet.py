@@ -58,7 +58,8 @@ def test_attention_off_equals_torchvision_resnet50(torchvision_resnet50, train):
 def test_torchvision_weights_load_with_exactly_the_attention_missing(torchvision_resnet50, attention):
     _, path = torchvision_resnet50
     name = next(name for name, (att, _) in MODELS.items() if att == attention)
-    model = create_model(name, 1000, arch="resnet50_imagenet")
+    # built on meta and given storage without initialisation: the test is about the keys
+    model = create_model(name, 1000, arch="resnet50_imagenet", device="meta").to_empty(device="cpu")
     attention_keys = [
         f"{block_name}.attention.{key}"
         for block_name, block in model.named_modules()
@@ -100,3 +101,12 @@ def test_basic_block_attention_sits_before_the_residual_add():
     blocks = [m for m in model.modules() if isinstance(m, ResidualTail)]
     assert len(blocks) == 8 and all(b.attention.__class__.__name__ != "Identity" for b in blocks)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+
+
+@pytest.mark.parametrize(("name", "gmacs"), [("resnet50", 4.1), ("se", 4.1)])
+def test_flops_per_image_at_224_are_the_papers(name, gmacs):
+    """SE-Net / ECA-Net tables: ResNet-50 and SE-ResNet-50 at 224x224, 4.1 (multiply-add) GFLOPs."""
+    from defcon_exp.models.complexity import flops_per_image
+
+    model = create_model(name, 1000, arch="resnet50_imagenet", device="meta")
+    assert flops_per_image(model, 224) / 2e9 == pytest.approx(gmacs, abs=0.05)

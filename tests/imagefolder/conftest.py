@@ -1,0 +1,28 @@
+"""Image-folder tests: the tiny JPEG folder helper, and the tiny test models of the
+reliability and distributed tests importable (here and, via PYTHONPATH, in subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+FOLDERS = [HERE, HERE.parent / "reliability", HERE.parent / "distributed", HERE.parent / "cli"]
+for folder in FOLDERS:
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+#: environment of subprocess runs: the helpers importable, one thread per process
+ENV = {"PYTHONPATH": os.pathsep.join([*map(str, FOLDERS), os.environ.get("PYTHONPATH", "")]),
+       "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes x (8 train + 4 val) JPEGs of 40-48 px (read-only: copy before changing)."""
+    from image_folder import make_image_folder
+
+    return make_image_folder(tmp_path_factory.mktemp("images"), classes=3, train_per_class=8)
