@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from defcon_exp.config import ConfigError
-from defcon_exp.engine.run_dir import resume_run_dir
+from defcon_exp.engine.run_dir import remember_output_anchor, resume_run_dir
 from defcon_exp.run.lock import acquire_for_process
 from defcon_exp.run.stored import GROUP_NAMES as CONFIG_GROUPS
 
@@ -124,6 +124,7 @@ def check_output_dirs(args: Sequence[str]) -> None:
     if "${" in str(target):
         return
     check_writable_folder(target, key)
+    remember_output_anchor(target)
 
 
 def check_writable_folder(target: Path, key: str) -> None:
@@ -312,7 +313,11 @@ def check_command_line(args: Sequence[str]) -> Any:
     Raises:
         ConfigError: naming the argument and the fix.
     """
-    from defcon_exp.run.override_checks import check_group_choices, check_override_types
+    from defcon_exp.run.override_checks import (
+        check_group_choices,
+        check_override_types,
+        check_used_sweep_dir,
+    )
 
     check_group_overrides(args)
     check_group_choices(args)
@@ -320,6 +325,7 @@ def check_command_line(args: Sequence[str]) -> Any:
     check_override_types(args)
     check_launcher(args)
     check_output_dirs(args)
+    check_used_sweep_dir(args)
     env = detect_distributed()
     if env is not None:
         check_distributed_args(args)
