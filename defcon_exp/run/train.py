@@ -33,7 +33,7 @@ from defcon_exp.engine.seed import resolve_device, seed_everything
 from defcon_exp.engine.speedups import compile_model, parse_compile, set_cudnn_benchmark
 from defcon_exp.models.resnet import count_parameters
 from defcon_exp.run.build import build_model, build_optimizer_and_schedule, model_name
-from defcon_exp.run.hparams import hparams
+from defcon_exp.run.hparams import hparams, kernel_size_shown
 from defcon_exp.run.launch import check_writable_folder
 from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.plan import RunPlan, plan_run, remove_stale_temp_files
@@ -286,7 +286,7 @@ def _log_start(plan: RunPlan, name: str, device: torch.device) -> None:
         "model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
         "epochs=%d | seed=%d | device=%s threads=%d",
         name,
-        cfg.model.get("kernel_size"),
+        kernel_size_shown(cfg.model),
         cfg.data.name,
         cfg.data.batch_size,
         cfg.optim.name,
