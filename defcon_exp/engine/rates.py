@@ -1,9 +1,9 @@
-"""How a throughput figure is printed, and what it can and cannot say (one rule for the epoch
-line, the sweep table and ``defcon-report``). Torch-free."""
+"""How counts and throughput figures are printed, and what a throughput can and cannot say
+(one rule for the log lines, the sweep table and ``defcon-report``). Torch-free."""
 
 from __future__ import annotations
 
-__all__ = ["SPEED_NOTE", "format_rate"]
+__all__ = ["SPEED_NOTE", "count_text", "format_rate"]
 
 #: what every table with a measured training img/s says about it
 SPEED_NOTE = (
@@ -23,3 +23,10 @@ def format_rate(value: float | None) -> str:
     if value >= 0.1:
         return f"{value:.1f}"
     return f"{value:.2g}"
+
+
+def count_text(count: int, singular: str, plural: str | None = None) -> str:
+    """``1 batch``, ``2 batches``, ``0 images``."""
+    word = singular if count == 1 else plural or (
+        f"{singular}es" if singular.endswith(("ch", "sh", "s", "x")) else f"{singular}s")
+    return f"{count:,} {word}" if count >= 10_000 else f"{count} {word}"

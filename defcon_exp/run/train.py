@@ -28,6 +28,7 @@ from defcon_exp.engine.early_stopping import EarlyStopping
 from defcon_exp.engine.fit import FitSettings, Loaders, fit
 from defcon_exp.engine.hooks import EpochHook
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
+from defcon_exp.engine.rates import count_text
 from defcon_exp.engine.run_dir import resume_run_dir, unique_run_dir
 from defcon_exp.engine.seed import resolve_device, seed_everything
 from defcon_exp.engine.speedups import compile_model, parse_compile, set_cudnn_benchmark
@@ -303,10 +304,10 @@ def _log_start(plan: RunPlan, name: str, device: torch.device) -> None:
 
 def _log_data(cfg: DictConfig, data: Any) -> None:
     log.info(
-        "data %s: train %d images (%d batches) | val %s | test %d images | %d classes",
+        "data %s: train %d images (%s) | val %s | test %d images | %d classes",
         cfg.data.name,
         data.train.num_samples,
-        len(data.train),
+        count_text(len(data.train), "batch"),
         data.val.num_samples if data.val is not None else "none (data.val_size=0)",
         data.test.num_samples,
         data.num_classes,
@@ -315,12 +316,12 @@ def _log_data(cfg: DictConfig, data: Any) -> None:
         world = distributed.world_size()
         log.info(
             "distributed: %d processes, global batch %d = %d per process, sync_batchnorm=%s; "
-            "rank 0 trains on %d images (%d batches) and evaluates %d test images per epoch",
+            "rank 0 trains on %d images (%s) and evaluates %d test images per epoch",
             world,
             cfg.data.batch_size,
             cfg.data.batch_size // world,
             _sync_batchnorm(cfg),
             data.train.num_samples,
-            len(data.train),
+            count_text(len(data.train), "batch"),
             data.test.num_samples,
         )
