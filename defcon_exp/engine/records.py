@@ -33,9 +33,9 @@ log = logging.getLogger("defcon_exp.engine.fit")
 Metrics = Mapping[str, Mapping[str, float]]
 
 #: TensorBoard tag groups. TensorBoard sorts groups by name, and these names sort in the order
-#: a reader wants them: loss, top1, top5, then trainer (lr and speed); ``attention/...``
-#: (histograms) sorts before them. The CUSTOM SCALARS tab shows them in this order too, with
-#: each metric's splits in one chart (:data:`TB_LAYOUT`).
+#: a reader wants them: loss, top1, top5, then trainer (lr and speed); only ``attention/...``
+#: (per-stage statistics) sorts before them. The CUSTOM SCALARS tab shows every group in the
+#: intended order, each metric's splits in one chart (:data:`TB_LAYOUT`).
 TB_GROUPS = {"loss": "loss", "top1": "top1", "top5": "top5", "lr": "trainer", "speed": "trainer"}
 #: the CUSTOM SCALARS layout: category -> chart title -> tag regex (one chart, several lines)
 TB_LAYOUT = {
@@ -48,6 +48,11 @@ TB_LAYOUT = {
         "learning rate": ["Multiline", [r"^trainer/lr$"]],
         "loss per logging interval": ["Multiline", [r"^loss/train_step$"]],
         "training images/s (machine-load dependent)": ["Multiline", [r"^trainer/images_per_s$"]],
+    },
+    "3. attention (per stage; histograms in the HISTOGRAMS tab)": {
+        "mean channel weight": ["Multiline", [r"^attention/stage\d+/weight_mean$"]],
+        "normalised weight entropy": ["Multiline", [r"^attention/stage\d+/entropy_normalised$"]],
+        "mean |offset| (DEFCON)": ["Multiline", [r"^attention/stage\d+/offset_abs_mean$"]],
     },
 }
 

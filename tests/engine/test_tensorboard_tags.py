@@ -107,3 +107,12 @@ def test_ema_and_dominant_tags_join_their_metric_group() -> None:
     assert tb_tag("val/ema_top1") == "top1/val_ema" and tb_tag("val/ema_loss") == "loss/val_ema"
     assert tb_tag("train/top1_dominant") == "top1/train_dominant"
     assert tb_tag("attention/stage1/weights") == "attention/stage1/weights"
+
+
+def test_kernel_size_is_shown_only_for_attentions_with_a_1d_kernel() -> None:
+    from defcon_exp.run.hparams import hparams
+
+    for attention, shown in (("eca", "adaptive"), ("defcon", "adaptive"), ("se", "n/a"),
+                             ("none", "n/a"), ("cbam", "n/a")):
+        container = {"model": {"attention": attention, "kernel_size": "adaptive"}}
+        assert hparams(container, attention)["model.kernel_size"] == shown, attention
