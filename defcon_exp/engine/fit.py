@@ -39,6 +39,7 @@ from defcon_exp.engine.mixing import build_mixer
 from defcon_exp.engine.precision import grad_scaler
 from defcon_exp.engine.preemption import TrainingInterrupted, requeue_signal, stop_on_signals
 from defcon_exp.engine.progress import epoch_bar, logging_through_bars, progress_enabled
+from defcon_exp.engine.rates import count_text
 from defcon_exp.engine.records import NullRecords, Records, epoch_row, summary_payload
 from defcon_exp.engine.run_state import RunState, RunStateStore
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
@@ -148,7 +149,7 @@ class _Fit:
         log.info(
             "resumed from epoch %d%s (global step %d) in %s",
             self.state.epoch,
-            f" + {position['batches_done']} batches" if position else "",
+            f" + {count_text(int(position['batches_done']), 'batch')}" if position else "",
             self.state.global_step,
             self.run_dir,
         )

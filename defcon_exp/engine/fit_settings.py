@@ -8,6 +8,7 @@ from typing import Any
 
 from defcon_exp.engine.ema import EMASettings
 from defcon_exp.engine.mixing import MixSettings
+from defcon_exp.engine.rates import format_rate
 
 __all__ = ["FitSettings", "Loaders", "epoch_line", "monitor_value"]
 
@@ -91,5 +92,5 @@ def epoch_line(
         f"epoch {epoch}/{epochs}  train loss {train['loss']:.4f} {top1} {train[top1]:.2f} | "
         f"{split} loss {evaluated['loss']:.4f} top1 {evaluated['top1']:.2f} "
         f"top5 {evaluated['top5']:.2f}{ema} | lr {train['lr']:.4g} | "
-        f"{train['seconds']:.1f}s ({rate:.0f} img/s)"
+        f"{train['seconds']:.1f}s ({format_rate(rate)} img/s)"
     )

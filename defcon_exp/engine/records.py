@@ -16,23 +16,52 @@ from torch import Tensor
 from defcon_exp.engine.metrics import METRIC_NAMES, metric_keys
 from defcon_exp.engine.writers import MetricsCSV, TensorBoardLogger, write_json
 
-__all__ = ["TB_GROUPS", "NullRecords", "Records", "epoch_row", "summary_payload", "tb_dir", "tb_tag"]
+__all__ = [
+    "TB_GROUPS",
+    "TB_LAYOUT",
+    "NullRecords",
+    "Records",
+    "epoch_row",
+    "summary_payload",
+    "summary_text",
+    "tb_dir",
+    "tb_tag",
+]
 
 log = logging.getLogger("defcon_exp.engine.fit")
 
 Metrics = Mapping[str, Mapping[str, float]]
 
-#: TensorBoard tag groups, named so that the Time Series page (groups sorted by name) opens on
-#: loss, accuracy and lr; digits sort before letters, so ``attention/...`` and any other
-#: group follow them
-TB_GROUPS = {"loss": "1_loss", "top1": "2_top1", "top5": "3_top5", "lr": "4_lr", "speed": "5_speed"}
+#: TensorBoard tag groups. TensorBoard sorts groups by name, and these names sort in the order
+#: a reader wants them: loss, top1, top5, then trainer (lr and speed); only ``attention/...``
+#: (per-stage statistics) sorts before them. The CUSTOM SCALARS tab shows every group in the
+#: intended order, each metric's splits in one chart (:data:`TB_LAYOUT`).
+TB_GROUPS = {"loss": "loss", "top1": "top1", "top5": "top5", "lr": "trainer", "speed": "trainer"}
+#: the CUSTOM SCALARS layout: category -> chart title -> tag regex (one chart, several lines)
+TB_LAYOUT = {
+    "1. loss and accuracy (every split in one chart)": {
+        "loss": ["Multiline", [r"^loss/(train|val|test)(_ema|_dominant)?$"]],
+        "top-1 (%)": ["Multiline", [r"^top1/"]],
+        "top-5 (%)": ["Multiline", [r"^top5/"]],
+    },
+    "2. trainer": {
+        "learning rate": ["Multiline", [r"^trainer/lr$"]],
+        "loss per logging interval": ["Multiline", [r"^loss/train_step$"]],
+        "training images/s (machine-load dependent)": ["Multiline", [r"^trainer/images_per_s$"]],
+    },
+    "3. attention (per stage; histograms in the HISTOGRAMS tab)": {
+        "mean channel weight": ["Multiline", [r"^attention/stage\d+/weight_mean$"]],
+        "normalised weight entropy": ["Multiline", [r"^attention/stage\d+/entropy_normalised$"]],
+        "mean |offset| (DEFCON)": ["Multiline", [r"^attention/stage\d+/offset_abs_mean$"]],
+    },
+}
 
 
 def tb_tag(tag: str) -> str:
     """The TensorBoard tag of a record name: ``<split>/<metric>`` -> ``<group>/<split>``
-    (``val/top1`` -> ``2_top1/val``), ``train/loss_step`` -> ``1_loss/train_step``,
-    ``train/lr`` -> ``4_lr/lr``, ``val/ema_top1`` -> ``2_top1/val_ema``,
-    ``train/top1_dominant`` -> ``2_top1/train_dominant``; other names
+    (``val/top1`` -> ``top1/val``), ``train/loss_step`` -> ``loss/train_step``,
+    ``train/lr`` -> ``trainer/lr``, ``val/ema_top1`` -> ``top1/val_ema``,
+    ``train/top1_dominant`` -> ``top1/train_dominant``; other names
     (``attention/stage1/...``) as they are."""
     split, _, name = tag.partition("/")
     if name.startswith("ema_") and name[4:] in TB_GROUPS:
@@ -90,6 +119,7 @@ class Records:
         # events at the checkpoint's own step are valid; a crash's later events are purged
         purge = resumed_step + 1 if resumed_epoch is not None else None
         self.tb = TensorBoardLogger(tb_dir(run_dir, tb_name), purge_step=purge)
+        self.tb.layout(TB_LAYOUT)
         self.run_dir = run_dir
         self.curve_splits: set[str] = set()
 
@@ -118,13 +148,16 @@ class Records:
         self.tb.flush()
 
     def finish(self, summary: dict[str, Any], hparams: Mapping[str, Any], global_step: int) -> None:
+        """``summary.json``; in TensorBoard the HParams record and a TEXT summary. With a
+        validation split the test set is evaluated once: its numbers go into the HParams
+        table (columns ``test/<metric>``) and the text, not into one-point charts."""
         write_json(self.run_dir / "summary.json", summary)
-        test = {tb_tag(f"test/{name}"): summary["test"][name] for name in METRIC_NAMES}
-        if "test" not in self.curve_splits:  # with a val split the test set is evaluated once
-            self.tb.scalars(test, global_step)
-        val = {tb_tag(f"val/{name}"): None for name in METRIC_NAMES if "val" in self.curve_splits}
+        test = {f"test/{name}": summary["test"][name] for name in METRIC_NAMES}
+        curves = "val" if "val" in self.curve_splits else "test"
+        metrics = {tb_tag(f"{curves}/{name}"): None for name in METRIC_NAMES}
         # the HParams table shows each metric tag's last value: no hparam/* duplicates
-        self.tb.hparams(hparams, {**test, **val})
+        self.tb.hparams({**hparams, **(test if curves == "val" else {})}, metrics)
+        self.tb.text("summary", summary_text(summary), global_step)
 
     def flush(self) -> None:
         self.tb.flush()
@@ -156,6 +189,25 @@ class NullRecords(Records):
 
     def close(self) -> None:
         pass
+
+
+def summary_text(summary: Mapping[str, Any]) -> str:
+    """The run's result as a Markdown table (TensorBoard's TEXT tab)."""
+    rows = [("test", summary.get("test") or {})]
+    for key in ("best_val", "val", "best_on_test"):
+        if isinstance(summary.get(key), Mapping):
+            rows.append((key, summary[key]))
+    lines = ["| | top-1 (%) | top-5 (%) | loss | epoch |", "|---|---|---|---|---|"]
+    for name, values in rows:
+        cells = [values.get("top1"), values.get("top5"), values.get("loss")]
+        shown = ["-" if v is None else f"{v:.2f}" if i < 2 else f"{v:.4f}"
+                 for i, v in enumerate(cells)]
+        lines.append(f"| {name} | {' | '.join(shown)} | {values.get('epoch', '')} |")
+    status = summary.get("status", "finished")
+    reason = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
+    lines += ["", f"{summary.get('model')}: {status}{reason}, {summary.get('epochs_done')} of "
+              f"{summary.get('epochs')} epochs"]
+    return "\n".join(lines)
 
 
 def summary_payload(

@@ -108,3 +108,21 @@ def is_used_run_dir(run_dir: str | os.PathLike) -> bool:
     """True when ``run_dir`` already holds a run's outputs (checkpoints, metrics, summary)."""
     run_dir = Path(run_dir)
     return any((run_dir / marker).exists() for marker in RUN_MARKERS)
+
+
+_OUTPUT_ANCHOR: list[Path] = []
+
+
+def remember_output_anchor(target: Path) -> None:
+    """Note, before Hydra creates anything, the deepest folder that exists on the way to the
+    output root ``target`` (``./outputs``, or ``hydra.run.dir``): a failed start removes the
+    empty folders it created below it (:func:`defcon_exp.run.job.remove_failed_start`)."""
+    existing = target.expanduser().absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    _OUTPUT_ANCHOR[:] = [existing.resolve()]
+
+
+def output_anchor() -> Path | None:
+    """The folder :func:`remember_output_anchor` noted in this process (None: none)."""
+    return _OUTPUT_ANCHOR[0] if _OUTPUT_ANCHOR else None

@@ -116,6 +116,14 @@ class TensorBoardLogger:
         for summary in (exp, ssi, sei):
             file_writer.add_summary(summary)
 
+    def layout(self, layout: Mapping[str, Any]) -> None:
+        """The CUSTOM SCALARS tab's layout (category -> chart -> ``[kind, [tag regex]]``)."""
+        self.writer.add_custom_scalars(dict(layout))
+
+    def text(self, tag: str, markdown: str, step: int) -> None:
+        """A Markdown text (TensorBoard's TEXT tab)."""
+        self.writer.add_text(tag, markdown, global_step=step)
+
     def flush(self) -> None:
         """Flush pending events to disk."""
         self.writer.flush()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -24,7 +23,7 @@ from defcon_exp.data import DatasetNotFoundError
 from defcon_exp.engine import distributed
 from defcon_exp.engine.loop import NonFiniteLossError
 from defcon_exp.engine.preemption import TrainingInterrupted
-from defcon_exp.engine.run_dir import resume_run_dir
+from defcon_exp.engine.run_dir import output_anchor, resume_run_dir
 from defcon_exp.engine.run_state import CheckpointWriteError, NonFiniteStateError
 from defcon_exp.run.objective import epoch_hooks, sweeper_return
 from defcon_exp.run.train import train
@@ -199,9 +198,19 @@ def remove_failed_start(run_dir: Path) -> bool:
         return False
     shutil.rmtree(run_dir, ignore_errors=True)
     parent = run_dir.parent
-    if parent.name[:4].isdigit():  # outputs/2026-12-01: only the date folder, never outputs/
-        with contextlib.suppress(OSError):
+    anchor = output_anchor()
+    # the empty folders this start created (outputs/DATE, and outputs/ itself when it did not
+    # exist before: remember_output_anchor); without a note only a date folder
+    while parent != parent.parent and (
+        parent.is_relative_to(anchor) and parent != anchor if anchor else parent.name[:4].isdigit()
+    ):
+        try:
             parent.rmdir()  # only when empty
+        except OSError:
+            break
+        parent = parent.parent
+        if anchor is None:
+            break
     return not run_dir.exists()
 
 

@@ -284,7 +284,11 @@ def check_command_line(args: Sequence[str]) -> Any:
     Raises:
         ConfigError: naming the argument and the fix.
     """
-    from defcon_exp.run.override_checks import check_group_choices, check_override_types
+    from defcon_exp.run.override_checks import (
+        check_group_choices,
+        check_override_types,
+        check_used_sweep_dir,
+    )
 
     check_group_overrides(args)
     check_group_choices(args)
@@ -292,6 +296,7 @@ def check_command_line(args: Sequence[str]) -> Any:
     check_override_types(args)
     check_launcher(args)
     check_output_dirs(args)
+    check_used_sweep_dir(args)
     env = detect_distributed()
     if env is not None:
         check_distributed_args(args)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
+from defcon_exp.engine.run_dir import remember_output_anchor
 from defcon_exp.run.lock import acquire_for_process
 
 __all__ = ["INFO_FLAGS", "NAME_MAX", "check_output_dirs", "check_writable_folder", "lock_known_run_dir"]
@@ -31,6 +32,7 @@ def check_output_dirs(args: Sequence[str]) -> None:
     if "${" in str(target):
         return
     check_writable_folder(target, key)
+    remember_output_anchor(target)
 
 
 #: the longest file or folder name (bytes) of Linux and macOS file systems

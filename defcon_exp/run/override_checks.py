@@ -1,6 +1,7 @@
 """Command-line overrides checked before Hydra composes: a group option that does not exist
-(``model=defcn`` -> "did you mean defcon?") and a value of the wrong type
-(``trainer.epochs=abc``), each refused in one line instead of Hydra's multi-line text."""
+(``model=defcn`` -> "did you mean defcon?"), a value of the wrong type
+(``trainer.epochs=abc``) and a used sweep dir without ``resume=auto``, each refused in one
+line instead of Hydra's multi-line text (and before Hydra writes anything)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.config import ConfigError
 
-__all__ = ["CHECKED_GROUPS", "check_group_choices", "check_override_types"]
+__all__ = ["CHECKED_GROUPS", "check_group_choices", "check_override_types", "check_used_sweep_dir"]
 
 #: our config groups whose option names are checked (hydra/* groups are Hydra's)
 CHECKED_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment",
@@ -100,3 +101,34 @@ def check_override_types(args: Sequence[str]) -> None:
                 raise ConfigError(
                     f"{key}={value!r} is invalid: {key} takes {_expected(schema, key)}"
                 ) from None
+
+
+def check_used_sweep_dir(args: Sequence[str]) -> None:
+    """Refuse ``-m ... hydra.sweep.dir=DIR`` when DIR already holds a sweep's jobs with records
+    and this command does not resume it (``resume=auto``), before Hydra rewrites DIR's
+    ``multirun.yaml`` and every job's ``.hydra/``. Searches (``hparams_search=``,
+    ``hydra/sweeper=``) continue their study by design and are left to their sweeper."""
+    from pathlib import Path
+
+    from defcon_exp.engine.run_dir import is_used_run_dir
+
+    if not any(a in ("-m", "--multirun") for a in args):
+        return
+    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+    if values.get("resume") == "auto" or "hparams_search" in values or "hydra/sweeper" in values:
+        return
+    given = values.get("hydra.sweep.dir")
+    if not given or "${" in given:
+        return
+    sweep = Path(given).expanduser()
+    try:
+        jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and is_used_run_dir(p))
+    except OSError:
+        return
+    if jobs:
+        shown = ", ".join(jobs[:5]) + (" ..." if len(jobs) > 5 else "")
+        raise ConfigError(
+            f"hydra.sweep.dir={given} is invalid: it already holds a sweep (jobs {shown} have "
+            "records); re-run the same command with resume=auto (skips finished jobs, resumes "
+            "interrupted ones) or choose a new hydra.sweep.dir"
+        )

@@ -16,6 +16,8 @@ __all__ = ["run_label", "sweep_keys"]
 NOT_COMPARED = ("model", "resume", "run_dir", "trainer.device", "trainer.progress",
                 "trainer.num_threads", "data.num_workers", "data.root", "data.pin_memory")
 MAX_LENGTH = 120
+#: a single run's name: its folder path already makes it unique
+SINGLE_RUN_LENGTH = 40
 
 
 def _key(override: str) -> str:
@@ -50,6 +52,23 @@ def run_label(model_name: str, overrides: Sequence[str], hydra_cfg: Any = None) 
         if not _key(o).startswith(("hydra.", "hydra/", "search.")) and _key(o) not in NOT_COMPARED
         and (keys is None or _key(o) in keys)
     ]
+    if keys is None:  # a single run: short keys, and only what fits the run selector
+        return _short_label(model_name, shown)
     label = "_".join([model_name, *shown])
     label = re.sub(r"[^\w.,=+\-]+", "-", label)
     return label if len(label) <= MAX_LENGTH else label[: MAX_LENGTH - 3] + "..."
+
+
+def _short_label(model_name: str, overrides: Sequence[str]) -> str:
+    """``eca_lr=0.05_epochs=100_+2`` for ``model=eca optim.lr=0.05 trainer.epochs=100 ...``:
+    each override by its last key part, as many as fit :data:`SINGLE_RUN_LENGTH` characters,
+    then how many more (the run's config.yaml has them all)."""
+    parts = [model_name]
+    for done, override in enumerate(overrides):
+        key, _, value = override.lstrip("+~").partition("=")
+        part = re.sub(r"[^\w.,=+\-]+", "-", f"{key.rpartition('.')[2]}={value}")
+        if len("_".join([*parts, part])) > SINGLE_RUN_LENGTH:
+            parts.append(f"+{len(overrides) - done}")
+            break
+        parts.append(part)
+    return "_".join(parts)

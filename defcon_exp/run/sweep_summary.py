@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.analysis.runs import RunRecord, load_run
+from defcon_exp.engine.rates import SPEED_NOTE, format_rate
 from defcon_exp.run.run_label import run_label, sweep_keys
 
 try:  # Hydra >= 1.2
@@ -54,7 +55,7 @@ def _row(run: RunRecord, keys: set[str] | None) -> list[str]:
     best_val = (summary.get("best_val") or {}).get("top1")
     rate = summary.get("images_per_s")
     return [run.path.name, label, run.state, f"{epochs}/{total or '?'}",
-            _number(run.test_top1), _number(best_val), _number(rate, 0)]
+            _number(run.test_top1), _number(best_val), format_rate(rate)]
 
 
 def sweep_table(sweep_dir: str | Path) -> str:
@@ -78,6 +79,7 @@ def _summary_text(sweep_dir: Path, n_jobs: int) -> str:
     return "\n".join([
         f"defcon-train: sweep done: {n_jobs} jobs in {sweep_dir}",
         sweep_table(sweep_dir),
+        f"({SPEED_NOTE})",
         f"{what}: defcon-report {sweep_dir}",
     ])
 

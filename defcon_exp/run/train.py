@@ -28,6 +28,7 @@ from defcon_exp.engine.early_stopping import EarlyStopping
 from defcon_exp.engine.fit import FitSettings, Loaders, fit
 from defcon_exp.engine.hooks import EpochHook
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
+from defcon_exp.engine.rates import count_text
 from defcon_exp.engine.run_dir import resume_run_dir, unique_run_dir
 from defcon_exp.engine.seed import resolve_device, seed_everything
 from defcon_exp.engine.speedups import compile_model, parse_compile, set_cudnn_benchmark
@@ -39,7 +40,7 @@ from defcon_exp.run.build import (
     model_name,
     run_facts,
 )
-from defcon_exp.run.hparams import hparams
+from defcon_exp.run.hparams import hparams, kernel_size_shown
 from defcon_exp.run.launch import check_writable_folder
 from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.plan import RunPlan, plan_run, remove_stale_temp_files
@@ -298,7 +299,7 @@ def _log_start(plan: RunPlan, name: str, device: torch.device) -> None:
         "model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
         "epochs=%d | seed=%d | device=%s threads=%d",
         name,
-        cfg.model.get("kernel_size"),
+        kernel_size_shown(cfg.model),
         cfg.data.name,
         cfg.data.batch_size,
         cfg.optim.name,
@@ -315,10 +316,10 @@ def _log_start(plan: RunPlan, name: str, device: torch.device) -> None:
 
 def _log_data(cfg: DictConfig, data: Any) -> None:
     log.info(
-        "data %s: train %d images (%d batches) | val %s | test %d images | %d classes",
+        "data %s: train %d images (%s) | val %s | test %d images | %d classes",
         cfg.data.name,
         data.train.num_samples,
-        len(data.train),
+        count_text(len(data.train), "batch"),
         data.val.num_samples if data.val is not None else "none (data.val_size=0)",
         data.test.num_samples,
         data.num_classes,
@@ -327,12 +328,12 @@ def _log_data(cfg: DictConfig, data: Any) -> None:
         world = distributed.world_size()
         log.info(
             "distributed: %d processes, global batch %d = %d per process, sync_batchnorm=%s; "
-            "rank 0 trains on %d images (%d batches) and evaluates %d test images per epoch",
+            "rank 0 trains on %d images (%s) and evaluates %d test images per epoch",
             world,
             cfg.data.batch_size,
             cfg.data.batch_size // world,
             _sync_batchnorm(cfg),
             data.train.num_samples,
-            len(data.train),
+            count_text(len(data.train), "batch"),
             data.test.num_samples,
         )

@@ -256,7 +256,7 @@ def test_pngs_are_real_figures(runs_root: Path, tmp_path: Path) -> None:
     image = pytest.importorskip("matplotlib.image")
     assert report_cli.main([str(runs_root), "--out", str(tmp_path / "report")]) == 0
     assert inspect_cli.main([f"ckpt={runs_root / '2'}", "n_images=4", f"out={tmp_path / 'inspect'}"]) == 0
-    figures = [tmp_path / "report" / "top1_curves.png",
+    figures = [tmp_path / "report" / "top1_curves.png", tmp_path / "report" / "loss_curves.png",
                *(tmp_path / "inspect" / f"inspect_stage{s}.png" for s in "1234")]
     for path in figures:
         pixels = image.imread(path)

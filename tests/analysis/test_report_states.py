@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from defcon_exp.analysis.report import build_rows, curves_figure, write_report
+from defcon_exp.analysis.report import build_rows, write_report
+from defcon_exp.analysis.report_plots import curves_figure
 from defcon_exp.analysis.runs import load_run
 from defcon_exp.run.lock import hold_run_dir
 
@@ -86,13 +87,15 @@ def test_curves_figure_has_titled_train_and_val_panels_and_a_seed_legend(tmp_pat
     rows, _ = build_rows(runs, flops=False)
     fig = curves_figure(rows)
     axes = fig.get_axes()
-    assert [ax.get_title() for ax in axes] == [
-        "train loss", "val loss", "train top-1 (%)", "val top-1 (%)"]
-    eca_lines = [line for line in axes[3].get_lines() if line.get_label().startswith("eca")]
+    assert [ax.get_title() for ax in axes] == ["train top-1 (%)", "val top-1 (%)"]  # top-1 only
+    losses = curves_figure(rows, "loss_curves.png").get_axes()
+    assert [ax.get_title() for ax in losses] == ["train loss", "val loss"]
+    assert losses[0].get_ylabel() == "loss"
+    eca_lines = [line for line in axes[1].get_lines() if line.get_label().startswith("eca")]
     assert [line.get_label() for line in eca_lines] == ["eca, seed 0", "eca, seed 1"]
     assert eca_lines[0].get_marker() != eca_lines[1].get_marker()  # identical curves stay visible
     assert eca_lines[0].get_linestyle() != eca_lines[1].get_linestyle()
     assert list(eca_lines[1].get_ydata()) == [19.0, 37.0]  # val top-1 of seed 1
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
         "resnet50, seed 0", "eca, seed 0", "eca, seed 1"]
-    assert axes[2].get_xlabel() == "epoch" and axes[0].get_ylabel() == "loss"
+    assert axes[1].get_xlabel() == "epoch" and axes[0].get_ylabel() == "top-1 (%)"

@@ -43,7 +43,15 @@ def test_summary_table_of_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[
                                 "top-1", "img/s"]
     assert lines[2].split() == ["0", "se_seed=0", "done", "3/3", "61.50", "60.50", "123"]
     assert lines[3].split() == ["1", "eca_seed=1", "failed", "0/3", "-", "-", "-"]
-    assert lines[4].endswith(f"defcon-report {sweep}")
+    assert "depends on the machine's load" in lines[4] and "scripts/bench_models.py" in lines[4]
+    assert lines[5].endswith(f"defcon-report {sweep}")
+
+
+def test_small_rates_keep_a_decimal() -> None:
+    from defcon_exp.engine.rates import format_rate
+
+    assert [format_rate(v) for v in (12345.6, 123.4, 13.94, 1.28, 0.43, 0.043, None)] == [
+        "12,346", "123", "13.9", "1.3", "0.4", "0.043", "-"]
 
 
 @pytest.mark.slow

@@ -85,7 +85,7 @@ def test_ema_is_recorded_beside_the_raw_weights(straight):
     assert any(r["val_ema_loss"] != r["val_loss"] for r in rows)
     acc = EventAccumulator(str(straight / "tb"))
     acc.Reload()
-    assert {"2_top1/val_ema", "2_top1/val", "2_top1/train_dominant"} <= set(acc.Tags()["scalars"])
+    assert {"top1/val_ema", "top1/val", "top1/train_dominant"} <= set(acc.Tags()["scalars"])
     last = load_checkpoint(straight / "checkpoints" / "last.pt")
     assert last["weights"] == "raw" and int(last["ema"]["n_averaged"]) == last["global_step"] == 16
     summary = json.loads((straight / "summary.json").read_text())

@@ -48,7 +48,7 @@ def run_fit(run_dir: Path, schedule_kwargs: dict, epochs: int, resume: bool = Fa
 def lr_curve(run_dir: Path) -> list[tuple[int, float]]:
     acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
-    return [(e.step, e.value) for e in acc.Scalars("4_lr/lr")]
+    return [(e.step, e.value) for e in acc.Scalars("trainer/lr")]
 
 
 SCHEDULES = {
@@ -113,8 +113,7 @@ def test_val_summary_has_best_val(tmp_path: Path) -> None:
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"1_loss/train", "2_top1/train", "1_loss/val", "2_top1/val", "3_top5/val", "4_lr/lr",
-            "2_top1/test"} <= tags
+    assert {"loss/train", "top1/train", "loss/val", "top1/val", "top5/val", "trainer/lr"} <= tags
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ single-point hparam tags, throughput logged, and run names that say what is comp
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,8 +16,8 @@ from test_fit_resume import SCHEDULES, run_fit
 from defcon_exp.engine.records import tb_dir
 from defcon_exp.run.run_label import run_label
 
-EPOCH_CURVES = {"1_loss/train", "1_loss/train_step", "2_top1/train", "3_top5/train", "4_lr/lr",
-                "5_speed/images_per_s", "5_speed/epoch_time_s"}
+EPOCH_CURVES = {"loss/train", "loss/train_step", "top1/train", "top5/train", "trainer/lr",
+                "trainer/images_per_s", "trainer/epoch_time_s"}
 
 
 def events(path: Path) -> EventAccumulator:
@@ -36,18 +37,35 @@ def test_tags_are_grouped_pruned_and_ordered(tmp_path: Path, val: bool) -> None:
     run_fit(tmp_path, SCHEDULES["cosine"], 2, val=val)
     acc = events(tmp_path / "tb")
     split = "val" if val else "test"
-    per_epoch = {f"1_loss/{split}", f"2_top1/{split}", f"3_top5/{split}"}
-    final_test = {"1_loss/test", "2_top1/test", "3_top5/test"}
-    assert set(acc.Tags()["scalars"]) == EPOCH_CURVES | per_epoch | final_test
-    for tag in EPOCH_CURVES - {"1_loss/train_step", "4_lr/lr"} | per_epoch:
+    per_epoch = {f"loss/{split}", f"top1/{split}", f"top5/{split}"}
+    # with a val split the test set is evaluated once: no one-point charts of it
+    assert set(acc.Tags()["scalars"]) == EPOCH_CURVES | per_epoch
+    for tag in EPOCH_CURVES - {"loss/train_step", "trainer/lr"} | per_epoch:
         assert len(acc.Scalars(tag)) == 2, tag  # one point per epoch
-    assert len(acc.Scalars("4_lr/lr")) == len(acc.Scalars("1_loss/train_step")) == 12  # per step
-    if val:
-        assert all(len(acc.Scalars(t)) == 1 for t in final_test)  # the test set, once
-    # the Time Series page sorts groups by name: loss, top1, top5, lr, speed, then the rest
-    groups = sorted({t.split("/")[0] for t in acc.Tags()["scalars"]} | {"attention"})
-    assert groups == ["1_loss", "2_top1", "3_top5", "4_lr", "5_speed", "attention"]
-    assert hparams_metric_tags(acc) == final_test | (per_epoch if val else set())
+    assert len(acc.Scalars("trainer/lr")) == len(acc.Scalars("loss/train_step")) == 12  # per step
+    # TensorBoard sorts groups by name; without number prefixes they read in this order
+    groups = sorted({t.split("/")[0] for t in acc.Tags()["scalars"]})
+    assert groups == ["loss", "top1", "top5", "trainer"]
+    assert hparams_metric_tags(acc) == per_epoch  # the curves' last values
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    session = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    shown = {k: v.number_value for k, v in session.hparams.items() if k.startswith("test/")}
+    assert shown == ({f"test/{m}": pytest.approx(summary["test"][m]) for m in ("loss", "top1", "top5")}
+                     if val else {})
+    text = acc.Tensors("summary/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert f"| test | {summary['test']['top1']:.2f} |" in text
+
+
+def test_custom_scalars_layout_orders_the_charts(tmp_path: Path) -> None:
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    run_fit(tmp_path, SCHEDULES["cosine"], 1)
+    acc = events(tmp_path / "tb")
+    (event,) = acc.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(event.tensor_proto.string_val[0])
+    titles = [chart.title for category in layout.category for chart in category.chart]
+    assert titles[:3] == ["loss", "top-1 (%)", "top-5 (%)"] and "learning rate" in titles
 
 
 def test_speed_in_tensorboard_equals_metrics_csv(tmp_path: Path) -> None:
@@ -55,7 +73,7 @@ def test_speed_in_tensorboard_equals_metrics_csv(tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     acc = events(tmp_path / "tb")
     for name in ("images_per_s", "epoch_time_s"):
-        logged = [e.value for e in acc.Scalars(f"5_speed/{name}")]
+        logged = [e.value for e in acc.Scalars(f"trainer/{name}")]
         assert logged == pytest.approx([float(r[name]) for r in rows], rel=1e-5)
 
 
@@ -69,6 +87,8 @@ def test_run_label_names_the_model_and_what_the_sweep_varies(tmp_path: Path) -> 
     single = SimpleNamespace(mode="RunMode.RUN")
     assert run_label("defcon", ["experiment=smoke", "hydra.run.dir=x/y", "trainer.device=cpu"],
                      single) == "defcon_experiment=smoke"
+    many = ["optim.lr=0.05", "trainer.epochs=100", "data.val_size=10000", "data=synthetic"]
+    assert run_label("eca", many, single) == "eca_lr=0.05_epochs=100_val_size=10000_+1"
     assert run_label("se", ["data.root=/a b/c"], None) == "se"
 
 
@@ -84,6 +104,15 @@ def test_a_resumed_run_writes_into_its_existing_tb_run(tmp_path: Path) -> None:
 def test_ema_and_dominant_tags_join_their_metric_group() -> None:
     from defcon_exp.engine.records import tb_tag
 
-    assert tb_tag("val/ema_top1") == "2_top1/val_ema" and tb_tag("val/ema_loss") == "1_loss/val_ema"
-    assert tb_tag("train/top1_dominant") == "2_top1/train_dominant"
+    assert tb_tag("val/ema_top1") == "top1/val_ema" and tb_tag("val/ema_loss") == "loss/val_ema"
+    assert tb_tag("train/top1_dominant") == "top1/train_dominant"
     assert tb_tag("attention/stage1/weights") == "attention/stage1/weights"
+
+
+def test_kernel_size_is_shown_only_for_attentions_with_a_1d_kernel() -> None:
+    from defcon_exp.run.hparams import hparams
+
+    for attention, shown in (("eca", "adaptive"), ("defcon", "adaptive"), ("se", "n/a"),
+                             ("none", "n/a"), ("cbam", "n/a")):
+        container = {"model": {"attention": attention, "kernel_size": "adaptive"}}
+        assert hparams(container, attention)["model.kernel_size"] == shown, attention

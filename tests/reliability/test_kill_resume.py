@@ -100,7 +100,8 @@ def test_sigkill_mid_epoch_then_resume_is_exact(tmp_path: Path, reference: Path)
 
     resumed = run_module(TRAIN, [f"resume={run_dir}"], tmp_path, timeout=120, env=ENV)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resumed from epoch {killed_at[0]} + {killed_at[1]} batches" in (run_dir / "train.log").read_text()
+    batches = f"{killed_at[1]} batch{'es' if killed_at[1] != 1 else ''}"
+    assert f"resumed from epoch {killed_at[0]} + {batches}" in (run_dir / "train.log").read_text()
     assert_same_run(run_dir, reference)
 
 
