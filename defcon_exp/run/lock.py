@@ -121,4 +121,20 @@ def acquire_for_process(
 ) -> None:
     """Take ``run_dir``'s lock until this process ends (the CLI, before Hydra writes there).
     ``check(run_dir)`` runs once the lock is held and may refuse (a ``ValueError``)."""
+    new = not Path(run_dir).exists()
     _acquire(_lock_path(Path(run_dir), create), check)
+    if new:
+        _created.append(Path(run_dir))
+
+
+_created: list[Path] = []  # dirs acquire_for_process created
+
+
+def remove_lock_only_dirs() -> None:
+    """Remove the dirs this process created for a lock and left holding nothing else (a
+    start stopped before Hydra wrote there: Ctrl-C)."""
+    for run_dir in _created:
+        with contextlib.suppress(OSError):
+            if {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}:
+                (run_dir / LOCK_NAME).unlink()
+                run_dir.rmdir()
