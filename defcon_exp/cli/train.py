@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Any, NoReturn
@@ -10,11 +11,22 @@ from typing import Any, NoReturn
 
 def _interrupted_at_start_up(*_: Any) -> NoReturn:
     """A Ctrl-C before a job runs (imports, checks): one line and exit 130, not a traceback;
-    a second Ctrl-C meanwhile is ignored."""
+    a second Ctrl-C meanwhile is ignored. ``os._exit``: once a KeyboardInterrupt has passed
+    through the interpreter's own code, its exit would re-raise SIGINT (exit -2) instead."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lock = sys.modules.get("defcon_exp.run.lock")
+    if lock is not None:  # a dir made only to hold the lock
+        lock.remove_lock_only_dirs()
     print("defcon-train: interrupted (Ctrl-C) during start-up: nothing was trained", file=sys.stderr)
-    sys.exit(128 + signal.SIGINT)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + signal.SIGINT)
 
+
+# run as the command (not imported by tests): a Ctrl-C from here until Hydra starts is one line
+_AS_COMMAND = __name__ == "__main__" or os.path.basename(sys.argv[0]) == "defcon-train"
+if _AS_COMMAND and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_at_start_up)
 
 try:  # Hydra's and the package's imports take a second or two: a Ctrl-C lands here often
     import logging
@@ -79,6 +91,8 @@ def _main(args: list[str]) -> None:
     except (ConfigError, ValueError) as err:
         print(f"defcon-train: error: {launch.error_line(err)}", file=sys.stderr)
         sys.exit(1)
+    if signal.getsignal(signal.SIGINT) is _interrupted_at_start_up:  # a run from here on:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # it tidies up on Ctrl-C
     if env is None:
         if any(a in ("-m", "--multirun") for a in args):
             signal.signal(signal.SIGTERM, launch.forward_sigterm_to_workers)

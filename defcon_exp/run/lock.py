@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
@@ -47,7 +47,7 @@ class RunDirBusy(ConfigError):
     """Another live process holds the run dir."""
 
 
-def _acquire(path: Path) -> None:
+def _acquire(path: Path, check: Callable[[Path], None] | None = None) -> None:
     import fcntl  # POSIX only; imported here so the module imports everywhere
 
     entry = _held.get(path)
@@ -70,8 +70,10 @@ def _acquire(path: Path) -> None:
             f"run dir {path.parent} is in use by another process ({holder}); wait for it to "
             "end or stop it, or choose another hydra.run.dir"
         ) from None
-    try:
+    try:  # before this process's pid goes into the file: a refusal leaves it as it was
         contained_run_dir(path.parent)
+        if check is not None:
+            check(path.parent)
     except ValueError:
         os.close(fd)
         raise
@@ -114,6 +116,25 @@ def hold_run_dir(run_dir: str | os.PathLike, create: bool = True) -> Iterator[Pa
         _release(path)
 
 
-def acquire_for_process(run_dir: str | os.PathLike, create: bool = True) -> None:
-    """Take ``run_dir``'s lock until this process ends (the CLI, before Hydra writes there)."""
-    _acquire(_lock_path(Path(run_dir), create))
+def acquire_for_process(
+    run_dir: str | os.PathLike, create: bool = True, check: Callable[[Path], None] | None = None
+) -> None:
+    """Take ``run_dir``'s lock until this process ends (the CLI, before Hydra writes there).
+    ``check(run_dir)`` runs once the lock is held and may refuse (a ``ValueError``)."""
+    new = not Path(run_dir).exists()
+    _acquire(_lock_path(Path(run_dir), create), check)
+    if new:
+        _created.append(Path(run_dir))
+
+
+_created: list[Path] = []  # dirs acquire_for_process created
+
+
+def remove_lock_only_dirs() -> None:
+    """Remove the dirs this process created for a lock and left holding nothing else (a
+    start stopped before Hydra wrote there: Ctrl-C)."""
+    for run_dir in _created:
+        with contextlib.suppress(OSError):
+            if {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}:
+                (run_dir / LOCK_NAME).unlink()
+                run_dir.rmdir()

@@ -73,7 +73,8 @@ def lock_known_run_dir(args: Sequence[str]) -> None:
     ``resume=<path>``): refuse a fresh start into a used dir and a resume of a path that is
     no run, then take its lock now, before Hydra writes ``.hydra/`` and ``train.log`` there,
     and hold it until this process ends (the run takes it again, re-entrantly)."""
-    from defcon_exp.run.plan import check_resume, used_run_dir_error
+    from defcon_exp.engine.run_dir import resume_run_dir
+    from defcon_exp.run.plan import check_resume, resume_checkpoint
 
     if any(a in (*INFO_FLAGS, "-m", "--multirun") for a in args):
         return
@@ -81,9 +82,22 @@ def lock_known_run_dir(args: Sequence[str]) -> None:
     resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
     if resume not in (None, "", "null", "None", "auto"):
         # refusals before Hydra writes .hydra/resume-<time>/ into the run (nothing on disk)
-        acquire_for_process(check_resume(resume, [a for a in args if "=" in a]), create=False)
+        overrides = [a for a in args if "=" in a]
+        acquire_for_process(
+            resume_run_dir(resume_checkpoint(resume)),
+            create=False,
+            check=lambda _run_dir: check_resume(resume, overrides),
+        )
     elif run_dir and "${" not in run_dir:
-        error = used_run_dir_error(Path(run_dir).expanduser()) if resume != "auto" else None
-        if error is not None:
-            raise error  # before Hydra rewrites the old run's .hydra/ record
-        acquire_for_process(Path(run_dir).expanduser())
+        # a run in use is refused by its lock first; else one that would be overwritten
+        check = _refuse_used_dir if resume != "auto" else None
+        acquire_for_process(Path(run_dir).expanduser(), check=check)
+
+
+def _refuse_used_dir(run_dir: Path) -> None:
+    """A fresh start into a dir holding a run: refused before Hydra rewrites its record."""
+    from defcon_exp.run.plan import used_run_dir_error
+
+    error = used_run_dir_error(run_dir)
+    if error is not None:
+        raise error

@@ -50,6 +50,6 @@ TINY_NET_ARGS = [
 ]
 
 
-def crashing_model(**_: Any) -> nn.Module:
+def crashing_model(num_classes: int = 10, **_: Any) -> nn.Module:
     """A trusted builder that fails like a bug would (not a user error)."""
     raise RuntimeError("a deliberate crash while building the model")
