@@ -113,17 +113,16 @@ def compare_checkpoints(
 ) -> dict[str, Any]:
     """Compare the channel weights of ``ckpts`` (checkpoint files or run dirs, best
     checkpoint first) on ``images`` images of ``split`` chosen by ``seed``; writes
-    ``compare.json``, ``class_maps.npz`` and PNGs into ``out`` (None:
-    :func:`default_output_dir`) and returns the result with
-    ``skipped`` (one line per run without channel weights) and ``written`` (paths)."""
+    ``compare.json``, ``class_maps.npz`` and PNGs into ``out`` (None: :func:`default_output_dir`)
+    and returns the result with ``skipped`` (one line per run without channel weights) and
+    ``written`` (paths)."""
     _check_arguments(ckpts, images, split, out)
-    run_dirs: list[Path] = []
     reference: dict[str, Any] | None = None
     batch: tuple[torch.Tensor, torch.Tensor] | None = None
     runs: list[RunWeights] = []
-    skipped: list[str] = []
+    run_dirs: list[Path] = []
+    skipped, classes = [], []
     taken: set[str] = set()
-    classes: list[str] = []
     for ckpt in ckpts:
         run = load_stored_run(ckpt, overrides, TOOL)
         identity = data_identity(run.cfg.data)

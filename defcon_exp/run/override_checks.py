@@ -41,7 +41,8 @@ def check_group_choices(args: Sequence[str]) -> None:
         for name in value.split(","):
             if name in options or name in ("null", ""):
                 continue
-            near = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+            near = [o for o in options if name and o.startswith(name)][:1]  # debug=fast
+            near = near or difflib.get_close_matches(name, options, n=1, cutoff=0.6)
             hint = f"did you mean {near[0]}? " if near else ""
             raise ConfigError(
                 f"{group}={name} is invalid: {hint}{group} options: {', '.join(options)}"

@@ -109,7 +109,7 @@ def apply_overrides(
 
 
 #: the config groups (conf/<group>/): a stored run keeps them
-GROUP_NAMES = ("model", "arch", "data", "optim", "scheduler", "trainer", "experiment")
+GROUP_NAMES = ("model", "arch", "data", "optim", "scheduler", "trainer", "experiment", "debug")
 
 
 def flat_items(container: Any, prefix: str = "") -> dict[str, Any]:

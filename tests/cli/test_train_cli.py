@@ -103,7 +103,7 @@ def test_default_run_fails_offline_with_the_data_message(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (["model=foo"], "Available options in 'model'"),
+    (["model=foo"], "model=foo is invalid: model options: cbam, "),
     (["optim.lr=-1"], "optim.lr=-1.0 is invalid: must be > 0"),
 ])
 def test_bad_config_reaches_the_user(tmp_path: Path, args: list[str], needle: str) -> None:
