@@ -183,7 +183,8 @@ def _validate_kind(cfg: DataConfig, spec: DatasetSpec) -> None:
             )
         return
     for key, off, fix in (
-        ("loader", "dataloader", "images are decoded by DataLoader workers"),
+        ("loader", "dataloader", "images are decoded by DataLoader workers (trainer=gpu sets "
+         "tensor: add data.loader=dataloader)"),
         ("cutout", 0, "CIFAR's Cutout works on 32x32 plans; use data.random_erasing"),
         ("download", False, "nothing can be downloaded for an image folder"),
     ):

@@ -138,3 +138,17 @@ def test_two_processes_under_torchrun_match_one(image_folder: Path, tmp_path: Pa
     assert "batch: global 4 = 2 per process x 2 processes" in (tmp_path / "ddp" / "train.log").read_text()
     train(composed(args), run_dir=tmp_path / "single")
     assert_same_training(tmp_path / "ddp", tmp_path / "single", tol=1e-5)
+
+
+def test_the_cli_stops_at_a_corrupt_image_with_one_line(image_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = Path(shutil.copytree(image_folder, tmp_path / "images"))
+    bad = root / "train" / "class_2" / "5.jpg"
+    bad.write_bytes(b"\xff\xd8\xff truncated")
+    result = run_module(TRAIN, [*tiny(root), "trainer.epochs=1", f"hydra.run.dir={tmp_path / 'run'}"],
+                        tmp_path, timeout=180, env=ENV)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("defcon-train: error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"defcon-train: error: {bad} cannot be decoded (")
+    assert "Traceback" not in result.stderr

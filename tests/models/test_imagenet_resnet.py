@@ -110,3 +110,18 @@ def test_flops_per_image_at_224_are_the_papers(name, gmacs):
 
     model = create_model(name, 1000, arch="resnet50_imagenet", device="meta")
     assert flops_per_image(model, 224) / 2e9 == pytest.approx(gmacs, abs=0.05)
+
+
+def test_cifar_resnet50_keeps_its_checkpoint_keys():
+    """The shared block code left the CIFAR model's keys as they were: torchvision's block
+    keys under ``stages.N`` with the CIFAR stem (``stem.0`` conv, ``stem.1`` BN)."""
+    ours = list(create_model("resnet50", 100, device="meta").state_dict())
+    renamed = {"conv1": "stem.0", "bn1": "stem.1"}
+    expected = []
+    for key in torchvision.models.resnet50().state_dict():
+        head, _, rest = key.partition(".")
+        if head.startswith("layer"):
+            expected.append(f"stages.{int(head[5:]) - 1}.{rest}")
+        else:
+            expected.append(f"{renamed.get(head, head)}.{rest}")
+    assert ours == expected
