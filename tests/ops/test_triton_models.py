@@ -172,7 +172,7 @@ def test_model_config_kernels_reach_every_block_and_attention():
 def test_a_launch_on_real_tensors_counts_as_one_kernel():
     """The CPU interpreter moves data with torch ops of its own: not counted (bf16 counts
     run on real CPU tensors), only the launch."""
-    sums = torch.randn(2, 64)
+    sums, offset_weight, weight = torch.randn(2, 64), torch.randn(3, 1, 3), torch.randn(1, 1, 3)
     with torch.no_grad(), LaunchCounter(COUNTED) as counter:
-        defcon_gate(sums, torch.randn(3, 1, 3), torch.randn(1, 1, 3))
+        defcon_gate(sums, offset_weight, weight)
     assert dict(counter.by_op) == {"triton.defcon_gate_forward_kernel": 1}
