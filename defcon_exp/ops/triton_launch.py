@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import _disable_current_modes
 
 __all__ = [
     "add_launch_listener",
@@ -82,8 +83,11 @@ def launch(name: str, grid: Sequence[int], args: Sequence[Any], **meta: Any) -> 
         raise RuntimeError(f"{name}: Triton could not be imported; use model.kernels=aten")
     kernel = getattr(module, name)[tuple(grid)]
     device = next(a.device for a in args if isinstance(a, torch.Tensor))
-    if device.type == "cuda":  # Triton launches on the current device
-        with torch.cuda.device(device):
+    # Outside any dispatch mode: the CPU interpreter moves data with torch ops of its own,
+    # which a launch counter must not see (on CUDA the launch is one kernel, nothing else)
+    with _disable_current_modes():
+        if device.type == "cuda":  # Triton launches on the current device
+            with torch.cuda.device(device):
+                kernel(*args, **meta)
+        else:
             kernel(*args, **meta)
-    else:
-        kernel(*args, **meta)

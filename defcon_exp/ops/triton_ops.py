@@ -47,6 +47,12 @@ def _tiles(rows: int, length: int) -> tuple[tuple[int, int], int, int]:
     return (-(-rows // rows_per), -(-length // block)), rows_per, block
 
 
+def _pointer(tensor: Tensor, stand_in: Tensor) -> Tensor:
+    """``tensor``, or ``stand_in`` where it is empty: an empty CUDA tensor's null pointer is
+    refused by Triton's launcher even when the kernel never reads it."""
+    return tensor if tensor.numel() else stand_in
+
+
 def _zeros(n: int, like: Tensor) -> Tensor:
     """A zero-filled float32 buffer for a backward's atomic adds (one fill launch)."""
     return torch.zeros(n, dtype=torch.float32, device=like.device)
@@ -66,7 +72,7 @@ def _defcon_gate(
     launch(
         "defcon_gate_forward_kernel",
         grid,
-        (sums, offset_weight, weight, out, channels, scale, batch),
+        (sums, _pointer(offset_weight, weight), weight, out, channels, scale, batch),
         K=kernel_size, SHUFFLE=shuffle, SIGMOID=sigmoid, OFFSETS=offset_weight.numel() > 0,
         ROWS=rows, BLOCK=block,
     )
@@ -88,7 +94,8 @@ def _defcon_gate_backward(
     launch(
         "defcon_gate_backward_kernel",
         grid,
-        (grad.contiguous(), sums, offset_weight, weight, gate, grads, channels, batch, scale),
+        (grad.contiguous(), sums, _pointer(offset_weight, weight), weight, gate, grads, channels,
+         batch, scale),
         K=k, SHUFFLE=shuffle, SIGMOID=sigmoid, OFFSETS=offset_weight.numel() > 0,
         ROWS=rows, BLOCK=block,
     )

@@ -16,7 +16,7 @@ from defcon_exp.models import create_model, model_from_config
 from defcon_exp.models.resnet import Bottleneck, set_kernels
 from defcon_exp.ops import PYTHON_IMPLEMENTATIONS, scale_add_relu
 from defcon_exp.ops.kernel_paths import simulate_cuda_paths
-from defcon_exp.ops.triton_ops import TRITON_IMPLEMENTATIONS
+from defcon_exp.ops.triton_ops import TRITON_IMPLEMENTATIONS, defcon_gate
 
 from .triton_setup import DEVICES, RTOL_BF16, assert_near
 
@@ -167,3 +167,12 @@ def test_model_config_kernels_reach_every_block_and_attention():
     assert set_kernels(loose, "auto")[0].attention.kernels == "auto"
     with pytest.raises(ValueError, match="kernels='fast' is not one of"):
         set_kernels(loose, "fast")
+
+
+def test_a_launch_on_real_tensors_counts_as_one_kernel():
+    """The CPU interpreter moves data with torch ops of its own: not counted (bf16 counts
+    run on real CPU tensors), only the launch."""
+    sums, offset_weight, weight = torch.randn(2, 64), torch.randn(3, 1, 3), torch.randn(1, 1, 3)
+    with torch.no_grad(), LaunchCounter(COUNTED) as counter:
+        defcon_gate(sums, offset_weight, weight)
+    assert dict(counter.by_op) == {"triton.defcon_gate_forward_kernel": 1}
