@@ -31,7 +31,7 @@ from defcon_exp.analysis.runs import (
     load_run,
 )
 from defcon_exp.analysis.stats import WelchResult, p_value_method
-from defcon_exp.engine.rates import SPEED_NOTE, format_rate
+from defcon_exp.rates import SPEED_NOTE, format_rate
 
 __all__ = [
     "BASELINES",

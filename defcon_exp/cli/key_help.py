@@ -34,7 +34,7 @@ HIDDEN_UNLESS: dict[str, tuple[str, ...]] = {
     "data.train_size": ("synthetic",),
     "data.test_size": ("synthetic",),
     "data.root": ("cifar10", "cifar100", "imagefolder", "imagenet"),
-    "data.download": ("cifar10", "cifar100"),
+    "data.download": ("cifar10", "cifar100", "imagefolder", "imagenet"),
     **{
         f"data.{key}": ("imagefolder", "imagenet")
         for key in ("train_crop", "eval_resize", "eval_crop", "max_bad_images")

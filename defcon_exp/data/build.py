@@ -171,16 +171,9 @@ def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
 
 
 def _validate_kind(cfg: DataConfig, spec: DatasetSpec) -> None:
-    """The keys of one kind of set do not silently apply to the other."""
+    """CIFAR's keys do not silently apply to image folders (the folder keys on other sets:
+    :func:`~defcon_exp.data.registry.check_set_keys`)."""
     if not spec.files:
-        for key in FOLDER_KEYS:
-            value = getattr(cfg, key)
-            _check(
-                value is None,
-                key,
-                value,
-                f"applies to image folders only; {spec.name} is not one (leave it null)",
-            )
         return
     for key, off, fix in (
         ("loader", "dataloader", "images are decoded by DataLoader workers (trainer=gpu sets "

@@ -83,7 +83,7 @@ IMAGEFOLDER_SPEC = register_dataset(
         stats=IMAGENET_STATS,
         image_size=224,
         class_range=(2, 1_000_000),
-        keys=("root", *FOLDER_DEFAULTS),
+        keys=("root", "download", *FOLDER_DEFAULTS),  # download: refused (nothing to fetch)
         make_loader=folder_loader,
     )
 )
@@ -94,7 +94,7 @@ IMAGENET_SPEC = register_dataset(
         num_classes=IMAGENET_CLASSES,
         stats=IMAGENET_STATS,
         image_size=224,
-        keys=("root", *FOLDER_DEFAULTS),
+        keys=("root", "download", *FOLDER_DEFAULTS),  # download: refused (nothing to fetch)
         make_loader=folder_loader,
     )
 )

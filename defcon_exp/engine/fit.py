@@ -39,11 +39,11 @@ from defcon_exp.engine.mixing import build_mixer
 from defcon_exp.engine.precision import grad_scaler
 from defcon_exp.engine.preemption import TrainingInterrupted, requeue_signal, stop_on_signals
 from defcon_exp.engine.progress import epoch_bar, logging_through_bars, progress_enabled
-from defcon_exp.engine.rates import count_text
 from defcon_exp.engine.records import NullRecords, Records, epoch_row, summary_payload
 from defcon_exp.engine.run_state import RunState, RunStateStore
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 from defcon_exp.models.resnet import count_parameters
+from defcon_exp.rates import count_text
 
 __all__ = [
     "FitSettings",

@@ -8,7 +8,7 @@ from typing import Any
 
 from defcon_exp.engine.ema import EMASettings
 from defcon_exp.engine.mixing import MixSettings
-from defcon_exp.engine.rates import format_rate
+from defcon_exp.rates import format_rate
 
 __all__ = ["FitSettings", "Loaders", "epoch_line", "monitor_value"]
 

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.analysis.runs import RunRecord, load_run
-from defcon_exp.engine.rates import SPEED_NOTE, format_rate
+from defcon_exp.rates import SPEED_NOTE, format_rate
 from defcon_exp.run.run_label import run_label, sweep_keys
 
 try:  # Hydra >= 1.2

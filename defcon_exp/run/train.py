@@ -28,12 +28,12 @@ from defcon_exp.engine.early_stopping import EarlyStopping
 from defcon_exp.engine.fit import FitSettings, Loaders, fit
 from defcon_exp.engine.hooks import EpochHook
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
-from defcon_exp.engine.rates import count_text
 from defcon_exp.engine.run_dir import resume_run_dir, unique_run_dir
 from defcon_exp.engine.seed import resolve_device, seed_everything
 from defcon_exp.engine.speedups import compile_model, parse_compile, set_cudnn_benchmark
 from defcon_exp.models.pretrained import load_pretrained
 from defcon_exp.models.resnet import count_parameters
+from defcon_exp.rates import count_text
 from defcon_exp.run.build import (
     build_model,
     build_optimizer_and_schedule,

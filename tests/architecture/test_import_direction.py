@@ -26,6 +26,7 @@ RANKS = {
     "ops": 1,
     "safety": 0,
     "plugins": 0,
+    "rates": 0,  # number formatting (img/s, counts) shared by the engine, report and sweep table
     "conf": 0,
 }
 #: same rank, separate layers: they must not import each other

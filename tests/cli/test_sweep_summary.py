@@ -48,7 +48,7 @@ def test_summary_table_of_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_small_rates_keep_a_decimal() -> None:
-    from defcon_exp.engine.rates import format_rate
+    from defcon_exp.rates import format_rate
 
     assert [format_rate(v) for v in (12345.6, 123.4, 13.94, 1.28, 0.43, 0.043, None)] == [
         "12,346", "123", "13.9", "1.3", "0.4", "0.043", "-"]

@@ -198,6 +198,8 @@ def test_legacy_amp_checkpoint_resumes_and_evaluates(tmp_path, caplog):
 
     result = evaluate_checkpoint(run / "checkpoints" / "best.pt", ["trainer.device=cpu"])
     assert result["precision"] == "bf16" and 0 <= result["top1"] <= 100
-    as_float32 = evaluate_checkpoint(run / "checkpoints" / "best.pt", ["trainer.precision=32"])
+    as_float32 = evaluate_checkpoint(
+        run / "checkpoints" / "best.pt", ["trainer.precision=32"], out=tmp_path / "fp32.json"
+    )
     assert as_float32["precision"] == "32"
     assert abs(as_float32["loss"] - result["loss"]) < 0.05  # same weights, other arithmetic

@@ -87,7 +87,7 @@ def test_cifar_only_keys_do_not_silently_apply(copy: Path, key: str, value, rule
 
 
 def test_folder_keys_are_refused_on_cifar_shaped_sets() -> None:
-    with pytest.raises(ValueError, match=r"data\.train_crop=64 is invalid: applies to image folders only"):
+    with pytest.raises(ValueError, match=r"data\.train_crop=64 is invalid: it does not apply to data set synthetic"):
         build_data({"name": "synthetic", "train_size": 20, "test_size": 10, "train_crop": 64}, seed=0)
 
 
