@@ -199,6 +199,8 @@ def remove_failed_start(run_dir: Path) -> bool:
     shutil.rmtree(run_dir, ignore_errors=True)
     parent = run_dir.parent
     anchor = output_anchor()
+    if anchor is not None and not run_dir.absolute().is_relative_to(anchor):
+        anchor = None  # noted for another output root (an API caller's earlier start)
     # the empty folders this start created (outputs/DATE, and outputs/ itself when it did not
     # exist before: remember_output_anchor); without a note only a date folder
     while parent != parent.parent and (
