@@ -110,14 +110,14 @@ def train(
         if shared["summary"] is not None:
             return shared["summary"]
         if decided:
-            return _run(decided[0], epoch_hooks)
+            return _run_with_threads(decided[0], epoch_hooks)
         plan = RunPlan(
             OmegaConf.create(shared["config"]), Path(shared["run_dir"]), shared["checkpoint"]
         )
         if plan.checkpoint is not None:
             plan.state = load_checkpoint(plan.checkpoint)
             plan.state["path"] = str(plan.checkpoint)
-        return _run(plan, epoch_hooks)
+        return _run_with_threads(plan, epoch_hooks)
 
 
 def _shareable(plan: RunPlan) -> dict[str, Any]:
@@ -154,6 +154,17 @@ def _static_train_batches(data_cfg: Any, compile_mode: str | None) -> Any:
     data_cfg = data_cfg.copy()
     data_cfg.drop_last = True
     return data_cfg
+
+
+def _run_with_threads(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
+    """:func:`_run` with ``trainer.num_threads`` applied for the run only: torch's thread
+    count is process-wide, and a caller's later work (or a test's reference run) must not
+    inherit it (float sums differ between thread counts)."""
+    threads = torch.get_num_threads()
+    try:
+        return _run(plan, epoch_hooks)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:

@@ -66,5 +66,6 @@ def test_a_real_two_job_sweep_ends_with_the_summary(tmp_path: Path) -> None:
     start = out.index("defcon-train: sweep done: 2 jobs in sw")
     assert [line.split()[:4] for line in out[start + 2:start + 4]] == [
         ["0", "resnet50_seed=0", "done", "1/1"], ["1", "resnet50_seed=1", "done", "1/1"]]
-    assert out[start + 4].endswith("defcon-report sw")
+    assert "scripts/bench_models.py" in out[start + 4]  # speed figures are load-dependent
+    assert out[start + 5].endswith("defcon-report sw")
     assert (tmp_path / "sw" / "1" / "tb" / "resnet50_seed=1").is_dir()  # the TB run name

@@ -94,7 +94,7 @@ def huge_batch(tmp: Path) -> list[str]:
     (missing, ["resume=", "no such run dir or checkpoint"]),  # item 10
     (long_name, ["hydra.run.dir=", "300 bytes long", "choose a shorter"]),  # item 12
     (many_workers, ["data.num_workers=100000 is invalid: must be <="]),  # item 12
-    (bad_override, ["trainer.epochs=abc", "could not be converted to Integer"]),  # item 13
+    (bad_override, ["trainer.epochs='abc' is invalid", "takes an integer"]),  # item 13
     (huge_batch, ["data.batch_size=100 is invalid", "data.drop_last=false"]),  # item 13
 ])
 def test_a_bad_start_creates_nothing(tmp_path: Path, args: Callable[[Path], list[str]], needles: list[str]) -> None:
