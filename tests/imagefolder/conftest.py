@@ -3,7 +3,6 @@ reliability and distributed tests importable (here and, via PYTHONPATH, in subpr
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -14,11 +13,6 @@ FOLDERS = [HERE, HERE.parent / "reliability", HERE.parent / "distributed", HERE.
 for folder in FOLDERS:
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
-
-#: environment of subprocess runs: the helpers importable, one thread per process
-ENV = {"PYTHONPATH": os.pathsep.join([*map(str, FOLDERS), os.environ.get("PYTHONPATH", "")]),
-       "OMP_NUM_THREADS": "1"}
-
 
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -6,10 +6,18 @@ or vertical by ``c // 3``, on noise; sizes vary a little so resizing and croppin
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from torchvision.io import encode_jpeg, write_file
+
+HERE = Path(__file__).resolve().parent
+#: folders of the test helpers (this one, the tiny nets of the reliability and distributed tests)
+FOLDERS = [HERE, HERE.parent / "reliability", HERE.parent / "distributed", HERE.parent / "cli"]
+#: environment of subprocess runs: the helpers importable, one thread per process
+ENV = {"PYTHONPATH": os.pathsep.join([*map(str, FOLDERS), os.environ.get("PYTHONPATH", "")]),
+       "OMP_NUM_THREADS": "1"}
 
 
 def class_image(label: int, generator: torch.Generator, height: int, width: int) -> torch.Tensor:

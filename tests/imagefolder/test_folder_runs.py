@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import run_module
-from conftest import ENV
 from hydra import compose, initialize_config_module
+from image_folder import ENV
 
 from defcon_exp.cli.compare import main as compare_main
 from defcon_exp.cli.inspect import main as inspect_main
