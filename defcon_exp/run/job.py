@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -25,6 +26,7 @@ from defcon_exp.engine.loop import NonFiniteLossError
 from defcon_exp.engine.preemption import TrainingInterrupted
 from defcon_exp.engine.run_dir import output_anchor, resume_run_dir
 from defcon_exp.engine.run_state import CheckpointWriteError, NonFiniteStateError
+from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.objective import epoch_hooks, sweeper_return
 from defcon_exp.run.train import train
 
@@ -62,8 +64,66 @@ def run_job(
     if multirun:
         stop_when_the_sweep_dies()
     where = "" if distributed.is_main() else f" (rank {distributed.rank()})"
-    try:
+    with contextlib.ExitStack() as held:
         explicit = bool(cfg.resume) and cfg.resume != "auto"
+        if distributed.is_main():  # before anything is logged or written into the dir
+            try:
+                _hold_and_record(held, cfg, output_dir, overrides, explicit and not multirun)
+            except _NotHeld as err:
+                _refused_without_the_lock(str(err), output_dir, job_num, multirun)
+        return _run_held(cfg, output_dir, job_num, overrides, multirun, explicit, where)
+
+
+class _NotHeld(Exception):
+    """The run dir's lock could not be taken: nothing may be written into the dir."""
+
+
+def _hold_and_record(held: contextlib.ExitStack, cfg: DictConfig, output_dir: Path,
+                     overrides: Sequence[str], explicit: bool) -> None:
+    """Take the job's run dir lock for the whole job (before Hydra's record or a log line
+    goes there: ``hydra.output_subdir`` is null), then write its ``.hydra/`` record
+    (:mod:`defcon_exp.run.record`): a fresh start's, or one resume entry; a finished or a
+    used dir (the plan refuses it) gets nothing."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from defcon_exp.run.plan import used_run_dir_error
+    from defcon_exp.run.record import append_resume, write_start_record
+
+    try:
+        run_dir = resume_run_dir(cfg.resume) if explicit else output_dir
+        held.enter_context(hold_run_dir(run_dir, create=not explicit))
+    except (ConfigError, ValueError, OSError) as err:
+        raise _NotHeld(str(err)) from None
+    if not HydraConfig.initialized():
+        return
+    auto = cfg.resume == "auto"
+    if explicit or (auto and (run_dir / "checkpoints" / "last.pt").is_file()):
+        if not (auto and (run_dir / "summary.json").is_file()):
+            append_resume(run_dir, overrides)
+    elif auto or used_run_dir_error(run_dir) is None:
+        write_start_record(run_dir, cfg, HydraConfig.instance().cfg, overrides)
+
+
+def _refused_without_the_lock(reason: str, output_dir: Path, job_num: int | None,
+                              multirun: bool) -> NoReturn:
+    """Another process holds the job's dir (or it cannot be locked): one line on stderr and
+    nothing logged into the dir (its ``train.log`` is the holder's)."""
+    for handler in list(logging.getLogger().handlers):  # Hydra's file handler: the holder's log
+        if isinstance(handler, logging.FileHandler):
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    if multirun:
+        message = f"job {job_num} ({output_dir}) was not run: {reason}"
+        print(f"defcon-train: error: {message}", file=sys.stderr, flush=True)
+        raise SweepJobError(f"defcon-train: error: {message}")
+    print(f"defcon-train: error: {reason}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def _run_held(cfg: DictConfig, output_dir: Path, job_num: int | None, overrides: Sequence[str],
+              multirun: bool, explicit: bool, where: str) -> dict[str, Any]:
+    """:func:`run_job` once the run dir's lock is held (rank 0)."""
+    try:
         if explicit and multirun:
             raise ConfigError(
                 f"resume={cfg.resume!r} is invalid with -m: resume one run at a time, or "

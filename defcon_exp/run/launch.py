@@ -287,6 +287,7 @@ def check_command_line(args: Sequence[str]) -> Any:
     from defcon_exp.run.override_checks import (
         check_group_choices,
         check_override_types,
+        check_running_sweep_jobs,
         check_used_sweep_dir,
     )
 
@@ -296,6 +297,7 @@ def check_command_line(args: Sequence[str]) -> Any:
     check_override_types(args)
     check_launcher(args)
     check_output_dirs(args)
+    check_running_sweep_jobs(args)
     check_used_sweep_dir(args)
     env = detect_distributed()
     if env is not None:

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.config import ConfigError
 
-__all__ = ["CHECKED_GROUPS", "check_group_choices", "check_override_types", "check_used_sweep_dir"]
+__all__ = ["CHECKED_GROUPS", "check_group_choices", "check_override_types", "check_running_sweep_jobs",
+           "check_used_sweep_dir"]
 
 #: our config groups whose option names are checked (hydra/* groups are Hydra's)
 CHECKED_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment",
@@ -133,3 +134,55 @@ def check_used_sweep_dir(args: Sequence[str]) -> None:
             "records); re-run the same command with resume=auto (skips finished jobs, resumes "
             "interrupted ones) or choose a new hydra.sweep.dir"
         )
+
+
+def _holder(job_dir: object) -> str | None:
+    """The holder (``pid N on HOST``) of ``job_dir``'s run-dir lock, or None when it is free.
+    Opens nothing for writing and creates nothing (no ``.lock``: no job ever ran there)."""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(os.path.join(str(job_dir), ".lock"),
+                     os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+    finally:
+        os.close(fd)  # also drops the probe's shared lock at once
+    return None
+
+
+def check_running_sweep_jobs(args: Sequence[str]) -> None:
+    """Refuse ``-m ... hydra.sweep.dir=DIR`` while a job of DIR still runs (its run-dir lock is
+    held), before Hydra writes DIR's ``multirun.yaml``: one line naming the job and its holder.
+    A job that starts after this check is still protected: each job takes its own lock before
+    anything is written into its dir (:func:`defcon_exp.run.job.run_job`). Searches are left to
+    their study lock (one sweeper per study)."""
+    from pathlib import Path
+
+    if not any(a in ("-m", "--multirun") for a in args):
+        return
+    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+    if "hparams_search" in values or "hydra/sweeper" in values:
+        return
+    given = values.get("hydra.sweep.dir")
+    if not given or "${" in given:
+        return
+    sweep = Path(given).expanduser()
+    try:
+        jobs = sorted((p for p in sweep.iterdir() if p.is_dir() and not p.is_symlink()),
+                      key=lambda p: (len(p.name), p.name))
+    except OSError:
+        return
+    for job in jobs:
+        holder = _holder(job)
+        if holder is not None:
+            raise ConfigError(
+                f"hydra.sweep.dir={given} is invalid now: run dir {job.absolute()} of its job "
+                f"{job.name} is in use by another process ({holder}); wait for the running sweep "
+                "to end or stop it, then run the same command again (resume=auto continues it)"
+            )
