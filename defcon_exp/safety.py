@@ -24,15 +24,17 @@ import importlib
 import inspect
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 __all__ = [
     "ALLOWED_TARGETS",
     "CODE_KEYS",
+    "HYDRA_ALLOWED_TARGETS",
     "TRUSTED_MODELS_ENV",
     "UnsafeConfigError",
     "allowed_targets",
+    "check_hydra_node",
     "check_no_code",
     "trusted_model_builder",
     "trusted_model_builders",
@@ -56,6 +58,29 @@ ALLOWED_TARGETS: dict[str, str] = {
     "model._target_": "defcon_exp.models.cifar_resnet50",
     "optim._target_": "defcon_exp.engine.optim.build_optimizer",
     "scheduler._target_": "defcon_exp.engine.schedulers.build_schedulers",
+}
+
+#: the only call keys of Hydra's own node (``*``: any one key), whichever preset or override set
+#: them: Hydra instantiates its callbacks, launcher and sweeper from there before a job runs.
+#: Our callbacks; the launchers of ``conf/hydra/launcher/`` (basic, joblib, submitit); the basic
+#: sweeper and ours (whose own node, sampler and pruner included, ``check_sweeper_node`` checks:
+#: it never instantiates them, ``_recursive_: false``).
+HYDRA_ALLOWED_TARGETS: dict[str, tuple[Any, ...]] = {
+    "hydra.callbacks.*._target_": (
+        "defcon_exp.run.sweep_checks.SweeperGuard",
+        "defcon_exp.run.sweep_summary.SweepSummary",
+    ),
+    "hydra.launcher._target_": (
+        "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+        "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+    ),
+    "hydra.sweeper._target_": (
+        "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+        "hydra_plugins.defcon_optuna_sweeper.optuna_sweeper.DefconOptunaSweeper",
+    ),
+    "hydra.sweeper._recursive_": (False,),
 }
 
 
@@ -150,27 +175,64 @@ def _code_keys(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return found
 
 
-def check_no_code(container: Any, source: str, prefix: str = "") -> None:
-    """Refuse a config that names code to call anywhere but :data:`ALLOWED_TARGETS`.
+def _allowed_for(allowed: Mapping[str, Collection[Any]], key: str) -> Collection[Any]:
+    """The values ``allowed`` lists for the dotted ``key`` (a ``*`` part matches any one part)."""
+    if key in allowed:
+        return allowed[key]
+    parts = key.split(".")
+    for pattern, values in allowed.items():
+        wanted = pattern.split(".")
+        if len(wanted) == len(parts) and all(w in ("*", p) for w, p in zip(wanted, parts, strict=True)):
+            return values
+    return ()
+
+
+def check_no_code(
+    container: Any,
+    source: str,
+    prefix: str = "",
+    allowed: Mapping[str, Collection[Any]] | None = None,
+) -> None:
+    """Refuse a config that names code to call anywhere but :data:`ALLOWED_TARGETS` (or the
+    key -> values table ``allowed``, keys with ``*`` parts: :data:`HYDRA_ALLOWED_TARGETS`).
 
     ``prefix``: the dotted place of ``container`` in the whole config (``"model."`` for the
     model group alone).
 
     Raises:
-        UnsafeConfigError: one line naming the key, its value and ``source`` (the file).
+        UnsafeConfigError: one line naming the key, its value, ``source`` (the file) and what
+            is allowed there.
     """
     if hasattr(container, "_metadata"):  # an OmegaConf node
         from omegaconf import OmegaConf
 
         container = OmegaConf.to_container(container, resolve=False)
-    allowed = allowed_targets()
+    table = allowed_targets() if allowed is None else allowed
     for key, value in _code_keys(container, prefix):
-        if value not in allowed.get(key, ()):
+        values = _allowed_for(table, key)
+        if isinstance(value, (dict, list)) or value not in values:
+            if allowed is None:
+                raise UnsafeConfigError(
+                    f"{key}={str(value)[:80]!r} in {source} was refused: a config may not name code "
+                    f"to call (allowed: {', '.join(f'{k}={v}' for k, v in ALLOWED_TARGETS.items())}, "
+                    f"and model builders listed in ${TRUSTED_MODELS_ENV}); nothing from it was run"
+                )
+            choices = ", ".join(map(str, values)) if values else "none: remove the key"
             raise UnsafeConfigError(
-                f"{key}={str(value)[:80]!r} in {source} was refused: a config may not name code "
-                f"to call (allowed: {', '.join(f'{k}={v}' for k, v in ALLOWED_TARGETS.items())}, "
-                f"and model builders listed in ${TRUSTED_MODELS_ENV}); nothing from it was run"
+                f"{key}={str(value)[:80]!r} in {source} was refused: a config may name only "
+                f"known code there (allowed for {key}: {choices}); nothing from it was run"
             )
+
+
+def check_hydra_node(hydra_node: Any, source: str) -> None:
+    """Refuse a call key in Hydra's own node (``hydra.callbacks.*``, ``hydra.launcher``,
+    ``hydra.sweeper`` and anywhere else below ``hydra``) that :data:`HYDRA_ALLOWED_TARGETS`
+    does not list, before Hydra instantiates anything from it.
+
+    Raises:
+        UnsafeConfigError: one line naming the key, its value and the allowed values.
+    """
+    check_no_code(hydra_node, source, "hydra.", HYDRA_ALLOWED_TARGETS)
 
 
 def without_code_keys(node: Mapping[str, Any], group: str) -> dict[str, Any]:

@@ -284,6 +284,7 @@ def check_command_line(args: Sequence[str]) -> Any:
     Raises:
         ConfigError: naming the argument and the fix.
     """
+    from defcon_exp.run.hydra_code import check_hydra_code
     from defcon_exp.run.override_checks import (
         check_group_choices,
         check_override_types,
@@ -299,6 +300,7 @@ def check_command_line(args: Sequence[str]) -> Any:
     check_output_dirs(args)
     check_running_sweep_jobs(args)
     check_used_sweep_dir(args)
+    check_hydra_code(args)
     env = detect_distributed()
     if env is not None:
         check_distributed_args(args)
