@@ -26,9 +26,20 @@ try:  # Hydra >= 1.2
 except ImportError:  # pragma: no cover
     Callback = object  # type: ignore[assignment,misc]
 
-__all__ = ["SWEEPER_CLASS", "SearchStopped", "SweeperGuard", "check_search_keys", "check_space_values",
-           "check_storage", "check_stored_study", "check_study_free", "check_sweeper_node",
-           "hold_study_lock"]
+__all__ = [
+    "SWEEPER_CLASS",
+    "SearchStopped",
+    "StudyLock",
+    "SweeperGuard",
+    "check_search_keys",
+    "check_space_values",
+    "check_storage",
+    "check_stored_study",
+    "check_study_file",
+    "check_study_free",
+    "check_sweeper_node",
+    "hold_study_lock",
+]
 
 SWEEPER_CLASS = "hydra_plugins.defcon_optuna_sweeper.optuna_sweeper.DefconOptunaSweeper"
 #: the keys of ``hydra.sweeper`` (conf/hydra/sweeper/optuna.yaml)
@@ -98,9 +109,11 @@ def check_counts(n_trials: Any, n_jobs: Any, max_failure_rate: Any) -> None:
         )
 
 
-def check_storage(url: str, sweep_dir: Path) -> Path | None:
+def check_storage(url: str, sweep_dir: Path, check_file: bool = True) -> Path | None:
     """Refuse a storage URL Optuna cannot use or must not write; returns the SQLite file (None
-    for a server database). Nothing is created or opened for writing."""
+    for a server database). Nothing is created or opened for writing. ``check_file=False``:
+    an existing file is checked later (:func:`check_study_file`, once the study lock is held:
+    another sweeper may be writing it)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -122,14 +135,11 @@ def check_storage(url: str, sweep_dir: Path) -> Path | None:
         raise ConfigError(f"{key} is invalid: an in-memory database loses the study and the trials "
                           "cannot reach it; give a file, sqlite:///<path>.db")
     path = Path(parsed.database).expanduser().absolute()
-    from defcon_exp.analysis.study_file import study_file_problem
     from defcon_exp.run.launch import check_writable_folder
 
     if path.exists():
-        problem = study_file_problem(path)
-        if problem is not None:
-            raise ConfigError(f"{key} is invalid: {path} {problem}; choose another file (or move "
-                              "this one away)")
+        if check_file:
+            check_study_file(path, url)
     elif not path.parent.is_dir() and not path.parent.is_relative_to(sweep_dir):
         raise ConfigError(f"{key} is invalid: the folder {path.parent} does not exist; create it "
                           "or choose another file")
@@ -139,6 +149,18 @@ def check_storage(url: str, sweep_dir: Path) -> Path | None:
         raise ConfigError(f"{key} is invalid: the folder {path.parent} is not writable (the study "
                           "is written there); choose another file") from None
     return path
+
+
+def check_study_file(path: Path, url: str) -> None:
+    """An existing SQLite file must be an Optuna study (read only, nothing written)."""
+    from defcon_exp.analysis.study_file import study_file_problem
+
+    if not path.exists():
+        return
+    problem = study_file_problem(path)
+    if problem is not None:
+        raise ConfigError(f"hydra.sweeper.storage={url!r} is invalid: {path} {problem}; choose "
+                          "another file (or move this one away)")
 
 
 def check_search_keys(space: Mapping[str, Any], fixed: Mapping[str, str],
@@ -261,8 +283,9 @@ def _busy(fd: int, path: Path, where: str) -> ConfigError:
 
 
 def check_study_free(path: Path, where: str) -> None:
-    """Refuse early (before the slower checks) when another sweeper holds the study's lock;
-    creates nothing (an absent lock file means no sweeper ever ran here)."""
+    """Whether another sweeper holds the study's lock (a probe for tools and tests; creates
+    nothing). The sweeper itself takes the lock at once (:class:`StudyLock`): a probe followed
+    by a take would let two sweepers started together both pass the probe."""
     import fcntl
 
     try:
@@ -276,27 +299,80 @@ def check_study_free(path: Path, where: str) -> None:
     os.close(fd)  # drops the probe's shared lock
 
 
+class StudyLock:
+    """One sweeper per study: an exclusive ``flock`` on ``path`` (beside the study), taken in one
+    step (``LOCK_EX | LOCK_NB`` on the opened file, never probe-then-take) and held until
+    :meth:`release`; the kernel drops it when the holder dies. Forked children (DataLoader
+    workers of a trial run in this process) close their copy, so they never keep it.
+
+    :meth:`acquire` creates the lock file (and its missing folders) when needed and remembers
+    what it created, so a sweeper that then refuses (a later check) removes them again while it
+    still holds the lock; a lock file unlinked that way is never held by anyone else, because
+    every acquirer checks that the file it locked is still the one at ``path``."""
+
+    def __init__(self, path: Path, where: str) -> None:
+        self.path, self.where = Path(path), where
+        self.held: list[int] = []  # emptied on release: the fork hook never closes a reused fd
+        self.created: list[Path] = []
+
+    def acquire(self) -> StudyLock:
+        """Take the lock now, or raise the one-line busy :class:`ConfigError`."""
+        import fcntl
+
+        missing = []
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.created = list(missing)  # innermost first
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        while True:
+            try:
+                fd, new = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o666), True
+            except FileExistsError:
+                try:
+                    fd, new = os.open(self.path, flags), False
+                except FileNotFoundError:  # removed meanwhile by a refusing holder: again
+                    continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _busy(fd, self.path, self.where) from None
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # we locked a file a refusing holder had just unlinked: take the new one
+        if new:
+            self.created.insert(0, self.path)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        self.held.append(fd)
+        os.register_at_fork(after_in_child=lambda: _close_held(self.held))
+        return self
+
+    def release(self, remove_created: bool = False) -> None:
+        """Drop the lock; with ``remove_created``, first remove the lock file and the folders
+        :meth:`acquire` created (a sweeper that refused: it leaves nothing behind)."""
+        if remove_created and self.held:
+            for created in self.created:
+                with contextlib.suppress(OSError):
+                    created.unlink() if created == self.path else created.rmdir()
+        self.created = []
+        _close_held(self.held)
+
+
 @contextlib.contextmanager
 def hold_study_lock(path: Path, where: str) -> Iterator[None]:
-    """One sweeper per study: an exclusive ``flock`` on ``path`` (beside the study) for the
-    ``with`` block; the kernel drops it when the holder dies. Forked children (DataLoader
-    workers of a trial run in this process) close their copy, so they never keep it."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise _busy(fd, path, where) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-    held = [fd]  # emptied on release: the fork hook must never close a reused fd number
-    os.register_at_fork(after_in_child=lambda: _close_held(held))
+    """:class:`StudyLock` on ``path`` for the ``with`` block."""
+    lock = StudyLock(path, where).acquire()
     try:
         yield
     finally:
-        _close_held(held)
+        lock.release()
 
 
 def _close_held(held: list[int]) -> None:

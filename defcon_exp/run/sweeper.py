@@ -45,15 +45,15 @@ from defcon_exp.run.optuna_objects import (
 )
 from defcon_exp.run.sweep_checks import (
     SearchStopped,
+    StudyLock,
     check_counts,
     check_search_keys,
     check_space_values,
     check_storage,
     check_stored_study,
-    check_study_free,
+    check_study_file,
     check_sweeper_node,
     compare_stored_study,
-    hold_study_lock,
 )
 
 log = logging.getLogger(__name__)
@@ -162,14 +162,22 @@ class OptunaSweeperImpl:
                 "(docs/search.md)"
             )
         self.storage_url = self.storage or f"sqlite:///{self.sweep_dir / 'optuna.db'}"
-        self.db = check_storage(self.storage_url, self.sweep_dir)
+        self.db = check_storage(self.storage_url, self.sweep_dir, check_file=False)
         self.where = f"{self.study_name!r} in {self.storage_url}"
-        self.lock = self.db.with_name(self.db.name + ".lock") if self.db else self.sweep_dir / ".study.lock"
-        check_study_free(self.lock, self.where)
-        self.sampler = build_sampler(self.sampler_spec, grid_values(space) if self._is_grid() else None)
-        self.pruner = build_pruner(self.pruner_spec if len(wanted) == 1 else None)
-        check_stored_study(self.db, self.study_name, names, wanted, self.where)
-        check_space_values(space, texts, [f"{k}={v}" for k, v in fixed.items()], self._compose)
+        path = self.db.with_name(self.db.name + ".lock") if self.db else self.sweep_dir / ".study.lock"
+        # one step, kept for the whole search: of two sweepers started together exactly one
+        # gets it; the other is refused before it reads a study the first may be writing
+        self.lock = StudyLock(path, self.where).acquire()
+        try:
+            if self.db is not None:
+                check_study_file(self.db, self.storage_url)
+            self.sampler = build_sampler(self.sampler_spec, grid_values(space) if self._is_grid() else None)
+            self.pruner = build_pruner(self.pruner_spec if len(wanted) == 1 else None)
+            check_stored_study(self.db, self.study_name, names, wanted, self.where)
+            check_space_values(space, texts, [f"{k}={v}" for k, v in fixed.items()], self._compose)
+        except BaseException:
+            self.lock.release(remove_created=True)  # a refusal leaves nothing behind
+            raise
         return names, wanted, space, fixed
 
     def _is_grid(self) -> bool:
@@ -203,12 +211,14 @@ class OptunaSweeperImpl:
         ]
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
-        names, wanted, space, fixed = self._preflight(arguments)
-        with hold_study_lock(self.lock, self.where):
+        names, wanted, space, fixed = self._preflight(arguments)  # takes the study lock
+        try:
             study = self._study(names, wanted)
             study.set_user_attr("objectives", names)
             study.set_user_attr("fixed_overrides", sorted(f"{k}={v}" for k, v in fixed.items()))
             return self._trials(study, space, fixed, prune=len(wanted) == 1)
+        finally:
+            self.lock.release()
 
     def _trials(self, study: optuna.Study, space: Mapping[str, Any], fixed: Mapping[str, str],
                 prune: bool) -> list[JobReturn]:
