@@ -35,7 +35,8 @@ def test_train_resume_eval_write_the_run_files(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert not (tmp_path / "outputs").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
-    assert list((run_dir / ".hydra").glob("resume-*/overrides.yaml"))
+    resumes = yaml.safe_load((run_dir / ".hydra" / "resumes.yaml").read_text())  # the start's record is kept
+    assert [r["overrides"] for r in resumes] == [[f"resume={run_dir}", "trainer.epochs=2"]]
     assert yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())["trainer"]["epochs"] == 1
     assert "resumed from epoch 1" in (run_dir / "train.log").read_text()
     effective = yaml.safe_load((run_dir / "config.yaml").read_text())
