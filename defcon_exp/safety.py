@@ -82,6 +82,12 @@ HYDRA_ALLOWED_TARGETS: dict[str, tuple[Any, ...]] = {
     ),
     "hydra.sweeper._recursive_": (False,),
 }
+#: the handler, formatter and filter classes Hydra's logging configs may name (``class``)
+LOGGING_CLASSES = ("logging.StreamHandler", "logging.FileHandler", "logging.NullHandler",
+                   "logging.handlers.RotatingFileHandler", "logging.handlers.WatchedFileHandler",
+                   "logging.Formatter")
+#: the ``ext://`` objects they may name (the streams)
+LOGGING_EXT = ("ext://sys.stdout", "ext://sys.stderr")
 
 
 _DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
@@ -233,6 +239,32 @@ def check_hydra_node(hydra_node: Any, source: str) -> None:
         UnsafeConfigError: one line naming the key, its value and the allowed values.
     """
     check_no_code(hydra_node, source, "hydra.", HYDRA_ALLOWED_TARGETS)
+    for name in ("job_logging", "hydra_logging"):  # logging.config.dictConfig imports these
+        for key, value in _logging_code(hydra_node.get(name), f"hydra.{name}."):
+            ext = isinstance(value, str) and value.startswith("ext://")
+            values = LOGGING_EXT if ext else LOGGING_CLASSES if key.endswith(".class") else ()
+            if value not in values:
+                choices = ", ".join(values) if values else "none: remove the key"
+                raise UnsafeConfigError(
+                    f"{key}={str(value)[:80]!r} in {source} was refused: a logging config may name "
+                    f"only known code there (allowed for {key}: {choices}); nothing from it was run"
+                )
+
+
+def _logging_code(node: Any, prefix: str) -> list[tuple[str, Any]]:
+    """Every ``(dotted key, value)`` of a dictConfig ``node`` that imports or calls code: a
+    ``()`` factory, a ``class``, an ``ext://`` object (any depth)."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if str(key) in ("()", "class") or (isinstance(value, str) and value.startswith("ext://")):
+                found.append((dotted, value))
+            found += _logging_code(value, f"{dotted}.")
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            found += _logging_code(value, f"{prefix}{index}.")
+    return found
 
 
 def without_code_keys(node: Mapping[str, Any], group: str) -> dict[str, Any]:

@@ -97,3 +97,41 @@ def test_a_nested_call_key_below_an_allowed_target_is_refused() -> None:
     with pytest.raises(UnsafeConfigError, match=r"hydra\.callbacks\.x\._partial_='True'"):
         check_hydra_node({"callbacks": {"x": {"_target_": "defcon_exp.run.sweep_summary.SweepSummary",
                                               "_partial_": True}}}, "test")
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), [
+    ("hydra.job_logging.handlers.x.()", "os.system", "none: remove the key"),
+    ("hydra.job_logging.handlers.console.class", "antigravity.Fly", "logging.StreamHandler"),
+    ("hydra.hydra_logging.formatters.simple.class", "os.system", "logging.Formatter"),
+    ("hydra.job_logging.handlers.console.stream", "ext://os.system", "ext://sys.stdout"),
+])
+def test_logging_configs_name_only_logging_code(key: str, value: str, allowed: str) -> None:
+    """logging.config.dictConfig imports a ``class``, calls a ``()`` factory and imports an
+    ``ext://`` object: Hydra's logging nodes may name only the logging module's own."""
+    node: dict = {}
+    parts = key.split(".")[1:]
+    leaf = node
+    for part in parts[:-1]:
+        leaf = leaf.setdefault(part, {})
+    leaf[parts[-1]] = value
+    with pytest.raises(UnsafeConfigError, match=rf"^{key.replace('(', '[(]').replace(')', '[)]')}="
+                                                rf"'{value}' in test was refused: .*{allowed}"):
+        check_hydra_node(node, "test")
+
+
+def test_a_logging_preset_naming_code_is_refused_before_it_runs(tmp_path: Path) -> None:
+    """A shared ``hydra/job_logging`` preset whose handler is a ``()`` factory (the override
+    grammar cannot spell ``()``, a preset can)."""
+    pwned = tmp_path / "PWNED"
+    presets = tmp_path / "presets" / "hydra" / "job_logging"
+    presets.mkdir(parents=True)
+    (presets / "evil.yaml").write_text(
+        f"version: 1\nhandlers:\n  x:\n    (): pathlib.Path.touch\n    self: {pwned}\n"
+        "root:\n  handlers: [x]\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    result = defcon_train(work, "--config-dir", str(tmp_path / "presets"), "hydra/job_logging=evil")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("defcon-train: error: hydra.job_logging.handlers.x.()='pathlib.Path.touch'")
+    assert not pwned.exists() and not any(work.iterdir())
