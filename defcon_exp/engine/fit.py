@@ -1,11 +1,12 @@
 """A whole run: epochs, evaluation, plateau, epoch hooks, checkpoints, records, summary.
 
-The parts, one job each: :mod:`~defcon_exp.engine.run_state` (checkpoint payload, finite
-check, restore), :mod:`~defcon_exp.engine.records` (CSV, TensorBoard, summary),
-:mod:`~defcon_exp.engine.preemption` (SIGTERM/SIGINT stop cleanly with a checkpoint), and
-epoch hooks (:mod:`~defcon_exp.engine.hooks`) passed in by the caller. Resuming skips the
-interrupted epoch's finished batches (the data order is a pure function of seed and epoch)
-and restores the RNG states, so it is exact.
+The parts, one job each: :mod:`~defcon_exp.engine.fit_parts` (the run's objects, built from
+``fit``'s arguments, and the mid-epoch save), :mod:`~defcon_exp.engine.run_state`
+(checkpoint payload, finite check, restore), :mod:`~defcon_exp.engine.records` (CSV,
+TensorBoard, summary), :mod:`~defcon_exp.engine.preemption` (SIGTERM/SIGINT stop cleanly
+with a checkpoint), and epoch hooks (:mod:`~defcon_exp.engine.hooks`) passed in by the
+caller. Resuming skips the interrupted epoch's finished batches (the data order is a pure
+function of seed and epoch) and restores the RNG states, so it is exact.
 """
 
 from __future__ import annotations
