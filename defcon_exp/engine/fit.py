@@ -1,11 +1,12 @@
 """A whole run: epochs, evaluation, plateau, epoch hooks, checkpoints, records, summary.
 
-The parts, one job each: :mod:`~defcon_exp.engine.run_state` (checkpoint payload, finite
-check, restore), :mod:`~defcon_exp.engine.records` (CSV, TensorBoard, summary),
-:mod:`~defcon_exp.engine.preemption` (SIGTERM/SIGINT stop cleanly with a checkpoint), and
-epoch hooks (:mod:`~defcon_exp.engine.hooks`) passed in by the caller. Resuming skips the
-interrupted epoch's finished batches (the data order is a pure function of seed and epoch)
-and restores the RNG states, so it is exact.
+The parts, one job each: :mod:`~defcon_exp.engine.fit_parts` (the run's objects, built from
+``fit``'s arguments, and the mid-epoch save), :mod:`~defcon_exp.engine.run_state`
+(checkpoint payload, finite check, restore), :mod:`~defcon_exp.engine.records` (CSV,
+TensorBoard, summary), :mod:`~defcon_exp.engine.preemption` (SIGTERM/SIGINT stop cleanly
+with a checkpoint), and epoch hooks (:mod:`~defcon_exp.engine.hooks`) passed in by the
+caller. Resuming skips the interrupted epoch's finished batches (the data order is a pure
+function of seed and epoch) and restores the RNG states, so it is exact.
 """
 
 from __future__ import annotations
@@ -22,28 +23,17 @@ import torch
 from torch import nn
 
 from defcon_exp.engine import distributed
-from defcon_exp.engine.ema import build_ema
+from defcon_exp.engine.fit_parts import FitParts
 from defcon_exp.engine.fit_settings import FitSettings, Loaders, epoch_line, monitor_value
 from defcon_exp.engine.hooks import EpochHook, StopRun
 from defcon_exp.engine.keep import apply_keep_policy
-from defcon_exp.engine.loop import (
-    EpochPosition,
-    NonFiniteLossError,
-    StepContext,
-    StopRequested,
-    evaluate,
-    train_one_epoch,
-)
+from defcon_exp.engine.loop import NonFiniteLossError, StopRequested, evaluate, train_one_epoch
 from defcon_exp.engine.metrics import METRIC_NAMES
-from defcon_exp.engine.mixing import build_mixer
-from defcon_exp.engine.precision import grad_scaler
 from defcon_exp.engine.preemption import TrainingInterrupted, requeue_signal, stop_on_signals
-from defcon_exp.engine.progress import epoch_bar, logging_through_bars, progress_enabled
-from defcon_exp.engine.records import NullRecords, Records, epoch_row, summary_payload
-from defcon_exp.engine.run_state import RunState, RunStateStore
+from defcon_exp.engine.progress import logging_through_bars
+from defcon_exp.engine.records import epoch_row, summary_payload
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 from defcon_exp.models.resnet import count_parameters
-from defcon_exp.rates import count_text
 
 __all__ = [
     "FitSettings",
@@ -91,10 +81,9 @@ def fit(
     if resume_state is not None:
         run.state = run.store.restore(resume_state, run.state.split)
         run.log_resumed()
-    bars = progress_enabled(settings.progress) and distributed.is_main()
-    with stop_on_signals(settings.handle_signals) as signal_received, logging_through_bars(bars):
+    with stop_on_signals(settings.handle_signals) as received, logging_through_bars(run.show):
         # distributed: a tiny collective every log interval, so all ranks stop at the same step
-        agreement = distributed.SignalAgreement(signal_received, max(1, settings.log_every_n_steps))
+        agreement = distributed.SignalAgreement(received, max(1, settings.log_every_n_steps))
         run.open(resume_state is not None, agreement)
         try:
             return run.epochs(epoch_hooks)
@@ -102,123 +91,9 @@ def fit(
             run.close()
 
 
-class _Fit:
-    """The state and parts of one :func:`fit` call."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        schedule: LRSchedule,
-        plateau: Plateau | None,
-        loaders: Loaders,
-        device: torch.device,
-        run_dir: Path,
-        settings: FitSettings,
-    ) -> None:
-        self.model, self.loaders, self.device, self.settings = model, loaders, device, settings
-        self.plateau, self.run_dir = plateau, run_dir
-        self.main = distributed.is_main()
-        self.reduce = distributed.all_reduce if distributed.is_active() else None
-        self.num_params = count_parameters(model)
-        self.ema = build_ema(model, settings.ema)
-        self.select = settings.ema.select if self.ema is not None else "raw"
-        self.store = RunStateStore(
-            model,
-            optimizer,
-            schedule,
-            plateau,
-            grad_scaler(settings.precision, device),
-            run_dir / "checkpoints",
-            identity={
-                "config": settings.config,
-                "model_name": settings.model_name,
-                "num_classes": loaders.num_classes,
-                "num_params": self.num_params,
-            },
-            write=self.main,
-            ema=self.ema,
-            weights=self.select,
-        )
-        self.state = RunState(split="val" if loaders.val is not None else "test")
-        self.eval_loader = loaders.val if loaders.val is not None else loaders.test
-        self.t_start = time.perf_counter()
-
-    def log_resumed(self) -> None:
-        position = self.state.position
-        log.info(
-            "resumed from epoch %d%s (global step %d) in %s",
-            self.state.epoch,
-            f" + {count_text(int(position['batches_done']), 'batch')}" if position else "",
-            self.state.global_step,
-            self.run_dir,
-        )
-
-    def open(self, resumed: bool, received: distributed.SignalAgreement) -> None:
-        """Open the records and the step context (after the states are restored)."""
-        if self.main:
-            self.store.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        self.records = (
-            Records(
-                self.run_dir,
-                self.state.epoch if resumed else None,
-                self.state.global_step,
-                self.settings.tb_name,
-            )
-            if self.main
-            else NullRecords()
-        )
-        self.received = received
-        self.show = progress_enabled(self.settings.progress) and self.main
-        self.ebar = epoch_bar(self.state.epoch, self.settings.epochs, self.show)
-        s = self.settings
-        self.ctx = StepContext(
-            self.forward_model,
-            self.store.optimizer,
-            self.store.schedule,
-            self.plateau,
-            self.store.scaler,
-            self.device,
-            precision=s.precision,
-            channels_last=s.channels_last,
-            grad_clip_norm=s.grad_clip_norm,
-            log_every_n_steps=max(1, s.log_every_n_steps),
-            progress=self.show,
-            stop_requested=lambda: received.at_step() is not None,
-            checkpoint_every_n_steps=max(0, s.checkpoint_every_n_steps),
-            all_reduce=self.reduce,
-            label_smoothing=s.label_smoothing,
-            accumulate_grad_batches=s.accumulate_grad_batches,
-            mixer=build_mixer(s.mix, s.seed),
-            ema=self.ema,
-        )
-
-    def close(self) -> None:
-        self.ebar.close()
-        self.records.close()
-
-    def wall(self) -> float:
-        return self.state.wall_before + time.perf_counter() - self.t_start
-
-    def save_position(self, where: EpochPosition) -> Path:
-        """A full mid-epoch checkpoint at ``where`` (periodic, or before a signal stop)."""
-        self.state.global_step = where.global_step
-        where.metrics = distributed.reduce_metric_state(where.metrics)  # the global running sums
-        position = {"batches_done": where.batches_done, "metrics": where.metrics}
-        epoch_done, self.state.epoch = self.state.epoch, where.epoch
-        try:
-            payload = self.store.payload(self.state, self.wall(), True, position)
-        finally:
-            self.state.epoch = epoch_done
-        return self.store.save("last.pt", payload)
-
-    def interrupted(self, signum: int, ckpt: Path, where: str) -> TrainingInterrupted:
-        message = (
-            f"{signal.Signals(signum).name} received: stopped {where} and saved {ckpt}; "
-            f"resume with: defcon-train resume={self.run_dir}"
-        )
-        log.warning("%s", message)
-        return TrainingInterrupted(message, signum, ckpt)
+class _Fit(FitParts):
+    """The procedure of one :func:`fit` call: epochs, evaluation, end-of-epoch bookkeeping,
+    the test and the summary (its objects: :class:`~defcon_exp.engine.fit_parts.FitParts`)."""
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One training epoch (continuing a mid-epoch checkpoint); its metrics."""
@@ -260,26 +135,17 @@ class _Fit:
     def evaluate(self, loader: Any) -> dict[str, float]:
         """The raw weights' metrics; with EMA also the averaged weights' as ``ema_<name>``."""
         s = self.settings
-        metrics = evaluate(
-            self.forward_model,
-            loader,
-            self.device,
-            s.precision,
-            s.channels_last,
-            self.reduce,
-            static_shapes=s.static_shapes,
-        )
-        if self.ema is not None:
-            distributed.broadcast_buffers(self.ema.module)  # rank 0's averaged statistics
-            averaged = evaluate(
-                self.ema.module,
-                loader,
-                self.device,
-                s.precision,
-                s.channels_last,
-                self.reduce,
+
+        def metrics_of(model: nn.Module) -> dict[str, float]:
+            return evaluate(  # looked up here, at the call: tests replace this module's evaluate
+                model, loader, self.device, s.precision, s.channels_last, self.reduce,
                 static_shapes=s.static_shapes,
             )
+
+        metrics = metrics_of(self.forward_model)
+        if self.ema is not None:
+            distributed.broadcast_buffers(self.ema.module)  # rank 0's averaged statistics
+            averaged = metrics_of(self.ema.module)
             metrics.update({f"ema_{name}": averaged[name] for name in METRIC_NAMES})
         return metrics
 
@@ -396,10 +262,7 @@ class _Fit:
             apply_keep_policy(self.settings.keep_checkpoints, self.store.ckpt_dir, slim, self.store.save)
         log.info(
             "test top1 %.2f top5 %.2f loss %.4f (%d images) | summary: %s",
-            test["top1"],
-            test["top5"],
-            test["loss"],
-            test["count"],
+            *(test[name] for name in ("top1", "top5", "loss", "count")),
             self.run_dir / "summary.json",
         )
         return summary

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from defcon_exp.engine.ema import WeightEMA
 from defcon_exp.engine.metrics import MetricAccumulator
@@ -23,6 +23,11 @@ from defcon_exp.engine.mixing import Mixer
 from defcon_exp.engine.precision import autocast
 from defcon_exp.engine.progress import batch_bar
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
+
+#: ``on_log(global_step, {"train/loss_step": ..., "train/lr": ...})`` of a log interval
+LogFn = Callable[[int, dict[str, float]], None]
+#: ``on_checkpoint(position)``: a mid-epoch checkpoint is due
+CheckpointFn = Callable[["EpochPosition"], None]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -117,91 +122,131 @@ def train_one_epoch(
         NonFiniteLossError: naming the first step whose loss was NaN/Inf.
         StopRequested: ``ctx.stop_requested()`` became true; carries the :class:`EpochPosition`.
     """
-    model, device = ctx.model, ctx.device
-    model.train()
-    criterion = nn.CrossEntropyLoss(label_smoothing=ctx.label_smoothing)
-    epoch_metrics = MetricAccumulator(device)
+    ctx.model.train()
+    run = _EpochRun(ctx, epoch, global_step)
     if resume_metrics is not None:
-        epoch_metrics.load_state_dict(resume_metrics)
-    interval_loss = torch.zeros((), dtype=torch.float64, device=device)
-    interval_count = 0
-    step_on_device = torch.full((), global_step, dtype=torch.int64, device=device)
-    first_bad_step = torch.full((), -1, dtype=torch.int64, device=device)
-    lrs = _apply_lr(ctx, global_step)
-    group_images = 0  # images in the open accumulation group
-
-    batches: Iterable = loader
-    if start_batch > 0:
-        batches = itertools.islice(loader, start_batch, None)
+        run.metrics.load_state_dict(resume_metrics)
+    batches = itertools.islice(loader, start_batch, None) if start_batch > 0 else loader
     bar = batch_bar(batches, num_batches - start_batch, f"epoch {epoch + 1}", ctx.progress)
-    image_format = torch.channels_last if ctx.channels_last else torch.preserve_format
     for batch_idx, (images, labels) in enumerate(bar, start=start_batch):
-        images = images.to(device, non_blocking=True, memory_format=image_format)
-        labels = labels.to(device, non_blocking=True)
         last_batch = batch_idx + 1 == num_batches
+        if not run.train_batch(images, labels, batch_idx, last_batch):
+            continue  # the accumulation group is still open
+        if run.global_step % ctx.log_every_n_steps == 0 or last_batch:
+            run.read_back(batch_idx, bar, on_log)
+        run.pause_if_due(batch_idx, last_batch, on_checkpoint)
+    return run.finish(num_batches)
+
+
+class _EpochRun:
+    """The running state of one :func:`train_one_epoch` call.
+
+    It stays on the device between log intervals — the epoch's metric sums (``Tensor[M]``,
+    :class:`MetricAccumulator`), the interval's loss sum (float64 ``Tensor[]``), the global
+    step (int64 ``Tensor[]``) and the first step with a non-finite loss (int64 ``Tensor[]``,
+    -1: none) — so a batch costs no host sync.
+    """
+
+    def __init__(self, ctx: StepContext, epoch: int, global_step: int) -> None:
+        self.ctx, self.epoch, self.global_step = ctx, epoch, global_step
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=ctx.label_smoothing)
+        self.metrics = MetricAccumulator(ctx.device)
+        self.interval_loss = torch.zeros((), dtype=torch.float64, device=ctx.device)
+        self.interval_count = 0  # batches summed into interval_loss
+        self.step_on_device = torch.full((), global_step, dtype=torch.int64, device=ctx.device)
+        self.first_bad_step = torch.full((), -1, dtype=torch.int64, device=ctx.device)
+        self.lrs = _apply_lr(ctx, global_step)
+        self.group_images = 0  # images in the open accumulation group
+        self.image_format = torch.channels_last if ctx.channels_last else torch.preserve_format
+
+    def train_batch(self, images: Tensor, labels: Tensor, batch_idx: int, last_batch: bool) -> bool:
+        """Forward and backward of ``images`` ``Tensor[B, 3, H, W]`` with ``labels``
+        ``Tensor[B]``, opening a group first (lr, zeroed gradients); True if the batch closed
+        its group with an optimiser step."""
+        ctx = self.ctx
+        images = images.to(ctx.device, non_blocking=True, memory_format=self.image_format)
+        labels = labels.to(ctx.device, non_blocking=True)
         closes = last_batch or (batch_idx + 1) % ctx.accumulate_grad_batches == 0
-        if group_images == 0:
-            lrs = _apply_lr(ctx, global_step)
+        if self.group_images == 0:
+            self.lrs = _apply_lr(ctx, self.global_step)
             ctx.optimizer.zero_grad(set_to_none=True)
         loss, logits, hit_labels = _forward_backward(
-            ctx, criterion, images, labels, epoch, batch_idx, closes
+            ctx, self.criterion, images, labels, self.epoch, batch_idx, closes
         )
-        group_images += labels.shape[0]
-        first_bad_step = torch.where(
-            (~torch.isfinite(loss.detach())) & (first_bad_step < 0), step_on_device, first_bad_step
-        )
-        epoch_metrics.update(logits.detach().float(), hit_labels, loss.detach())
-        interval_loss += loss.detach().double()
-        interval_count += 1
-        if not closes:
-            continue
-        _optimizer_step(ctx, group_images)
-        group_images = 0
-        step_on_device += 1
-        global_step += 1
-        ctx.schedule.step_count = global_step
+        self.group_images += labels.shape[0]
+        first_bad = (~torch.isfinite(loss.detach())) & (self.first_bad_step < 0)
+        self.first_bad_step = torch.where(first_bad, self.step_on_device, self.first_bad_step)
+        self.metrics.update(logits.detach().float(), hit_labels, loss.detach())
+        self.interval_loss += loss.detach().double()
+        self.interval_count += 1
+        if closes:
+            self._close_group()
+        return closes
 
-        if global_step % ctx.log_every_n_steps == 0 or last_batch:
-            # one host sync per log interval: NaN flag, interval loss and running hits together
-            agreed_bad = _agreed(ctx, first_bad_step).double().view(1)
-            bad, loss_sum, _, top1_sum, _ = torch.cat(
-                [agreed_bad, interval_loss.view(1), epoch_metrics.sums]
-            ).tolist()
-            _raise_if_nonfinite(int(bad), epoch, batch_idx)
-            step_loss = loss_sum / interval_count
-            interval_loss.zero_()
-            interval_count = 0
-            if ctx.progress:
-                running_acc = 100.0 * top1_sum / max(epoch_metrics.count, 1)
-                bar.set_postfix(loss=f"{step_loss:.3f}", train_top1=f"{running_acc:.1f}%", lr=f"{lrs[0]:.3g}")
-            if on_log is not None:
-                on_log(global_step, {"train/loss_step": step_loss, "train/lr": lrs[0]})
+    def _close_group(self) -> None:
+        """The optimiser step on the open group's gradients: one global step more."""
+        _optimizer_step(self.ctx, self.group_images)
+        self.group_images = 0
+        self.step_on_device += 1
+        self.global_step += 1
+        self.ctx.schedule.step_count = self.global_step
+
+    def read_back(self, batch_idx: int, bar: Any, on_log: LogFn | None) -> None:
+        """The log interval's one host sync — the agreed first bad step, the interval's loss
+        sum and the running metric sums as one ``Tensor[2 + M]`` — then the NaN check, the
+        bar's postfix and ``on_log``."""
+        agreed_bad = self._agreed_bad_step().double().view(1)
+        read = torch.cat([agreed_bad, self.interval_loss.view(1), self.metrics.sums])  # [2 + M]
+        bad, loss_sum, _, top1_sum, _ = read.tolist()
+        _raise_if_nonfinite(int(bad), self.epoch, batch_idx)
+        step_loss, lr = loss_sum / self.interval_count, self.lrs[0]
+        self.interval_loss.zero_()
+        self.interval_count = 0
+        if self.ctx.progress:
+            top1 = 100.0 * top1_sum / max(self.metrics.count, 1)
+            bar.set_postfix(loss=f"{step_loss:.3f}", train_top1=f"{top1:.1f}%", lr=f"{lr:.3g}")
+        if on_log is not None:
+            on_log(self.global_step, {"train/loss_step": step_loss, "train/lr": lr})
+
+    def pause_if_due(self, batch_idx: int, last: bool, on_checkpoint: CheckpointFn | None) -> None:
+        """After a step (``last``: on the epoch's last batch): raise :class:`StopRequested` if a
+        stop was requested, or call ``on_checkpoint`` at a periodic step — after a NaN check."""
+        stop = self.ctx.stop_requested is not None and self.ctx.stop_requested()
+        every = self.ctx.checkpoint_every_n_steps
+        periodic = on_checkpoint is not None and every > 0 and self.global_step % every == 0
         # on the last batch the epoch finishes normally; fit() stops after its checkpoint
-        stop = ctx.stop_requested is not None and ctx.stop_requested() and not last_batch
-        periodic = (
-            on_checkpoint is not None
-            and ctx.checkpoint_every_n_steps > 0
-            and global_step % ctx.checkpoint_every_n_steps == 0
-            and not last_batch
-        )
-        if stop or periodic:
-            _raise_if_nonfinite(int(_agreed(ctx, first_bad_step).item()), epoch, batch_idx)
-            position = EpochPosition(epoch, batch_idx + 1, global_step, epoch_metrics.state_dict())
-            if stop:
-                raise StopRequested(position)
-            assert on_checkpoint is not None
-            on_checkpoint(position)
-    if group_images:  # the loader yielded fewer batches than len(): step on the open group
-        _optimizer_step(ctx, group_images)
-        global_step += 1
-        ctx.schedule.step_count = global_step
-    if interval_count:  # ... and check the tail too
-        _raise_if_nonfinite(int(_agreed(ctx, first_bad_step).item()), epoch, num_batches - 1)
-    result = epoch_metrics.compute(ctx.all_reduce)
-    result["lr"] = lrs[0]
-    if ctx.mixer is not None:
-        result = {f"{k}_dominant" if k in ("top1", "top5") else k: v for k, v in result.items()}
-    return result, global_step
+        if last or not (stop or periodic):
+            return
+        _raise_if_nonfinite(int(self._agreed_bad_step().item()), self.epoch, batch_idx)
+        running = self.metrics.state_dict()
+        position = EpochPosition(self.epoch, batch_idx + 1, self.global_step, running)
+        if stop:
+            raise StopRequested(position)
+        assert on_checkpoint is not None
+        on_checkpoint(position)
+
+    def finish(self, num_batches: int) -> tuple[dict[str, float], int]:
+        """Step on a group the loader left open, check the tail, read out the epoch's metrics
+        (one sync); :func:`train_one_epoch`'s return value."""
+        if self.group_images:  # the loader yielded fewer batches than len(): step on the open group
+            self._close_group()
+        if self.interval_count:  # ... and check the tail too
+            _raise_if_nonfinite(int(self._agreed_bad_step().item()), self.epoch, num_batches - 1)
+        result = self.metrics.compute(self.ctx.all_reduce)
+        result["lr"] = self.lrs[0]
+        if self.ctx.mixer is not None:
+            result = {f"{k}_dominant" if k in ("top1", "top5") else k: v for k, v in result.items()}
+        return result, self.global_step
+
+    def _agreed_bad_step(self) -> Tensor:
+        """The first step with a non-finite loss on ANY process (int64 ``Tensor[]``, -1: none),
+        so that all ranks raise at the same check; ``first_bad_step`` in a single process."""
+        if self.ctx.all_reduce is None:
+            return self.first_bad_step
+        none = torch.iinfo(torch.int64).max
+        none_as_max = torch.where(self.first_bad_step < 0, none, self.first_bad_step)
+        earliest = self.ctx.all_reduce(none_as_max, "min")
+        return torch.where(earliest == none, -1, earliest)
 
 
 def _apply_lr(ctx: StepContext, global_step: int) -> list[float]:
@@ -264,16 +309,6 @@ def _optimizer_step(ctx: StepContext, group_images: int) -> None:
     ctx.scaler.update()
     if ctx.ema is not None:
         ctx.ema.update()
-
-
-def _agreed(ctx: StepContext, first_bad_step: torch.Tensor) -> torch.Tensor:
-    """The first step with a non-finite loss on ANY process (-1: none), so that all ranks
-    raise at the same check; ``first_bad_step`` itself in a single process."""
-    if ctx.all_reduce is None:
-        return first_bad_step
-    none = torch.iinfo(torch.int64).max
-    earliest = ctx.all_reduce(torch.where(first_bad_step < 0, none, first_bad_step), "min")
-    return torch.where(earliest == none, -1, earliest)
 
 
 def _raise_if_nonfinite(bad: int, epoch: int, batch_idx: int) -> None:
