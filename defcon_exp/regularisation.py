@@ -3,7 +3,7 @@
 ``trainer.label_smoothing``, ``trainer.accumulate_grad_batches``, ``trainer.mix.*``,
 ``trainer.ema.*``, ``data.auto_augment``, ``data.random_erasing`` and
 ``model.drop_path_rate``; :func:`validate_regularisation` is called by
-:func:`defcon_exp.config.validate_config` and raises through its one-line ``rule``.
+:func:`defcon_exp.config_rules.validate_config` and raises through its one-line ``rule``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.analysis.histograms import AttentionHistograms
-from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.config import ConfigError
+from defcon_exp.config_rules import validate_config
 from defcon_exp.data import build_data
 from defcon_exp.data.limits import limit_bundle
 from defcon_exp.engine import distributed
