@@ -244,6 +244,7 @@ def _validate_names(get: Any, rule: Any) -> None:
     their lists import torch, so they run after the plain value rules (a bad number is
     refused before torch loads)."""
     from defcon_exp.attention.registry import list_attentions
+    from defcon_exp.data.policies import check_policies
     from defcon_exp.data.registry import check_set_keys
     from defcon_exp.engine.optim import OPTIMIZER_NAMES
     from defcon_exp.engine.precision import parse_precision
@@ -255,6 +256,7 @@ def _validate_names(get: Any, rule: Any) -> None:
     from defcon_exp.ops.triton_launch import triton_available
 
     as_config_error(check_set_keys, get("data"))  # a key the set ignores (train_size on CIFAR)
+    as_config_error(check_policies, get("data"))  # the augmentation policies and the loader
     attention = get("model.attention")
     rule(
         "model.attention",
