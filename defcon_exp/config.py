@@ -1,4 +1,4 @@
-"""Structured configs (Hydra ConfigStore schemas), their value rules, and the run-dir resolvers.
+"""Structured configs (Hydra ConfigStore schemas) and the run-dir resolvers.
 
 Importing this module registers:
 
@@ -8,32 +8,27 @@ Importing this module registers:
 * the OmegaConf resolvers ``defcon_run_dir`` / ``defcon_hydra_subdir`` used by
   ``conf/hydra/default.yaml`` to send ``resume=...`` runs back to their original run dir.
 
-:func:`validate_config` checks the *values* (``optim.lr > 0``, ``trainer.epochs >= 1``...)
-and raises :class:`ConfigError` naming the key, the value and the rule, before anything
-is built.
+The *values* (``optim.lr > 0``, ``trainer.epochs >= 1``...) are checked by
+:func:`defcon_exp.config_rules.validate_config`, which raises :class:`ConfigError` naming
+the key, the value and the rule, before anything is built.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typing generics)
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from defcon_exp.analysis.objectives import SearchConfig, check_objectives
+from defcon_exp.analysis.objectives import SearchConfig
 from defcon_exp.data.config import DataConfig
-from defcon_exp.data.limits import check_limits
-from defcon_exp.engine.early_stopping import EarlyStoppingConfig, check_early_stopping
+from defcon_exp.engine.early_stopping import EarlyStoppingConfig
 from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
-from defcon_exp.regularisation import EMAConfig, MixConfig, validate_regularisation
-from defcon_exp.safety import UnsafeConfigError, check_no_code
+from defcon_exp.regularisation import EMAConfig, MixConfig
 
 # The schema and the resolvers import no torch: ``defcon-train --help`` and command-line
-# checks answer in about a second. validate_config imports the name lists it checks against.
+# checks answer in about a second.
 
 __all__ = [
     "Config",
@@ -44,7 +39,6 @@ __all__ = [
     "SchedulerConfig",
     "TrainerConfig",
     "register_configs",
-    "validate_config",
 ]
 
 
@@ -181,273 +175,3 @@ def lr_per_256(lr_per_256_images: float, global_batch: int) -> float:
 
 
 register_configs()
-
-#: the largest seed every RNG we seed accepts (numpy's legacy seeding takes 32 bits)
-MAX_SEED = 2**32 - 1
-
-
-def _check_numbers_finite(cfg: Any) -> None:
-    """Refuse NaN and +-Inf in every numeric key (``optim.lr=inf``, ``1e400`` parsed as inf)."""
-    if isinstance(cfg, DictConfig):  # hydra's own node (a sweep's job fields) is not ours
-        container = {
-            str(k): OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-            for k, v in cfg.items_ex(resolve=True)
-            if k != "hydra"
-        }
-    else:
-        container = cfg
-    for key, value in flat_numbers(container):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{key}={value!r} is invalid: must be a finite number")
-
-
-def flat_numbers(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """``(dotted key, value)`` of every leaf, lists indexed (``optim.betas.0``)."""
-    if isinstance(node, dict):
-        items = list(node.items())
-    elif isinstance(node, (list, tuple)):
-        items = list(enumerate(node))
-    else:
-        return [(prefix[:-1], node)]
-    out: list[tuple[str, Any]] = []
-    for key, value in items:
-        out += flat_numbers(value, f"{prefix}{key}.")
-    return out
-
-
-def _check_targets(cfg: Any) -> None:
-    """The live config obeys the same call-key allow-list as a stored one."""
-    # Hydra's own node names its launcher/sweeper classes: those come from the installed
-    # plugins and the command line, never from a stored file.
-    plain = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else cfg
-    if isinstance(plain, dict):
-        plain = {k: v for k, v in plain.items() if k != "hydra"}
-    try:
-        check_no_code(plain, "the config")
-    except UnsafeConfigError as err:
-        raise ConfigError(str(err)) from None
-
-
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def _metric_names() -> tuple[str, ...]:
-    from defcon_exp.engine.metrics import METRIC_NAMES  # imports torch: only when validating
-
-    return METRIC_NAMES
-
-
-def _monitor_choices() -> list[str]:
-    return [f"{split}/{name}" for split in ("val", "train") for name in _metric_names()]
-
-
-def validate_config(cfg: DictConfig | Config) -> None:
-    """Check value rules of a composed config; raise :class:`ConfigError` on the first break."""
-    get = lambda key: OmegaConf.select(cfg, key)  # noqa: E731
-
-    def rule(key: str, ok: bool, text: str) -> None:
-        if not ok:
-            raise ConfigError(f"{key}={get(key)!r} is invalid: {text}")
-
-    _check_numbers_finite(cfg)
-    _check_targets(cfg)
-    _validate_optim(get, rule)
-    _validate_trainer(get, rule)
-    _validate_scheduler(get, rule)
-    validate_regularisation(get, rule)
-    _validate_search(cfg, rule)
-    _validate_names(get, rule)
-
-
-Rule = Any  # (key, ok, text) -> None: raises ConfigError naming key and value when not ok
-
-
-def _validate_optim(get: Any, rule: Rule) -> None:
-    """Seeds and the optimiser's numbers."""
-    for key in ("seed", "data.data_seed"):
-        rule(key, 0 <= get(key) <= MAX_SEED, f"must be an int in [0, {MAX_SEED}] (2**32 - 1)")
-    rule("optim.lr", get("optim.lr") > 0, "must be > 0")
-    rule("optim.eps", get("optim.eps") > 0, "must be > 0 (e.g. 1e-8)")
-    betas = list(get("optim.betas"))
-    rule(
-        "optim.betas",
-        len(betas) == 2 and all(0 <= b < 1 for b in betas),
-        "must be two numbers in [0, 1), e.g. [0.9, 0.999]",
-    )
-    rule("optim.weight_decay", get("optim.weight_decay") >= 0, "must be >= 0")
-    rule("optim.momentum", 0 <= get("optim.momentum") < 1, "must be in [0, 1)")
-
-
-def _validate_trainer(get: Any, rule: Rule) -> None:
-    """The trainer's numbers and choices, the kernel size, batch sizes."""
-    rule("trainer.epochs", get("trainer.epochs") >= 1, "must be >= 1")
-    rule(
-        "trainer.device",
-        bool(_DEVICE.match(str(get("trainer.device")))),
-        "must be auto, cpu, cuda or cuda:N",
-    )
-    threads = get("trainer.num_threads")
-    rule(
-        "trainer.num_threads",
-        threads is None or threads >= 1,
-        "must be null (torch's default) or >= 1 (CPU threads of this run)",
-    )
-    rule("trainer.log_every_n_steps", get("trainer.log_every_n_steps") >= 1, "must be >= 1")
-    rule(
-        "trainer.sync_batchnorm",
-        isinstance(get("trainer.sync_batchnorm"), bool) or get("trainer.sync_batchnorm") == "auto",
-        "must be true, false or auto (synchronise below 16 images per process)",
-    )
-    rule(
-        "trainer.checkpoint_every_n_steps",
-        get("trainer.checkpoint_every_n_steps") >= 0,
-        "must be >= 0 (0 = only at epoch ends)",
-    )
-    rule(
-        "trainer.keep_checkpoints",
-        get("trainer.keep_checkpoints") in ("auto", "all", "last_slim", "best"),
-        "must be auto, all, last_slim or best (what a finished run keeps)",
-    )
-    rule(
-        "trainer.histograms_every_n_epochs",
-        get("trainer.histograms_every_n_epochs") >= 0,
-        "must be >= 0 (0 = no attention histograms)",
-    )
-    rule("trainer.histogram_images", get("trainer.histogram_images") >= 1, "must be >= 1")
-    kernel = get("model.kernel_size")
-    kernels = list(kernel) if isinstance(kernel, (list, ListConfig)) else [kernel]
-    rule(
-        "model.kernel_size",
-        kernel in ("adaptive", "paper")
-        or (
-            len(kernels) in (1, 4)
-            and all(
-                isinstance(k, int) and not isinstance(k, bool) and k >= 1 and k % 2 == 1
-                for k in kernels
-            )
-        ),
-        "must be 'adaptive', 'paper', an odd positive int or a list of 4 odd positive ints",
-    )
-    check_limits(get, rule)
-    check_early_stopping(get, rule)
-    clip = get("trainer.grad_clip_norm")
-    rule("trainer.grad_clip_norm", clip is None or clip > 0, "must be null or > 0")
-    for key in ("data.batch_size", "data.eval_batch_size"):
-        if get(key) is not None:
-            rule(key, get(key) >= 1, "must be >= 1")
-
-
-def _validate_scheduler(get: Any, rule: Rule) -> None:
-    """The schedule's numbers against the epochs and the lr; the plateau rule."""
-    epochs = get("trainer.epochs")
-    rule(
-        "scheduler.interval",
-        get("scheduler.interval") in ("step", "epoch"),
-        "must be 'step' or 'epoch'",
-    )
-    rule(
-        "scheduler.warmup_epochs",
-        0 <= get("scheduler.warmup_epochs") < epochs,
-        f"must be >= 0 and < trainer.epochs={epochs}",
-    )
-    rule(
-        "scheduler.warmup_start_factor",
-        0 <= get("scheduler.warmup_start_factor") <= 1,
-        "must be in [0, 1]",
-    )
-    milestones = list(get("scheduler.milestones") or [])
-    rule(
-        "scheduler.milestones",
-        all(m > 0 for m in milestones) and milestones == sorted(set(milestones)),
-        "must be positive and strictly increasing",
-    )
-    rule("scheduler.gamma", 0 < get("scheduler.gamma") <= 1, "must be in (0, 1]")
-    t_max = get("scheduler.T_max")
-    rule("scheduler.T_max", t_max is None or t_max > 0, "must be null or > 0")
-    rule("scheduler.T_0", get("scheduler.T_0") >= 1, "must be >= 1")
-    rule("scheduler.T_mult", get("scheduler.T_mult") >= 1, "must be >= 1")
-    rule(
-        "scheduler.eta_min",
-        0 <= get("scheduler.eta_min") < get("optim.lr"),
-        "must be >= 0 and < optim.lr",
-    )
-    rule(
-        "scheduler.plateau.monitor",
-        str(get("scheduler.plateau.monitor")) in _monitor_choices(),
-        f"must be val|train / {'|'.join(_metric_names())}, e.g. val/loss",
-    )
-    rule(
-        "scheduler.plateau.mode",
-        get("scheduler.plateau.mode") in ("min", "max"),
-        "must be 'min' or 'max'",
-    )
-    rule("scheduler.plateau.factor", 0 < get("scheduler.plateau.factor") < 1, "must be in (0, 1)")
-    rule("scheduler.plateau.patience", get("scheduler.plateau.patience") >= 0, "must be >= 0")
-    rule("scheduler.plateau.min_lr", get("scheduler.plateau.min_lr") >= 0, "must be >= 0")
-
-
-def _validate_names(get: Any, rule: Any) -> None:
-    """Rules against the registered names (attention modules, optimisers, schedules...):
-    their lists import torch, so they run after the plain value rules (a bad number is
-    refused before torch loads)."""
-    from defcon_exp.attention.registry import list_attentions
-    from defcon_exp.data.registry import check_set_keys
-    from defcon_exp.engine.optim import OPTIMIZER_NAMES
-    from defcon_exp.engine.precision import parse_precision
-    from defcon_exp.engine.schedulers import SCHEDULE_NAMES
-    from defcon_exp.engine.speedups import parse_compile
-    from defcon_exp.models.registry import ARCHS
-    from defcon_exp.models.resnet import STEMS
-    from defcon_exp.ops.kernel_paths import KERNELS
-    from defcon_exp.ops.triton_launch import triton_available
-
-    try:  # a key the chosen data set ignores (data.train_size on CIFAR)
-        check_set_keys(get("data"))
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    attention = get("model.attention")
-    rule(
-        "model.attention",
-        attention in list_attentions(),
-        f"must be one of {list_attentions()} (or pick a model=... option)",
-    )
-    rule(
-        "optim.name",
-        get("optim.name") in OPTIMIZER_NAMES,
-        f"must be one of {list(OPTIMIZER_NAMES)}",
-    )
-    for key, parse in (("trainer.precision", parse_precision), ("trainer.compile", parse_compile)):
-        try:
-            parse(get(key))
-        except ValueError as err:  # the parser's message names key, value and rule
-            raise ConfigError(str(err)) from None
-    rule("model.stem", get("model.stem") in STEMS, f"must be one of {list(STEMS)}")
-    kernels = get("model.kernels")
-    rule("model.kernels", kernels in KERNELS, f"must be one of {list(KERNELS)}")
-    rule(
-        "model.kernels",
-        kernels != "triton" or triton_available(),
-        "needs Triton installed (pip install triton); use 'aten' or 'auto'",
-    )
-    rule("model.arch", get("model.arch") in ARCHS, f"must be one of {list(ARCHS)}")
-    init_from = get("model.init_from")
-    rule("model.init_from", init_from is None or os.path.isfile(init_from), "no such file")
-    rule(
-        "scheduler.name",
-        get("scheduler.name") in SCHEDULE_NAMES,
-        f"must be one of {list(SCHEDULE_NAMES)}",
-    )
-
-
-def _validate_search(cfg: DictConfig | Config, rule: Any) -> None:
-    """``search.objective`` names validation metrics only; a sweeper trial needs a val split."""
-    try:
-        check_objectives(OmegaConf.select(cfg, "search.objective", default="val/top1_final"))
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    rule(
-        "data.val_size",
-        OmegaConf.select(cfg, "search.trial_number") is None or cfg.data.val_size > 0,
-        "a search trial is scored on the validation split, never the test set; hold one out, "
-        "e.g. data.val_size=5000",
-    )

@@ -1,9 +1,9 @@
 """Config schema and value rules of the regularisation options (docs/regularisation.md).
 
 ``trainer.label_smoothing``, ``trainer.accumulate_grad_batches``, ``trainer.mix.*``,
-``trainer.ema.*``, ``data.auto_augment``, ``data.random_erasing`` and
-``model.drop_path_rate``; :func:`validate_regularisation` is called by
-:func:`defcon_exp.config.validate_config` and raises through its one-line ``rule``.
+``trainer.ema.*`` and ``model.drop_path_rate``; :func:`validate_regularisation` is called by
+:func:`defcon_exp.config_rules.validate_config` and raises through its one-line ``rule``
+(``data.auto_augment`` and ``data.random_erasing``: :func:`~defcon_exp.data.policies.check_policies`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ Rule = Callable[[str, bool, str], None]
 
 def validate_regularisation(get: Callable[[str], Any], rule: Rule) -> None:
     """Check the regularisation keys of a composed config (``get(dotted key)``)."""
-    # imported here: the name lists import torch, and the config module must not
-    from defcon_exp.data.policies import AUTO_AUGMENT_NAMES, TENSOR_LOADER_OPTIONS
+    # imported here: the name list imports torch, and the config module must not
     from defcon_exp.engine.ema import WEIGHT_CHOICES
 
     rule("trainer.label_smoothing", 0 <= get("trainer.label_smoothing") < 1, "must be in [0, 1)")
@@ -64,17 +63,4 @@ def validate_regularisation(get: Callable[[str], Any], rule: Rule) -> None:
         get("trainer.ema.select") == "raw" or bool(get("trainer.ema.enabled")),
         "selecting the EMA weights needs trainer.ema.enabled=true",
     )
-    rule(
-        "data.auto_augment",
-        get("data.auto_augment") in AUTO_AUGMENT_NAMES,
-        f"must be one of {list(AUTO_AUGMENT_NAMES)}",
-    )
-    rule("data.random_erasing", 0 <= get("data.random_erasing") <= 1, "must be in [0, 1]")
     rule("model.drop_path_rate", 0 <= get("model.drop_path_rate") < 1, "must be in [0, 1)")
-    if get("data.loader") == "tensor":
-        for key, off in TENSOR_LOADER_OPTIONS.items():
-            rule(
-                f"data.{key}",
-                get(f"data.{key}") == off,
-                "is not supported by data.loader=tensor; use data.loader=dataloader",
-            )

@@ -131,17 +131,12 @@ def _unfinished_section(runs: Sequence[RunRecord]) -> list[str]:
     return lines
 
 
-def _markdown(
-    roots: Sequence[Path],
-    runs: Sequence[RunRecord],
-    rows: Sequence[ReportRow],
-    by_scheduler: bool,
-    plot_note: str,
-) -> str:
+def _header(roots: Sequence[Path], runs: Sequence[RunRecord]) -> list[str]:
+    """The title, the sources with their run counts, and what the columns mean."""
     done = sum(r.done for r in runs)
     states = {s: sum(r.state == s for r in runs) for s in (STATUS_RUNNING, STATUS_INTERRUPTED,
                                                            STATUS_FAILED)}
-    lines = [
+    return [
         "# DEFCON runs: Table 1",
         "",
         f"Sources: {', '.join(f'`{r}`' for r in roots)} — {len(runs)} run dirs, {done} finished, "
@@ -159,9 +154,13 @@ def _markdown(
         f"`†` = fewer than {MIN_SEEDS} seeds (std and test unreliable or undefined).",
         "",
     ]
+
+
+def _table(rows: Sequence[ReportRow], by_scheduler: bool) -> list[str]:
+    """Table 1: a row per (model, data[, scheduler])."""
     head = ["model", "data", *(["scheduler"] if by_scheduler else []), "seeds", "top-1 (%)", "top-5 (%)",
             "params", "MFLOPs/img", "train img/s", "Δ vs resnet50", "Δ vs eca"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         seeds = f"{row.n_seeds}{' †' if row.few_seeds else ''}"
         if row.unfinished:
@@ -180,7 +179,12 @@ def _markdown(
             _test_cell(row.tests.get("eca")),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Significance (Welch's t-test on test top-1 over seeds)", ""]
+    return lines
+
+
+def _significance_section(rows: Sequence[ReportRow]) -> list[str]:
+    """A sentence per (row, baseline) Welch test."""
+    lines = ["", "## Significance (Welch's t-test on test top-1 over seeds)", ""]
     sentences = []
     for row in rows:
         for base, result in row.tests.items():
@@ -194,15 +198,28 @@ def _markdown(
             sentences.append(
                 f"- {row.label} vs {base}: Δ top-1 {result.diff:+.2f} points {verdict}."
             )
-    lines += sentences or ["- No baseline (resnet50 / eca) among the runs, nothing to compare."]
-    lines += _unfinished_section(runs)
+    return lines + (sentences or ["- No baseline (resnet50 / eca) among the runs, nothing to compare."])
+
+
+def _differences_section(rows: Sequence[ReportRow]) -> list[str]:
+    """The config keys on which the runs of a row differ (none: no section)."""
     differences = [
         f"- {row.label}: runs differ in {key} ({', '.join(values)})"
         for row in rows
         for key, values in config_differences([*row.runs, *row.unfinished]).items()
     ]
-    if differences:
-        lines += ["", "## Config differences within a row (check these are comparable)", ""]
-        lines += differences
-    lines += ["", "## Curves", "", plot_note, ""]
-    return "\n".join(lines)
+    if not differences:
+        return []
+    return ["", "## Config differences within a row (check these are comparable)", "", *differences]
+
+
+def _markdown(
+    roots: Sequence[Path],
+    runs: Sequence[RunRecord],
+    rows: Sequence[ReportRow],
+    by_scheduler: bool,
+    plot_note: str,
+) -> str:
+    lines = [*_header(roots, runs), *_table(rows, by_scheduler), *_significance_section(rows)]
+    lines += [*_unfinished_section(runs), *_differences_section(rows)]
+    return "\n".join([*lines, "", "## Curves", "", plot_note, ""])

@@ -15,7 +15,7 @@ from torch import Tensor
 from .config import FOLDER_DEFAULTS, LOADER_NAMES, DataConfig
 from .imageset import ImageSet
 from .loaders import WorkerLoader
-from .policies import AUTO_AUGMENT_NAMES, TENSOR_LOADER_OPTIONS, ImagePolicies
+from .policies import ImagePolicies, check_policies
 from .registry import DatasetSpec, check_set_keys, get_dataset
 from .split import stratified_split
 from .tensor_loader import TensorLoader
@@ -147,22 +147,7 @@ def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
             cfg.num_classes,
             f"the {cfg.name} set has {low} to {high} classes",
         )
-    _check(
-        cfg.auto_augment in AUTO_AUGMENT_NAMES,
-        "auto_augment",
-        cfg.auto_augment,
-        f"must be one of {list(AUTO_AUGMENT_NAMES)}",
-    )
-    _check(0 <= cfg.random_erasing <= 1, "random_erasing", cfg.random_erasing, "must be in [0, 1]")
-    if cfg.loader == "tensor":
-        for key, off in TENSOR_LOADER_OPTIONS.items():
-            value = getattr(cfg, key)
-            _check(
-                value == off,
-                key,
-                value,
-                "is not supported by data.loader=tensor; use data.loader=dataloader",
-            )
+    check_policies(cfg)
     if spec.synthetic:
         for key in ("train_size", "test_size"):
             value = getattr(cfg, key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ __all__ = [
     "AUTO_AUGMENT_NAMES",
     "TENSOR_LOADER_OPTIONS",
     "ImagePolicies",
+    "check_policies",
     "policy_seeds",
     "seeded",
 ]
@@ -39,6 +41,26 @@ AUTO_AUGMENT_NAMES: tuple[str, ...] = (
 TENSOR_LOADER_OPTIONS: dict[str, object] = {"auto_augment": "none", "random_erasing": 0.0}
 
 _STREAM = 0xA116  # separates the policy seeds from the plan's own draws
+
+
+def check_policies(data: Any) -> None:
+    """``data.auto_augment`` names a policy, ``data.random_erasing`` is a probability, and
+    ``data.loader=tensor`` runs neither (``data``: a DataConfig or the config's node); the
+    data layer and the config's value rules both check with this."""
+
+    def check(ok: bool, key: str, rule: str) -> None:
+        if not ok:
+            raise ValueError(f"data.{key}={getattr(data, key)!r} is invalid: {rule}")
+
+    names = AUTO_AUGMENT_NAMES
+    check(data.auto_augment in names, "auto_augment", f"must be one of {list(names)}")
+    check(0 <= data.random_erasing <= 1, "random_erasing", "must be in [0, 1]")
+    for key, off in TENSOR_LOADER_OPTIONS.items():
+        check(
+            data.loader != "tensor" or getattr(data, key) == off,
+            key,
+            "is not supported by data.loader=tensor; use data.loader=dataloader",
+        )
 
 
 def _auto_augment(name: str) -> v2.Transform | None:

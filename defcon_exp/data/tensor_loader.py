@@ -58,12 +58,8 @@ def augment_batch(
     rows = crop_y[:, None] - PAD + steps_y  # [B, H], in unpadded coordinates
     shifted_x = crop_x[:, None] - PAD
     cols = torch.where(flip[:, None], shifted_x + (width - 1) - steps_x, shifted_x + steps_x)
-    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[
-        :, None, :
-    ]
-    planes = (indices[:, None] * channels + torch.arange(channels, device=device)) * (
-        height * width
-    )
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None]
+    planes = (indices[:, None] * channels + torch.arange(channels, device=device)) * height * width
     pixels = (
         planes[:, :, None, None]
         + (rows.clamp(0, height - 1) * width)[:, None, :, None]

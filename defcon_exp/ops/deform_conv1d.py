@@ -90,6 +90,14 @@ def _check_args(
             f"deform_conv1d: input channels {in_channels} not divisible by "
             f"offset_groups={offset_groups}"
         )
+    _check_optional(offset, mask, bias, out_channels)
+    return groups, offset_groups, out_length
+
+
+def _check_optional(
+    offset: Tensor, mask: Tensor | None, bias: Tensor | None, out_channels: int
+) -> None:
+    """The mask (if any) has the offset's shape, the bias (if any) one value per output channel."""
     if mask is not None and mask.shape != offset.shape:
         raise ValueError(
             f"deform_conv1d: mask must have the offset's shape {tuple(offset.shape)}, "
@@ -99,7 +107,6 @@ def _check_args(
         raise ValueError(
             f"deform_conv1d: bias must have shape ({out_channels},), received {tuple(bias.shape)}"
         )
-    return groups, offset_groups, out_length
 
 
 def _float32(tensor: Tensor) -> Tensor:

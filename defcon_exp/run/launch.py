@@ -246,7 +246,7 @@ def error_line(err: BaseException) -> str:
 
 def check_config_values(args: Sequence[str]) -> None:
     """A single run: compose the config as Hydra will and, for a fresh run, apply the value
-    rules (:func:`~defcon_exp.config.validate_config`) before Hydra creates the run dir, so a
+    rules (:func:`~defcon_exp.config_rules.validate_config`) before Hydra creates the run dir, so a
     bad value leaves no ``outputs/DATE/TIME`` (and no lock-only ``hydra.run.dir``) and is
     told in one line. Sweeps and resumes' values (the checkpoint's config decides) are left
     to the run."""
@@ -255,7 +255,7 @@ def check_config_values(args: Sequence[str]) -> None:
     values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a)
     from hydra import compose, initialize_config_module
 
-    from defcon_exp.config import validate_config
+    from defcon_exp.config_rules import validate_config
 
     try:
         with initialize_config_module("defcon_exp.conf", version_base="1.3"):

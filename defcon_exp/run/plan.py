@@ -17,7 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.config import ConfigError
+from defcon_exp.config_rules import validate_config
 from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
 from defcon_exp.engine.keep import SLIM_KEY
 from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir

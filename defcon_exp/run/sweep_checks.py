@@ -244,9 +244,9 @@ def _one_value(base: DictConfig, override_line: str,
 def check_space_values(space: Mapping[str, Any], texts: Mapping[str, str], fixed: Sequence[str],
                        compose: Callable[[list[str]], DictConfig]) -> None:
     """Every value a parameter can take (one parameter at a time, the others at their fixed
-    values) must pass the config's value rules (:func:`~defcon_exp.config.validate_config`),
+    values) must pass the config's value rules (:func:`~defcon_exp.config_rules.validate_config`),
     so a search never starts with a space that fails its trials."""
-    from defcon_exp.config import validate_config
+    from defcon_exp.config_rules import validate_config
 
     def validated(build: Callable[..., DictConfig], *args: Any) -> None:
         try:

@@ -37,6 +37,7 @@ from optuna.trial import TrialState
 
 from defcon_exp.analysis.objectives import check_objectives, directions
 from defcon_exp.config import ConfigError
+from defcon_exp.config_rules import as_config_error
 from defcon_exp.run.optuna_objects import (
     build_pruner,
     build_sampler,
@@ -113,10 +114,7 @@ class OptunaSweeperImpl:
 
     def _objectives(self) -> tuple[list[str], list[str]]:
         objective = self.config.search.objective
-        try:
-            names = check_objectives(objective)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        names = as_config_error(check_objectives, objective)
         wanted = directions(names)
         if self.direction is not None:
             given = [self.direction] if isinstance(self.direction, str) else list(self.direction)

@@ -19,7 +19,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.analysis.histograms import AttentionHistograms
-from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.config import ConfigError
+from defcon_exp.config_rules import validate_config
 from defcon_exp.data import build_data
 from defcon_exp.data.limits import limit_bundle
 from defcon_exp.engine import distributed
@@ -34,12 +35,7 @@ from defcon_exp.engine.speedups import compile_model, parse_compile, set_cudnn_b
 from defcon_exp.models.pretrained import load_pretrained
 from defcon_exp.models.resnet import count_parameters
 from defcon_exp.rates import count_text
-from defcon_exp.run.build import (
-    build_model,
-    build_optimizer_and_schedule,
-    model_name,
-    run_facts,
-)
+from defcon_exp.run.build import build_model, build_optimizer_and_schedule, model_name, run_facts
 from defcon_exp.run.hparams import hparams, kernel_size_shown
 from defcon_exp.run.launch import check_writable_folder
 from defcon_exp.run.lock import hold_run_dir

@@ -1,4 +1,5 @@
-"""Imports point down only: cli -> run -> engine | analysis -> models -> attention -> ops,
+"""Imports point down only: cli -> run -> config rules -> schema -> engine | analysis ->
+models -> attention -> ops,
 with data/ beside (used by run and the schema, using none of the layers) and ``safety`` (a
 leaf every layer may use). A walk over every module's imports, lazy ones included."""
 
@@ -13,10 +14,11 @@ PACKAGE = Path(defcon_exp.__file__).parent
 
 #: layer -> rank; a module may import only from layers of a lower rank (or its own layer)
 RANKS = {
-    "cli": 7,
-    "train": 7,  # the ``python -m defcon_exp.train`` shim
-    "run": 6,
-    "config": 5,  # the typed schema: rules of every group
+    "cli": 8,
+    "train": 8,  # the ``python -m defcon_exp.train`` shim
+    "run": 7,
+    "config_rules": 6,  # validate_config: the value rules of every group
+    "config": 5,  # the typed schema
     "regularisation": 5,  # the schema and rules of the regularisation keys (part of config)
     "engine": 4,
     "analysis": 4,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hydra import compose, initialize_config_module
 
-from defcon_exp.config import register_configs, validate_config
+from defcon_exp.config import register_configs
+from defcon_exp.config_rules import validate_config
 
 
 def _compose(*overrides: str):

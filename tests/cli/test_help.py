@@ -6,9 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from defcon_exp.cli.help import render_help
-from defcon_exp.cli.key_help import KEY_HELP
-from defcon_exp.run.launch import schema_keys
+from omegaconf import OmegaConf
+
+from defcon_exp.cli.help import _leaves, render_help
+from defcon_exp.cli.key_help import GROUP_HELP, KEY_HELP
+from defcon_exp.run.launch import group_options, schema_keys
 
 
 def test_every_config_key_has_a_line_of_help() -> None:
@@ -18,6 +20,24 @@ def test_every_config_key_has_a_line_of_help() -> None:
     missing = sorted(leaves - set(KEY_HELP))
     assert not missing, f"add these keys to defcon_exp.cli.key_help.py KEY_HELP: {missing}"
     assert not set(KEY_HELP) - keys, "KEY_HELP names keys the schema does not have"
+
+
+def test_every_key_of_every_group_option_has_help_text() -> None:
+    """Every key the help lists (as ``render_help`` walks them) has a non-empty line, under
+    the default config and under every option of every group: a group file may add keys
+    below an open prefix (``model.attention_kwargs.*``) the schema does not name."""
+    from hydra import compose, initialize_config_module
+
+    missing: dict[str, str] = {}  # key -> the first command line that lists it
+    with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+        for choice in ["", *(f"{g}={o}" for g in GROUP_HELP for o in group_options(g))]:
+            cfg = OmegaConf.to_container(compose("config", overrides=[choice] if choice else []))
+            for top, node in cfg.items():
+                for key, _ in _leaves(node, f"{top}."):
+                    if not key.endswith("._target_") and not KEY_HELP.get(key, "").strip():
+                        missing.setdefault(key, choice or "(default)")
+    assert {"model", "data", "trainer", "optim", "scheduler"} <= set(GROUP_HELP)
+    assert not missing, f"add help text to defcon_exp/cli/key_help.py KEY_HELP: {missing}"
 
 
 def key_lines(text: str) -> dict[str, str]:

@@ -9,7 +9,8 @@ import pytest
 from cli_helpers import run_module
 from hydra import compose, initialize_config_module
 
-from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.config import ConfigError
+from defcon_exp.config_rules import validate_config
 from defcon_exp.engine.schedulers import build_schedulers
 
 OFF = {

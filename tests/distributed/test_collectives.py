@@ -78,7 +78,8 @@ def test_sync_batchnorm_policy(setting: object, per_process: int, synced: bool) 
 def test_sync_batchnorm_setting_is_checked_up_front() -> None:
     from hydra import compose, initialize_config_module
 
-    from defcon_exp.config import ConfigError, validate_config
+    from defcon_exp.config import ConfigError
+    from defcon_exp.config_rules import validate_config
 
     with initialize_config_module("defcon_exp.conf", version_base="1.3"):
         assert compose("config").trainer.sync_batchnorm == "auto"

@@ -11,7 +11,8 @@ from attention_net import tiny_net_config
 from hydra import compose, initialize_config_module
 
 from defcon_exp.cli.eval import evaluate_checkpoint
-from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.config import ConfigError
+from defcon_exp.config_rules import validate_config
 from defcon_exp.engine.checkpoint import load_checkpoint, save_checkpoint
 from defcon_exp.engine.precision import (
     autocast,

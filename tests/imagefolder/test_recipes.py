@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from defcon_exp.config import validate_config
+from defcon_exp.config_rules import validate_config
 
 
 def composed(*overrides: str):

@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 from tiny_net import TINY_NET_ARGS
 
-from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.config import ConfigError
+from defcon_exp.config_rules import validate_config
 from defcon_exp.engine.checkpoint import load_checkpoint, save_checkpoint
 from defcon_exp.run.launch import check_group_overrides, check_output_dirs
 from defcon_exp.run.train import train

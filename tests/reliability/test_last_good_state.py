@@ -15,7 +15,8 @@ import torch
 from attention_net import tiny_net_config
 from hydra import compose, initialize_config_module
 
-from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.config import ConfigError
+from defcon_exp.config_rules import validate_config
 from defcon_exp.engine import checkpoint as checkpoint_module
 from defcon_exp.engine.checkpoint import load_checkpoint
 from defcon_exp.engine.loop import NonFiniteLossError

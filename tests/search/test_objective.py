@@ -10,7 +10,8 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from defcon_exp.analysis.objectives import directions, objective_value
-from defcon_exp.config import ConfigError, validate_config
+from defcon_exp.config import ConfigError
+from defcon_exp.config_rules import validate_config
 from defcon_exp.run.objective import sweeper_return
 
 optuna = pytest.importorskip("optuna", reason="pip install 'defcon_exp[search]'")
