@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 
 from defcon_exp.safety import TRUSTED_MODELS_ENV
@@ -28,3 +29,51 @@ os.environ[TRUSTED_MODELS_ENV] = ",".join(TEST_MODEL_BUILDERS)
 # collection), or its standard library is built for the compiler and the interpreter fails.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+# --- scheduling on pytest-xdist workers (pyproject: --dist loadgroup --no-loadscope-reorder) ---
+
+#: module-scoped fixtures that train real runs, read by several tests of their module: those
+#: tests go to one worker (an xdist group), so the runs are trained once, not once per worker
+SHARED_RUN_FIXTURES = frozenset({"runs_root", "runs", "reference", "ddp_run", "finished", "resumable"})
+
+#: the longest tests (node-id prefixes, longest first), started first so that no worker is left
+#: with one of them at the end while the other idles. From `pytest -n 2 -m slow --durations=60`
+#: on the 2-core VM (busy: load 10-15; seconds there): smoke 902 (its 900 s timeout), the
+#: analysis runs' fixture 142, the install 211, the layout checks of the zoo 50-150 each...
+LONGEST_FIRST: tuple[str, ...] = (
+    "tests/cli/test_smoke.py",
+    "tests/reliability/test_kill_resume.py",  # its reference run and three kill/resume tests
+    "tests/analysis/test_analysis_runs.py",  # three ResNet-50 runs read by five tests
+    "tests/distributed/test_torchrun.py",
+    "tests/cli/test_install.py",
+    "tests/models/test_layout_and_autocast.py::test_channels_last_equals_contiguous",
+    "tests/scripts/test_gpu_check.py::test_kernel_comparison_code_paths_run_on_the_cpu",
+    "tests/search/test_sweeper_cli.py::test_every_refusal_is_one_line_and_leaves_nothing",
+    "tests/cli/test_launchers.py::test_sigterm_to_a_parallel_sweep_stops_its_workers_with_checkpoints",
+    "tests/reliability/test_debug_runs.py",
+    "tests/reliability/test_kill_resume_regularisation.py",
+    "tests/imagefolder/test_folder_runs.py::test_sigkill_mid_epoch_then_resume_is_exact",
+    "tests/reliability/test_refusals_cli.py",
+    "tests/cli/test_launchers.py",
+    "tests/imagefolder/test_folder_runs.py",
+    "tests/models/test_layout_and_autocast.py",
+    "tests/search/test_search_runs.py",
+    "tests/analysis/test_compare.py",
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    nodeid = item.nodeid.split("@", 1)[0]
+    for index, prefix in enumerate(LONGEST_FIRST):
+        if nodeid.startswith(prefix):
+            return index
+    return len(LONGEST_FIRST)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the group marks into node-id suffixes
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SHARED_RUN_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    items.sort(key=_rank)  # stable: the rest keeps the collection order
