@@ -60,6 +60,17 @@ LONGEST_FIRST: tuple[str, ...] = (
     "tests/models/test_layout_and_autocast.py",
     "tests/search/test_search_runs.py",
     "tests/analysis/test_compare.py",
+    # the fast suite's longest (`pytest -q -n 2 --durations=40`, load 1-6: 10-50 s each)
+    "tests/cli/test_train_cli.py",
+    "tests/ops/test_scale_add_relu.py::test_fused_model_equals_unfused_model",
+    "tests/distributed/test_collectives.py",
+    "tests/ops/test_triton_gate.py::test_gate_many_programs_and_logits",
+    "tests/engine/test_attention_histograms.py",
+    "tests/cli/test_failed_starts.py",
+    "tests/ops/test_triton_models.py",
+    "tests/models/test_resnet.py::test_forward_backward_every_model",
+    "tests/reliability/test_config_errors.py",
+    "tests/distributed/test_syncs_per_step.py",
 )
 
 
