@@ -90,7 +90,10 @@ def _plot_jobs(study: Any, names: list[str]) -> dict[str, tuple[Any, str | None]
     from optuna.visualization import matplotlib as ovm
 
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    target = {} if len(names) == 1 else {"target": lambda t: t.values[0], "target_name": names[0]}
+    # the axis names the objective (optuna says "Objective Value")
+    target: dict[str, Any] = {"target_name": names[0]}
+    if len(names) > 1:
+        target["target"] = lambda t: t.values[0]
     varied = sorted(k for k in {k for t in done for k in t.params}
                     if len({repr(t.params.get(k)) for t in done}) > 1)
     none_done = "no completed trial yet"
