@@ -31,6 +31,7 @@ __all__ = [
     "ALLOWED_TARGETS",
     "CODE_KEYS",
     "HYDRA_ALLOWED_TARGETS",
+    "TRUSTED_CALLBACKS_ENV",
     "TRUSTED_MODELS_ENV",
     "UnsafeConfigError",
     "allowed_targets",
@@ -45,6 +46,9 @@ __all__ = [
 #: the command trusts (their own models, test models), allowed as ``model._target_`` beside
 #: ours. The environment is set by whoever runs the command, never read from a run dir.
 TRUSTED_MODELS_ENV = "DEFCON_TRUSTED_MODEL_TARGETS"
+#: environment variable: comma-separated ``module.Class`` Hydra callbacks the person running the
+#: command trusts (their own loggers, test probes), allowed as ``hydra.callbacks.*._target_``
+TRUSTED_CALLBACKS_ENV = "DEFCON_TRUSTED_HYDRA_CALLBACKS"
 
 
 class UnsafeConfigError(ValueError):
@@ -65,8 +69,9 @@ ALLOWED_TARGETS: dict[str, str] = {
 #: Our callbacks; the launchers of ``conf/hydra/launcher/`` (basic, joblib, submitit); the basic
 #: sweeper and ours (whose own node, sampler and pruner included, ``check_sweeper_node`` checks:
 #: it never instantiates them, ``_recursive_: false``).
+CALLBACK_KEY = "hydra.callbacks.*._target_"
 HYDRA_ALLOWED_TARGETS: dict[str, tuple[Any, ...]] = {
-    "hydra.callbacks.*._target_": (
+    CALLBACK_KEY: (
         "defcon_exp.run.sweep_checks.SweeperGuard",
         "defcon_exp.run.sweep_summary.SweepSummary",
     ),
@@ -233,12 +238,15 @@ def check_no_code(
 def check_hydra_node(hydra_node: Any, source: str) -> None:
     """Refuse a call key in Hydra's own node (``hydra.callbacks.*``, ``hydra.launcher``,
     ``hydra.sweeper`` and anywhere else below ``hydra``) that :data:`HYDRA_ALLOWED_TARGETS`
-    does not list, before Hydra instantiates anything from it.
+    does not list (callbacks: also those in ``$DEFCON_TRUSTED_HYDRA_CALLBACKS``), before Hydra
+    instantiates anything from it.
 
     Raises:
         UnsafeConfigError: one line naming the key, its value and the allowed values.
     """
-    check_no_code(hydra_node, source, "hydra.", HYDRA_ALLOWED_TARGETS)
+    trusted = tuple(e.strip() for e in os.environ.get(TRUSTED_CALLBACKS_ENV, "").split(",") if e.strip())
+    allowed = {**HYDRA_ALLOWED_TARGETS, CALLBACK_KEY: (*HYDRA_ALLOWED_TARGETS[CALLBACK_KEY], *trusted)}
+    check_no_code(hydra_node, source, "hydra.", allowed)
     for name in ("job_logging", "hydra_logging"):  # logging.config.dictConfig imports these
         for key, value in _logging_code(hydra_node.get(name), f"hydra.{name}."):
             ext = isinstance(value, str) and value.startswith("ext://")

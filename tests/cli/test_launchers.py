@@ -32,6 +32,8 @@ TINY_NET_ENV = {"PYTHONPATH": os.pathsep.join([str(HERE.parent / "reliability"),
                                                os.environ.get("PYTHONPATH", "")])}
 #: job_return_probe.py: each job's status and return value as Hydra saw them
 PROBE = "+hydra.callbacks.probe._target_=job_return_probe.RecordJobReturn"
+#: the person running the tests trusts the probe (Hydra callbacks are otherwise only ours)
+TRUST_PROBE = {"DEFCON_TRUSTED_HYDRA_CALLBACKS": "job_return_probe.RecordJobReturn"}
 TINY_NET = [
     "data=synthetic", "model=resnet50", "model._target_=tiny_net.tiny_cifar_model", "model.kernel_size=3",
     "data.train_size=32", "data.val_size=8", "data.test_size=16", "data.batch_size=8", "data.eval_batch_size=16",
@@ -183,7 +185,7 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path, launcher: str) ->
     sweep = tmp_path / "sweep"
     result = run_module("defcon_exp.cli.train", [
         "-m", *TINY_NET, f"hydra/launcher={launcher}", "optim.lr=-1,0.05", f"hydra.sweep.dir={sweep}", PROBE,
-    ], tmp_path, timeout=300, env={**TINY_NET_ENV, "OMP_NUM_THREADS": "1"})
+    ], tmp_path, timeout=300, env={**TINY_NET_ENV, **TRUST_PROBE, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 1, result.stderr[-3000:]
     failure = f"job 0 ({sweep / '0'}) failed: optim.lr=-1.0 is invalid: must be > 0"
     if launcher != "local_submitit":  # submitit keeps a job's own output in .submitit/<id>/

@@ -135,3 +135,15 @@ def test_a_logging_preset_naming_code_is_refused_before_it_runs(tmp_path: Path) 
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("defcon-train: error: hydra.job_logging.handlers.x.()='pathlib.Path.touch'")
     assert not pwned.exists() and not any(work.iterdir())
+
+
+def test_a_callback_the_runner_trusts_is_allowed_and_only_that(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``$DEFCON_TRUSTED_HYDRA_CALLBACKS`` (set by whoever runs the command, never read from
+    disk) adds the callbacks it names, and no other target."""
+    node = {"callbacks": {"mine": {"_target_": "my_lab.WandbCallback"}}}
+    with pytest.raises(UnsafeConfigError, match=r"hydra\.callbacks\.mine\._target_=.my_lab\.WandbCallback."):
+        check_hydra_node(node, "test")
+    monkeypatch.setenv("DEFCON_TRUSTED_HYDRA_CALLBACKS", "other.Thing, my_lab.WandbCallback")
+    check_hydra_node(node, "test")
+    with pytest.raises(UnsafeConfigError, match=r"hydra\.launcher\._target_=.my_lab\.WandbCallback."):
+        check_hydra_node({"launcher": {"_target_": "my_lab.WandbCallback"}}, "test")
