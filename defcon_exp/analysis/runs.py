@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import json
 import math
 import os
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+
+from defcon_exp.engine.run_dir import LOCK_NAME, lock_holder
 
 __all__ = ["RunRecord", "find_run_dirs", "last_error", "load_run", "read_summary"]
 
@@ -195,27 +196,6 @@ def _read_curves(path: Path) -> dict[str, list[tuple[int, float]]]:
     return {c: _column_curve(rows, c) for c in CURVE_COLUMNS if rows and c in rows[0]}
 
 
-def _is_locked(path: Path) -> bool:
-    """Whether a live process holds ``path/.lock`` (:mod:`defcon_exp.run.lock`; the kernel
-    drops a dead holder's lock, so this is never stale)."""
-    lock = path / ".lock"
-    if not lock.is_file():
-        return False
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
 def last_error(path: Path) -> str | None:
     """The last ``[ERROR]`` message of the run's ``train.log`` (why a run failed)."""
     log = path / "train.log"
@@ -232,7 +212,7 @@ def run_state(path: Path, done: bool) -> str:
     """done | running (lock held) | interrupted (``checkpoints/last.pt``) | failed."""
     if done:
         return STATUS_DONE
-    if _is_locked(path):
+    if lock_holder(path / LOCK_NAME) is not None:
         return STATUS_RUNNING
     return STATUS_INTERRUPTED if (path / "checkpoints" / "last.pt").is_file() else STATUS_FAILED
 

@@ -126,3 +126,49 @@ def remember_output_anchor(target: Path) -> None:
 def output_anchor() -> Path | None:
     """The folder :func:`remember_output_anchor` noted in this process (None: none)."""
     return _OUTPUT_ANCHOR[0] if _OUTPUT_ANCHOR else None
+
+
+#: a run dir's lock file (:mod:`defcon_exp.run.lock` holds it; probes read it)
+LOCK_NAME = ".lock"
+#: how long a taker retries a lock held in shared mode: a probe (:func:`lock_holder`) holds
+#: one for microseconds, and a job starting in that instant must not be refused as busy
+PROBE_PATIENCE_S = 0.2
+
+
+def lock_holder(lock_file: str | os.PathLike) -> str | None:
+    """Who holds the ``flock`` on ``lock_file`` (its text, ``pid N on HOST``), or None when it
+    is free or missing. Opens it read-only without following a link and creates nothing; the
+    kernel drops a dead holder's lock, so the answer is never stale."""
+    import fcntl
+
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(lock_file, flags)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+    finally:
+        os.close(fd)  # also drops the probe's shared lock at once
+    return None
+
+
+def take_lock(fd: int) -> bool:
+    """Take the exclusive ``flock`` on the open ``fd`` without blocking on a holder: False when
+    another process holds it. A shared lock (a :func:`lock_holder` probe, held for an instant)
+    is waited out: the lock is tried again for up to :data:`PROBE_PATIENCE_S`."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + PROBE_PATIENCE_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+

@@ -22,11 +22,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
-from defcon_exp.engine.run_dir import contained_run_dir
+from defcon_exp.engine.run_dir import LOCK_NAME, contained_run_dir, take_lock
 
 __all__ = ["LOCK_NAME", "RunDirBusy", "hold_run_dir"]
 
-LOCK_NAME = ".lock"
 _held: dict[Path, list[int]] = {}  # resolved lock path -> [fd, depth]
 
 
@@ -48,8 +47,6 @@ class RunDirBusy(ConfigError):
 
 
 def _acquire(path: Path, check: Callable[[Path], None] | None = None) -> None:
-    import fcntl  # POSIX only; imported here so the module imports everywhere
-
     entry = _held.get(path)
     if entry is not None:
         entry[1] += 1
@@ -61,9 +58,7 @@ def _acquire(path: Path, check: Callable[[Path], None] | None = None) -> None:
             f"run dir {path.parent} cannot be locked ({path}: {err.strerror}); remove a "
             f"symlinked or foreign {LOCK_NAME} file, or choose another hydra.run.dir"
         ) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not take_lock(fd):
         holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise RunDirBusy(

@@ -105,12 +105,34 @@ def check_override_types(args: Sequence[str]) -> None:
                 ) from None
 
 
+def _sweep_dir(args: Sequence[str], given: str | None) -> Any:
+    """The ``hydra.sweep.dir`` this command will use (a ``Path``), or None when it is not given
+    or cannot be told before Hydra runs. An interpolation (``${oc.env:SWEEP}``) is resolved by
+    composing the config as Hydra will, without the sweep's own overrides (``a=1,2``)."""
+    from pathlib import Path
+
+    if not given:
+        return None
+    if "${" not in given:
+        return Path(given).expanduser()
+    from hydra import compose, initialize_config_module
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        plain = [o.input_line for o in OverridesParser.create().parse_overrides(
+            [a for a in args if not a.startswith("-")]) if not o.is_sweep_override()]
+        with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+            cfg = compose("config", overrides=plain, return_hydra_config=True)
+        return Path(str(cfg.hydra.sweep.dir)).expanduser()
+    except Exception:  # Hydra tells a bad override itself; each job's lock still holds
+        return None
+
+
 def check_used_sweep_dir(args: Sequence[str]) -> None:
     """Refuse ``-m ... hydra.sweep.dir=DIR`` when DIR already holds a sweep's jobs with records
     and this command does not resume it (``resume=auto``), before Hydra rewrites DIR's
     ``multirun.yaml`` and every job's ``.hydra/``. Searches (``hparams_search=``,
     ``hydra/sweeper=``) continue their study by design and are left to their sweeper."""
-    from pathlib import Path
 
     from defcon_exp.engine.run_dir import is_used_run_dir
 
@@ -120,9 +142,9 @@ def check_used_sweep_dir(args: Sequence[str]) -> None:
     if values.get("resume") == "auto" or "hparams_search" in values or "hydra/sweeper" in values:
         return
     given = values.get("hydra.sweep.dir")
-    if not given or "${" in given:
+    sweep = _sweep_dir(args, given)
+    if sweep is None:
         return
-    sweep = Path(given).expanduser()
     try:
         jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and is_used_run_dir(p))
     except OSError:
@@ -136,33 +158,14 @@ def check_used_sweep_dir(args: Sequence[str]) -> None:
         )
 
 
-def _holder(job_dir: object) -> str | None:
-    """The holder (``pid N on HOST``) of ``job_dir``'s run-dir lock, or None when it is free.
-    Opens nothing for writing and creates nothing (no ``.lock``: no job ever ran there)."""
-    import fcntl
-    import os
-
-    try:
-        fd = os.open(os.path.join(str(job_dir), ".lock"),
-                     os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-    finally:
-        os.close(fd)  # also drops the probe's shared lock at once
-    return None
-
-
 def check_running_sweep_jobs(args: Sequence[str]) -> None:
     """Refuse ``-m ... hydra.sweep.dir=DIR`` while a job of DIR still runs (its run-dir lock is
     held), before Hydra writes DIR's ``multirun.yaml``: one line naming the job and its holder.
     A job that starts after this check is still protected: each job takes its own lock before
     anything is written into its dir (:func:`defcon_exp.run.job.run_job`). Searches are left to
     their study lock (one sweeper per study)."""
-    from pathlib import Path
+
+    from defcon_exp.engine.run_dir import LOCK_NAME, lock_holder
 
     if not any(a in ("-m", "--multirun") for a in args):
         return
@@ -170,16 +173,16 @@ def check_running_sweep_jobs(args: Sequence[str]) -> None:
     if "hparams_search" in values or "hydra/sweeper" in values:
         return
     given = values.get("hydra.sweep.dir")
-    if not given or "${" in given:
+    sweep = _sweep_dir(args, given)
+    if sweep is None:
         return
-    sweep = Path(given).expanduser()
     try:
         jobs = sorted((p for p in sweep.iterdir() if p.is_dir() and not p.is_symlink()),
                       key=lambda p: (len(p.name), p.name))
     except OSError:
         return
     for job in jobs:
-        holder = _holder(job)
+        holder = lock_holder(job / LOCK_NAME)
         if holder is not None:
             raise ConfigError(
                 f"hydra.sweep.dir={given} is invalid now: run dir {job.absolute()} of its job "

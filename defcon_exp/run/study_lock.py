@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
+from defcon_exp.engine.run_dir import lock_holder, take_lock
 
 __all__ = ["StudyLock", "check_study_free", "hold_study_lock"]
 
 
-def _busy(fd: int, path: Path, where: str) -> ConfigError:
-    holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-    os.close(fd)
+def _busy(holder: str, path: Path, where: str) -> ConfigError:
     return ConfigError(
         f"the study {where} is in use by another sweeper ({holder}; lock {path}); wait for it "
         "to end or stop it (the same command then continues the study), or use another "
@@ -28,17 +27,9 @@ def check_study_free(path: Path, where: str) -> None:
     """Whether another sweeper holds the study's lock (a probe for tools and tests; creates
     nothing). The sweeper itself takes the lock at once (:class:`StudyLock`): a probe followed
     by a take would let two sweepers started together both pass the probe."""
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise _busy(fd, path, where) from None
-    os.close(fd)  # drops the probe's shared lock
+    holder = lock_holder(path)
+    if holder is not None:
+        raise _busy(holder, path, where)
 
 
 class StudyLock:
@@ -59,8 +50,6 @@ class StudyLock:
 
     def acquire(self) -> StudyLock:
         """Take the lock now, or raise the one-line busy :class:`ConfigError`."""
-        import fcntl
-
         missing = []
         folder = self.path.parent
         while not folder.exists() and folder != folder.parent:
@@ -77,10 +66,10 @@ class StudyLock:
                     fd, new = os.open(self.path, flags), False
                 except FileNotFoundError:  # removed meanwhile by a refusing holder: again
                     continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise _busy(fd, self.path, self.where) from None
+            if not take_lock(fd):
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise _busy(holder, self.path, self.where)
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False))
             except FileNotFoundError:

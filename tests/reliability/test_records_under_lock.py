@@ -50,9 +50,10 @@ def assert_refused(result: subprocess.CompletedProcess, run_dir: Path, one_line:
 
 @pytest.mark.slow
 def test_a_running_jobs_record_is_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sweep job 0 trains (2 s a step); a re-launch of its sweep (a literal hydra.sweep.dir: refused
-    in one line before Hydra starts; an interpolated one: refused by the job's lock), and a single run into
-    its dir, each exit 1 with the holder named, and the job's .hydra/ and train.log are untouched."""
+    """Sweep job 0 trains (2 s a step); a re-launch of its sweep (a literal or an interpolated
+    hydra.sweep.dir: refused in one line before Hydra starts), and a single run into its dir, each
+    exit 1 with the holder named, and the job's .hydra/, train.log and the sweep's multirun.yaml
+    are untouched."""
     sweep = tmp_path / "sweep"
     job = sweep / "0"
     command = ["-m", *QUICK, "trainer.epochs=50", "resume=auto"]  # killed at the end
@@ -70,7 +71,8 @@ def test_a_running_jobs_record_is_left_alone(tmp_path: Path, monkeypatch: pytest
         assert (sweep / "multirun.yaml").read_bytes() == multirun_yaml
         interpolated = run([*command, "hydra.sweep.dir=${oc.env:SWEEP_DIR}", "seed=5"], tmp_path,
                            SWEEP_DIR=str(sweep))
-        assert_refused(interpolated, job, one_line=False)  # the sweep's failed-job summary
+        assert_refused(interpolated, job)  # resolved as Hydra will: refused before it writes
+        assert (sweep / "multirun.yaml").read_bytes() == multirun_yaml
         single = run([*command[1:], "hydra.run.dir=${oc.env:RUN_DIR}"], tmp_path,
                      RUN_DIR=str(job))
         assert_refused(single, job)
