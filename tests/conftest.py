@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import os
 
+# One intra-op thread per test process: the workers of `-n auto` already fill every core, and
+# each of them (and each `defcon-train` it starts) taking all cores for tiny tensors made them
+# wait on each other's OpenMP threads. Set before torch loads its OpenMP runtime (it reads the
+# variable once); subprocesses inherit it, so a test's in-process reference and its subprocess
+# run sum floats the same way. A command line that sets OMP_NUM_THREADS itself wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import pytest
 import torch
 
 from defcon_exp.safety import TRUSTED_MODELS_ENV
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # also if a plugin loaded torch first
 
 TEST_MODEL_BUILDERS = (
     "tiny_net.tiny_cifar_model",

@@ -16,26 +16,37 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from torchvision.datasets import CIFAR10 as TorchCIFAR10
-from torchvision.datasets import CIFAR100 as TorchCIFAR100
-from torchvision.datasets.utils import check_integrity
+from typing import Any
 
 from .errors import DatasetNotFoundError
 from .imageset import ImageSet
 from .registry import DatasetSpec, register_dataset
 from .transforms import CIFAR10_STATS, CIFAR100_STATS
 
-__all__ = ["CIFAR_CLASSES", "DatasetNotFoundError", "load_cifar"]
+__all__ = ["CIFAR_NAMES", "DatasetNotFoundError", "cifar_class", "load_cifar"]
 
-CIFAR_CLASSES: dict[str, type[TorchCIFAR10]] = {"cifar100": TorchCIFAR100, "cifar10": TorchCIFAR10}
-"""``data.name`` -> torchvision dataset class."""
+CIFAR_NAMES = ("cifar100", "cifar10")
+
+
+def cifar_class(name: str) -> Any:
+    """``data.name`` -> torchvision's dataset class (imported here: torchvision costs a second
+    of start-up that a run on other data never needs)."""
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    return {"cifar100": CIFAR100, "cifar10": CIFAR10}[name]
+
+
+def check_integrity(path: str, md5: str) -> bool:
+    """torchvision's MD5 check of one file."""
+    from torchvision.datasets.utils import check_integrity as torchvision_check
+
+    return torchvision_check(path, md5)
 
 _TITLES = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10"}
 _DOWNLOAD_TIMEOUT_S = 60.0  # per socket operation; torchvision sets none
 
 
-def _failing_files(dataset_cls: type[TorchCIFAR10], root: Path) -> list[str]:
+def _failing_files(dataset_cls: Any, root: Path) -> list[str]:
     """Names of the extracted files that are missing or fail torchvision's MD5 check."""
     expected = [*dataset_cls.train_list, *dataset_cls.test_list]
     expected.append([dataset_cls.meta["filename"], dataset_cls.meta["md5"]])
@@ -81,7 +92,7 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
 
 
 def _missing_message(name: str, root: Path, failing: list[str], download: bool, reason: str) -> str:
-    dataset_cls = CIFAR_CLASSES[name]
+    dataset_cls = cifar_class(name)
     archive = root / dataset_cls.filename
     folder = root / dataset_cls.base_folder
     if folder.exists():
@@ -109,7 +120,7 @@ def _missing_message(name: str, root: Path, failing: list[str], download: bool, 
 def _ensure_files(name: str, root: Path, download: bool) -> None:
     """Make the extracted, checksum-valid files exist under ``root`` or raise
     :class:`DatasetNotFoundError`."""
-    dataset_cls = CIFAR_CLASSES[name]
+    dataset_cls = cifar_class(name)
     failing = _failing_files(dataset_cls, root)
     if not failing:
         return
@@ -151,9 +162,9 @@ def load_cifar(name: str, root: str | os.PathLike, download: bool) -> tuple[Imag
     Raises:
         DatasetNotFoundError: the files are missing or corrupted and cannot be obtained.
     """
-    if name not in CIFAR_CLASSES:
-        raise ValueError(f"name must be one of {sorted(CIFAR_CLASSES)}, received {name!r}")
-    dataset_cls = CIFAR_CLASSES[name]
+    if name not in CIFAR_NAMES:
+        raise ValueError(f"name must be one of {sorted(CIFAR_NAMES)}, received {name!r}")
+    dataset_cls = cifar_class(name)
     folder = Path(os.path.expanduser(os.fspath(root))).resolve()
     if folder.name == dataset_cls.base_folder:  # pointed at the extracted folder itself
         folder = folder.parent

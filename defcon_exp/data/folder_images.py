@@ -21,15 +21,14 @@ the run with one line once more than ``max_bad_images`` distinct files failed (t
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.io import ImageReadMode, decode_image, read_file
-from torchvision.transforms import v2
 
 from .fileset import FileSet, ImageFolderError
 from .loaders import WorkerLoader
@@ -48,6 +47,8 @@ class CorruptImageError(ImageFolderError):
 
 def decode_file(path: str) -> Tensor:
     """``uint8 [3, H, W]`` RGB of the image file at ``path`` (grey, CMYK and alpha converted)."""
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
     return decode_image(read_file(path), mode=ImageReadMode.RGB)
 
 
@@ -56,6 +57,8 @@ def folder_transform(train: bool, augment: bool, train_crop: int, eval_resize: i
 
     Training without ``augment`` uses the evaluation resize and centre crop at ``train_crop``
     (scaled as ``eval_resize / eval_crop``)."""
+    from torchvision.transforms import v2
+
     if train and augment:
         return v2.Compose(
             [v2.RandomResizedCrop(train_crop, antialias=True), v2.RandomHorizontalFlip()]
@@ -78,13 +81,16 @@ class FolderImages(Dataset):
         files: FileSet,
         mean: Sequence[float],
         std: Sequence[float],
-        geometry: v2.Transform,
+        geometry: Callable[[Tensor], Tensor],
         policies: ImagePolicies | None = None,
     ) -> None:
         self.files = files
         self.geometry = geometry
         self.policies = policies if policies is not None and policies.active else None
+        from torchvision.transforms import v2
+
         self.normalise = v2.Normalize(list(mean), list(std))
+        self.to_float = functools.partial(v2.functional.to_dtype, dtype=torch.float32, scale=True)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -110,7 +116,7 @@ class FolderImages(Dataset):
             chw = self.geometry(image)
             if self.policies is not None:
                 chw = self.policies.before_normalise(chw)
-            out = self.normalise(v2.functional.to_dtype(chw, torch.float32, scale=True))
+            out = self.normalise(self.to_float(chw))
             if self.policies is not None:
                 out = self.policies.after_normalise(out)
         return out, label, bad

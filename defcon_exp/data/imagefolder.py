@@ -15,7 +15,7 @@ from typing import Any
 
 from .config import FOLDER_DEFAULTS
 from .fileset import FileSet, ImageFolderError, scan_image_folder
-from .folder_images import FolderImages, FolderLoader, folder_transform
+from .loaders import WorkerLoader
 from .policies import ImagePolicies
 from .registry import DatasetSpec, register_dataset
 
@@ -47,10 +47,13 @@ def load_folder(cfg: Any, classes: int | None = None) -> tuple[FileSet, FileSet]
 
 def folder_loader(
     cfg: Any, files: FileSet, train: bool, batch_size: int, seed: int, mean, std, **common: Any
-) -> FolderLoader:
+) -> WorkerLoader:
     """The loader of ``files``: decoding and transforms in ``cfg.num_workers`` persistent
     workers, plan order/sharding as every set (``common``: rank, world_size, pin_memory,
-    drop_last)."""
+    drop_last). Imports torchvision's decoders and transforms here: a second of start-up that
+    runs on other data never pay."""
+    from .folder_images import FolderImages, FolderLoader, folder_transform
+
     geometry = folder_transform(
         train,
         cfg.augment,

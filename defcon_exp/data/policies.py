@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.transforms import v2
 
 __all__ = [
     "AUTO_AUGMENT_NAMES",
@@ -63,9 +62,12 @@ def check_policies(data: Any) -> None:
         )
 
 
-def _auto_augment(name: str) -> v2.Transform | None:
+def _auto_augment(name: str) -> Any:
+    """``data.auto_augment`` as a torchvision ``v2.Transform``, None for ``none``."""
     if name == "none":
         return None
+    from torchvision.transforms import v2  # a second of start-up only the runs using it pay
+
     if name == "randaugment":
         return v2.RandAugment()  # 2 ops of magnitude 9 (Cubuk et al. 2020; torchvision default)
     if name == "trivialaugment":
@@ -90,7 +92,11 @@ class ImagePolicies:
 
     def __init__(self, auto_augment: str = "none", random_erasing: float = 0.0) -> None:
         self.policy = _auto_augment(auto_augment)
-        self.erasing = v2.RandomErasing(p=random_erasing) if random_erasing > 0 else None
+        self.erasing = None
+        if random_erasing > 0:
+            from torchvision.transforms import v2
+
+            self.erasing = v2.RandomErasing(p=random_erasing)
 
     @property
     def active(self) -> bool:

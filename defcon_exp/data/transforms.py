@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.transforms.v2 import functional as TF
 
 from .plan import PAD
 from .policies import ImagePolicies, seeded
@@ -67,6 +66,8 @@ def transform_image(
     Returns:
         ``float32 [3, H, W]``.
     """
+    from torchvision.transforms.v2 import functional as TF  # only runs on this path import it
+
     chw = torch.from_numpy(image).permute(2, 0, 1)
     height, width = chw.shape[1:]
     if crop_y != PAD or crop_x != PAD:

@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import StochasticDepth
 
 from defcon_exp.attention import (
     ChannelAttention,
@@ -70,10 +69,13 @@ class ResidualTail(nn.Module):
     kernels = "aten"  # the fused tail's kernels (set_kernels)
 
     def _init_tail(self, attention: nn.Module, fused_tail: bool, drop_path_rate: float) -> None:
-        # rate 0: no module in the graph at all (the plain network, bit for bit)
-        self.drop_path: nn.Module = (
-            StochasticDepth(drop_path_rate, "row") if drop_path_rate > 0 else nn.Identity()
-        )
+        # rate 0: no module in the graph at all (the plain network, bit for bit), and no
+        # torchvision import (a second of start-up)
+        self.drop_path: nn.Module = nn.Identity()
+        if drop_path_rate > 0:
+            from torchvision.ops import StochasticDepth
+
+            self.drop_path = StochasticDepth(drop_path_rate, "row")
         self.fused_tail = fused_tail and isinstance(attention, ChannelAttention)
 
     def _downsample(self, in_channels: int, out_channels: int, stride: int, factory) -> None:

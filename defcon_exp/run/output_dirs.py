@@ -73,15 +73,15 @@ def lock_known_run_dir(args: Sequence[str]) -> None:
     ``resume=<path>``): refuse a fresh start into a used dir and a resume of a path that is
     no run, then take its lock now, before Hydra writes ``.hydra/`` and ``train.log`` there,
     and hold it until this process ends (the run takes it again, re-entrantly)."""
-    from defcon_exp.engine.run_dir import resume_run_dir
-    from defcon_exp.run.plan import check_resume, resume_checkpoint
-
     if any(a in (*INFO_FLAGS, "-m", "--multirun") for a in args):
         return
     values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
     resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
     if resume not in (None, "", "null", "None", "auto"):
         # refusals before Hydra writes .hydra/resume-<time>/ into the run (nothing on disk)
+        from defcon_exp.engine.run_dir import resume_run_dir
+        from defcon_exp.run.plan import check_resume, resume_checkpoint  # imports torch
+
         overrides = [a for a in args if "=" in a]
         acquire_for_process(
             resume_run_dir(resume_checkpoint(resume)),
