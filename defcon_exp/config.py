@@ -15,7 +15,9 @@ the key, the value and the rule, before anything is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import ast
+import inspect
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional  # noqa: UP035 (OmegaConf needs typing generics)
 
 from hydra.core.config_store import ConfigStore
@@ -38,7 +40,9 @@ __all__ = [
     "PlateauConfig",
     "SchedulerConfig",
     "TrainerConfig",
+    "field_help",
     "register_configs",
+    "schema_help",
 ]
 
 
@@ -51,17 +55,32 @@ class ModelConfig:
     """``_target_`` is called with these keys plus ``num_classes`` (from the data) and ``device``."""
 
     _target_: str = "defcon_exp.models.cifar_resnet50"
+    """the model builder (only the allow-listed defcon_exp builders run)"""
     attention: str = "none"
-    kernel_size: Any = "adaptive"  # int | "adaptive" | "paper" | [k1, k2, k3, k4]
+    """attention module in every bottleneck: none, se, eca, defcon, cbam..."""
+    kernel_size: Any = "adaptive"
+    """1D kernel of eca/defcon*: paper (3,5,5,7), adaptive (ECA formula), an odd int or 4 odd
+    ints
+
+    int | "adaptive" | "paper" | [k1, k2, k3, k4]."""
     attention_kwargs: Dict[str, Any] = field(default_factory=dict)  # noqa: UP006
-    stem: str = "cifar"  # "cifar" (ours) | "released" (the authors' code, docs/released_code.md)
-    drop_path_rate: float = 0.0  # stochastic depth, last block's rate (linear in depth)
-    # aten | triton | auto: the attention's pooled-vector maths and the block tail on CUDA as
-    # ATen ops (default) or fused Triton kernels; auto = Triton on CUDA when it imports
-    # (defcon_exp/ops/kernel_paths.py). The CPU always runs ATen.
+    """extra arguments of the attention module (+model.attention_kwargs.x=...)"""
+    stem: str = "cifar"
+    """cifar (3x3 conv, ours) or released (the authors' code, docs/released_code.md)"""
+    drop_path_rate: float = 0.0
+    """stochastic depth of the last bottleneck (linear in depth); 0 = off"""
     kernels: str = "aten"
-    arch: str = "cifar_resnet50"  # cifar_resnet50 | resnet{18,34,50,101,152}_imagenet (arch=...)
-    init_from: Optional[str] = None  # noqa: UP045  (a torchvision state dict; models/pretrained.py)
+    """aten | triton | auto: attention maths and block tail on CUDA as ATen ops or fused Triton
+    kernels (the CPU always runs ATen)
+
+    The attention's pooled-vector maths and the block tail; auto = Triton on CUDA when it
+    imports (defcon_exp/ops/kernel_paths.py)."""
+    arch: str = "cifar_resnet50"
+    """the network (arch=...): cifar_resnet50 | resnet{18,34,50,101,152}_imagenet"""
+    init_from: Optional[str] = None  # noqa: UP045
+    """a torchvision state dict to start from (weights_only; the attention keeps its own init)
+
+    See models/pretrained.py."""
 
 
 @dataclass
@@ -69,29 +88,45 @@ class OptimConfig:
     """Arguments of :func:`defcon_exp.engine.optim.build_optimizer` (``name``: sgd | adamw)."""
 
     _target_: str = "defcon_exp.engine.optim.build_optimizer"
+    """the optimiser builder (fixed)"""
     name: str = "sgd"
+    """sgd | adamw"""
     lr: float = 0.1
+    """peak learning rate"""
     weight_decay: float = 5e-4
+    """weight decay (L2 for sgd, decoupled for adamw)"""
     momentum: float = 0.9
+    """sgd momentum"""
     nesterov: bool = False
+    """sgd Nesterov momentum"""
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])  # noqa: UP006
+    """adamw betas"""
     eps: float = 1e-8
+    """adamw epsilon"""
     exclude_norm_and_bias: bool = False
+    """no weight decay on BatchNorm and bias parameters"""
 
 
 @dataclass
 class PlateauConfig:
     """Reduce-on-plateau rule (used when ``scheduler.name == plateau``)."""
 
-    monitor: str = (
-        "val/loss"  # val|train / loss|top1|top5 (val falls back to train without a val split)
-    )
+    monitor: str = "val/loss"
+    """plateau: the metric watched, val|train / loss|top1|top5
+
+    val falls back to train without a val split."""
     mode: str = "min"
+    """plateau: min or max"""
     factor: float = 0.1
+    """plateau: lr factor when it stalls"""
     patience: int = 10
+    """plateau: epochs without improvement before reducing"""
     threshold: float = 1e-4
+    """plateau: smallest change counted as improvement"""
     cooldown: int = 0
+    """plateau: epochs to wait after a reduction"""
     min_lr: float = 0.0
+    """plateau: the lowest lr"""
 
 
 @dataclass
@@ -99,16 +134,27 @@ class SchedulerConfig:
     """Arguments of :func:`defcon_exp.engine.schedulers.build_schedulers` (epochs are epochs)."""
 
     _target_: str = "defcon_exp.engine.schedulers.build_schedulers"
+    """the schedule builder (fixed)"""
     name: str = "constant"
-    interval: str = "step"  # step: update the lr every iteration; epoch: once per epoch
+    """constant | step | cosine | warm_restarts | plateau"""
+    interval: str = "step"
+    """step: update the lr every iteration | epoch: once per epoch"""
     warmup_epochs: float = 0.0
+    """linear warm-up length in epochs (fractions allowed)"""
     warmup_start_factor: float = 0.1
+    """warm-up starts at lr x this"""
     milestones: List[int] = field(default_factory=list)  # noqa: UP006
+    """step: epochs where lr *= gamma"""
     gamma: float = 0.1
+    """step: the lr factor at each milestone"""
     T_max: Optional[float] = None  # noqa: UP045
+    """cosine: period in epochs; null = the epochs after warm-up"""
     T_0: int = 50
+    """warm_restarts: first period in epochs"""
     T_mult: int = 2
+    """warm_restarts: period growth factor"""
     eta_min: float = 0.0
+    """cosine/warm_restarts: the lowest lr"""
     plateau: PlateauConfig = field(default_factory=PlateauConfig)
 
 
@@ -117,25 +163,56 @@ class TrainerConfig:
     """Loop settings."""
 
     epochs: int = 200
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "32"  # 32 | bf16 | 16-mixed (also 32-true, bf16-mixed, 16)
-    channels_last: bool = False  # model and input batches in torch.channels_last
-    compile: Any = False  # false | true | default | reduce-overhead | max-autotune
+    """training epochs"""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N"""
+    precision: str = "32"
+    """32 | bf16 (autocast) | 16-mixed (float16 + GradScaler)
+
+    Also accepted: 32-true, bf16-mixed, 16."""
+    channels_last: bool = False
+    """channels_last memory format (faster convolutions on tensor cores)
+
+    Both the model and the input batches."""
+    compile: Any = False
+    """torch.compile: false | true | default | reduce-overhead | max-autotune"""
     grad_clip_norm: Optional[float] = None  # noqa: UP045
+    """clip the global gradient norm (e.g. 5); null = off"""
     log_every_n_steps: int = 50
-    checkpoint_every_n_steps: int = 0  # also write last.pt every n steps inside epochs; 0 = off
-    keep_checkpoints: str = "auto"  # all | last_slim | best | auto (conf/trainer/default.yaml)
-    histograms_every_n_epochs: int = 1  # TensorBoard attention histograms; 0 = off
-    histogram_images: int = 64  # probe images (first of the val/test split) for them
+    """TensorBoard step scalars and bar refresh interval"""
+    checkpoint_every_n_steps: int = 0
+    """also save last.pt every n steps inside epochs; 0 = epoch ends only"""
+    keep_checkpoints: str = "auto"
+    """what a finished run keeps: all | last_slim (no optimiser state) | best (best.pt only) | auto
+    (all for a run, last_slim for a -m sweep's jobs)
+
+    See conf/trainer/default.yaml."""
+    histograms_every_n_epochs: int = 1
+    """TensorBoard attention histograms every n epochs; 0 = off"""
+    histogram_images: int = 64
+    """probe images for the histograms (first of val, else test)"""
     progress: bool = True
+    """tqdm bars (only on a terminal)"""
     deterministic: bool = False
-    sync_batchnorm: Any = "auto"  # torchrun: true | false | auto (sync below 16 images/process)
-    num_threads: Optional[int] = None  # noqa: UP045  (torch CPU threads; null = torch's default)
-    label_smoothing: float = 0.0  # nn.CrossEntropyLoss(label_smoothing=) of the training loss
-    accumulate_grad_batches: int = 1  # micro-batches per optimiser step
-    limit_train_batches: Any = 1.0  # int: batches; float in (0, 1]: a fraction (data/limits.py)
+    """torch.use_deterministic_algorithms (warn only)"""
+    sync_batchnorm: Any = "auto"
+    """torchrun: true | false | auto (SyncBatchNorm below 16 images a process)"""
+    num_threads: Optional[int] = None  # noqa: UP045
+    """torch CPU threads; null = OMP_NUM_THREADS or all cores"""
+    label_smoothing: float = 0.0
+    """label smoothing of the training loss, in [0, 1); 0 = off
+
+    ``nn.CrossEntropyLoss(label_smoothing=)``."""
+    accumulate_grad_batches: int = 1
+    """micro-batches per optimiser step (exact, BatchNorm aside)"""
+    limit_train_batches: Any = 1.0
+    """batches per epoch: an int (5) or a fraction (0.25); 1.0 = all
+
+    int: batches; float in (0, 1]: a fraction (data/limits.py)."""
     limit_val_batches: Any = 1.0
+    """batches per validation pass: an int or a fraction; 1.0 = all"""
     limit_test_batches: Any = 1.0
+    """batches of the test pass: an int or a fraction; 1.0 = all"""
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     mix: MixConfig = field(default_factory=MixConfig)  # Mixup / CutMix (docs/regularisation.md)
     ema: EMAConfig = field(default_factory=EMAConfig)  # weight EMA (docs/regularisation.md)
@@ -143,9 +220,7 @@ class TrainerConfig:
 
 @dataclass
 class Config:
-    """The whole run. ``resume``: a run dir or a checkpoint to continue (in its own run dir);
-    ``run_dir``: where to write when not under Hydra (null = Hydra's run dir, or a fresh
-    ``outputs/DATE/TIME`` when ``train()`` is called directly)."""
+    """The whole run."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -153,10 +228,45 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
-    resume: Optional[str] = None  # noqa: UP045  (a run dir, a checkpoint, or "auto")
+    """the run's seed (init, shuffling, augmentation)"""
+    resume: Optional[str] = None  # noqa: UP045
+    """a run dir or checkpoint to continue in its own dir; auto: resume or skip this job's dir"""
     run_dir: Optional[str] = None  # noqa: UP045
+    """where train() writes outside Hydra; null = Hydra's run dir
+
+    A fresh ``outputs/DATE/TIME`` when ``train()`` is called directly."""
     tags: List[str] = field(default_factory=list)  # noqa: UP006
+    """free labels stored with the run"""
     search: SearchConfig = field(default_factory=SearchConfig)  # hparams search (docs/search.md)
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each field of the dataclass ``cls`` -> its help: the first paragraph of the attribute
+    docstring written right after the field (read from the source with :mod:`ast`), on one
+    line; ``""`` for a field without one."""
+    tree = ast.parse(inspect.cleandoc("\n" + inspect.getsource(cls)))
+    body = next(node for node in tree.body if isinstance(node, ast.ClassDef)).body
+    docs: dict[str, str] = {}
+    for stmt, after in zip(body, [*body[1:], None], strict=True):
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            text = ""
+            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+                text = " ".join(inspect.cleandoc(str(after.value.value)).split("\n\n")[0].split())
+            docs[stmt.target.id] = text
+    return {f.name: docs.get(f.name, "") for f in fields(cls)}
+
+
+def schema_help(cls: type = Config, prefix: str = "") -> dict[str, str]:
+    """Every leaf key of the schema (``trainer.ema.decay``; a dict field such as
+    ``model.attention_kwargs`` is a leaf) -> its help text (:func:`field_help`)."""
+    helps: dict[str, str] = {}
+    own = field_help(cls)
+    for f in fields(cls):
+        if is_dataclass(f.default_factory):
+            helps.update(schema_help(f.default_factory, f"{prefix}{f.name}."))  # type: ignore[arg-type]
+        else:
+            helps[f"{prefix}{f.name}"] = own[f.name]
+    return helps
 
 
 def register_configs() -> None:

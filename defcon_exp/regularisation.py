@@ -19,10 +19,14 @@ __all__ = ["EMAConfig", "MixConfig", "validate_regularisation"]
 class MixConfig:
     """``trainer.mix``: Mixup / CutMix as timm's ``Mixup`` switches between them."""
 
-    mixup_alpha: float = 0.0  # Beta(alpha, alpha) of Mixup's lambda; 0 = no Mixup
-    cutmix_alpha: float = 0.0  # Beta(alpha, alpha) of CutMix's lambda; 0 = no CutMix
-    prob: float = 1.0  # probability that a batch is mixed at all
-    switch_prob: float = 0.5  # with both on: probability of CutMix instead of Mixup
+    mixup_alpha: float = 0.0
+    """Mixup's Beta(alpha, alpha); 0 = off"""
+    cutmix_alpha: float = 0.0
+    """CutMix's Beta(alpha, alpha); 0 = off"""
+    prob: float = 1.0
+    """probability that a batch is mixed"""
+    switch_prob: float = 0.5
+    """with both on: probability of CutMix instead of Mixup"""
 
 
 @dataclass
@@ -30,8 +34,13 @@ class EMAConfig:
     """``trainer.ema``: an exponential moving average of the weights (and BN buffers)."""
 
     enabled: bool = False
-    decay: float = 0.9998  # per optimiser step (timm train.py's --model-ema-decay default)
-    select: str = "raw"  # raw | ema: the weights that pick best.pt and give the headline
+    """keep an exponential moving average of weights and BatchNorm buffers"""
+    decay: float = 0.9998
+    """the EMA's decay per optimiser step (e.g. 0.9998)
+
+    The default is timm train.py's ``--model-ema-decay``."""
+    select: str = "raw"
+    """raw or ema: the weights that pick best.pt and give the headline"""
 
 
 Rule = Callable[[str, bool, str], None]

@@ -1,5 +1,5 @@
 """Code lines per package of ``defcon_exp/`` (issue 21's measure): lines holding a token,
-without blank lines, comments and docstrings (module, class and function docstrings).
+without blank lines, comments and docstrings (module, class, function and attribute docstrings).
 
     python scripts/count_code.py [PACKAGE_DIR]            # default: defcon_exp
     python scripts/count_code.py defcon_exp --base REV    # before/after table against a git revision
@@ -21,15 +21,27 @@ SKIPPED_TOKENS = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDE
                   tokenize.DEDENT, tokenize.ENDMARKER)
 
 
+def _is_string(node: ast.stmt) -> bool:
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str))
+
+
 def code_lines(source: str) -> int:
-    """Lines of ``source`` holding code (a docstring, a comment or a blank line is not code)."""
+    """Lines of ``source`` holding code (a docstring, a comment or a blank line is not code).
+    Docstrings: a module's, class's or function's first statement, and an attribute docstring
+    (PEP 257: a string right after an assignment in a module or class body, as the schema's
+    fields carry their help)."""
     docstrings: set[int] = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            first = node.body[0] if node.body else None
-            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-                    and isinstance(first.value.value, str)):
-                docstrings.update(range(first.lineno, first.end_lineno + 1))
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = node.body
+        for index, statement in enumerate(body):
+            first = index == 0
+            after_assignment = (not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                and index > 0 and isinstance(body[index - 1], (ast.Assign, ast.AnnAssign)))
+            if _is_string(statement) and (first or after_assignment):
+                docstrings.update(range(statement.lineno, statement.end_lineno + 1))
     lines: set[int] = set()
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type not in SKIPPED_TOKENS:

@@ -32,7 +32,9 @@ __all__ = [
     "attention_blocks",
     "attention_statistics",
     "capture_attention_inputs",
+    "format_table",
     "module_statistics",
+    "reach_note",
     "stage_statistics",
     "summarise_raw",
     "weight_entropy",
@@ -221,3 +223,41 @@ def attention_statistics(model: nn.Module, images: Tensor) -> dict[str, Any]:
             summary["local_share"] = [float(b.attention.local_share) for _, b in entry.blocks]
         result["stages"][str(stage + 1)] = summary
     return result
+
+
+def format_table(stats: dict[str, Any]) -> str:
+    """The per-stage statistics as a fixed-width text table."""
+    columns = [
+        ("stage", None, "{}"),
+        ("C", "channels", "{}"),
+        ("k", "kernel_size", "{}"),
+        ("|offset|", "offset_abs_mean", "{:.4f}"),
+        (f"beyond k//2+{REACH_TOLERANCE:g}", "share_beyond_half_width", "{:.2%}"),
+        ("outside C", "share_outside_channels", "{:.2%}"),
+        ("|distance|", "channel_distance_mean", "{:.3f}"),
+        ("w mean", "weight_mean", "{:.4f}"),
+        ("w std", "weight_std", "{:.4f}"),
+        ("entropy", "entropy_mean", "{:.4f}"),
+        ("H/logC", "entropy_normalised", "{:.6f}"),
+    ]
+    rows = [[c[0] for c in columns]]
+    for stage, values in stats["stages"].items():
+        row = []
+        for _title, key, fmt in columns:
+            value = stage if key is None else values.get(key)
+            if isinstance(value, list):
+                value = ",".join(map(str, value))
+            row.append("-" if value is None else fmt.format(value))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def reach_note() -> str:
+    """What the table's reach columns count (printed under it)."""
+    return (
+        f"beyond k//2+{REACH_TOLERANCE:g}: taps sampling more than {REACH_TOLERANCE:g} "
+        "channel outside the kernel window (most interpolation weight on a channel "
+        f"ECA's window does not see); outside C: more than {REACH_TOLERANCE:g} channel "
+        "into the zero padding"
+    )

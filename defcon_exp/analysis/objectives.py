@@ -48,18 +48,27 @@ OBJECTIVES: dict[str, Objective] = {
 
 @dataclass
 class SearchConfig:
-    """``cfg.search``. ``objective``: a name of :data:`OBJECTIVES` or a list of them. The other
-    fields are set by the sweeper for each trial (null when not searching): the Optuna
-    ``storage`` URL, ``study_name``, ``trial_number``, ``prune`` (report per-epoch values and
-    obey the pruner) and ``pruner`` (a JSON object: the study's pruner, ``_target_`` + kwargs).
-    """
+    """``cfg.search``: the objective, and the fields the sweeper sets for each trial (null when
+    not searching)."""
 
-    objective: Any = "val/top1_final"  # str | list[str]
+    objective: Any = "val/top1_final"
+    """what a search optimises: validation metrics only (docs/search.md)
+
+    A name of :data:`OBJECTIVES` or a list of them (a multi-objective search)."""
     storage: Optional[str] = None  # noqa: UP045
+    """set by the Optuna sweeper for each trial
+
+    The Optuna storage URL."""
     study_name: Optional[str] = None  # noqa: UP045
+    """set by the Optuna sweeper for each trial"""
     trial_number: Optional[int] = None  # noqa: UP045
+    """set by the Optuna sweeper for each trial"""
     prune: bool = False
+    """set by the Optuna sweeper: report per-epoch values and obey the pruner"""
     pruner: Optional[str] = None  # noqa: UP045
+    """set by the Optuna sweeper: the study's pruner
+
+    A JSON object: ``_target_`` + kwargs."""
 
 
 def objective_names(objective: Any) -> list[str]:

@@ -16,37 +16,20 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from defcon_exp.cli.checkpoint_args import parse_checkpoint_args
-from defcon_exp.run.checkpoint_tools import evaluate_checkpoint
-from defcon_exp.run.job import USER_ERRORS
+from defcon_exp.cli.args import Tool, run_tool
+from defcon_exp.run import tool_commands
 
-__all__ = ["evaluate_checkpoint", "main"]
-SPECIAL_KEYS = ("ckpt", "out", "split", "weights")
+__all__ = ["TOOL", "main"]
+TOOL = Tool(
+    "defcon-eval", __doc__, {"ckpt": None, "split": "test", "weights": None, "out": None},
+    required={"ckpt": "<checkpoint or run dir>"}, overrides=True, log_level=logging.INFO,
+    log_format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit code (0 ok, 1 user error, 2 usage)."""
-    parsed = parse_checkpoint_args("defcon-eval", __doc__, argv, SPECIAL_KEYS, logging.INFO)
-    if isinstance(parsed, int):
-        return parsed
-    special, rest = parsed
-    try:
-        result = evaluate_checkpoint(
-            special["ckpt"],
-            rest,
-            special.get("split", "test"),
-            special.get("out"),
-            special.get("weights"),
-        )
-    except USER_ERRORS as err:
-        print(f"defcon-eval: error: {err}", file=sys.stderr)
-        return 1
-    print(
-        f"{result['split']}: top1 {result['top1']:.2f}  top5 {result['top5']:.2f}  loss {result['loss']:.4f}"
-        f"  ({result['num_images']} images, epoch {result['epoch']}, {result['weights']} weights)"
-        f" -> {result['written_to']}"
-    )
-    return 0
+    return run_tool(TOOL, argv, lambda a: tool_commands.evaluate(a.values, a.overrides))
 
 
 if __name__ == "__main__":

@@ -36,11 +36,11 @@ try:  # Hydra's and the package's imports take a second or two: a Ctrl-C lands h
     import hydra
     from omegaconf import DictConfig
 
-    from defcon_exp.cli.help import HELP_FLAGS, render_help
     from defcon_exp.config import ConfigError
     from defcon_exp.run import launch
     from defcon_exp.run.override_checks import check_group_choices
     from defcon_exp.run.plugin_path import expose_sweeper_plugin
+    from defcon_exp.run.train_help import HELP_FLAGS, render_help
 except KeyboardInterrupt:
     _interrupted_at_start_up()
 

@@ -29,69 +29,92 @@ device, augmented in batches (airbench style)."""
 
 @dataclass
 class DataConfig:
-    """Which images, how they are split and augmented, and how they are batched.
-
-    Attributes:
-        name: a registered data set (:mod:`defcon_exp.data.registry`): ``cifar100``,
-            ``cifar10``, ``synthetic``, ``imagefolder``, ``imagenet``.
-        root: folder holding ``cifar-100-python.tar.gz`` / ``cifar-10-python.tar.gz`` or
-            their extracted folders, or (image folders) the folder holding ``train/`` and
-            ``val/`` of class folders; ``~`` is expanded, relative paths are taken from the
-            current directory.
-        download: try to download a missing CIFAR archive (torchvision's URL and checksum).
-        val_size: training images held out (stratified by class, chosen by ``data_seed``)
-            as the validation set; 0 = no validation set. The paper's 40,000/10,000 split
-            is ``data.val_size=10000``. The official test set always stays the test set.
-        data_seed: seed of the data itself (the validation split and the synthetic
-            images), independent of the run seed so every run sees the same split.
-        batch_size: training batch size.
-        eval_batch_size: batch size of the validation and test loaders.
-        drop_last: drop the last incomplete training batch (a last training batch of a
-            single image is always dropped: BatchNorm cannot train on it).
-        loader: ``dataloader`` or ``tensor`` (see :data:`LOADER_NAMES`).
-        num_workers: DataLoader worker processes (``dataloader`` only; 0 = main process).
-        pin_memory: pin host batches when training on CUDA (``dataloader`` only).
-        augment: random crop (32, 4 px zero padding) + horizontal flip on training images.
-        cutout: Cutout patch length in pixels (DeVries & Taylor 2017; 8 for CIFAR-100,
-            16 for CIFAR-10 in their paper); 0 = off.
-        auto_augment: an augmentation policy after crop + flip (``dataloader`` only; see
-            :data:`~defcon_exp.data.policies.AUTO_AUGMENT_NAMES`); ``none`` = off.
-        random_erasing: probability of ``RandomErasing`` (torchvision v2 defaults) on each
-            normalised training image (``dataloader`` only); 0 = off.
-        num_classes: classes; ``None`` = the data set's own (100 / 10 for CIFAR, 10 for
-            synthetic). For CIFAR a value must match the data set.
-        train_size: synthetic training images (before the validation split).
-        test_size: synthetic test images.
-        train_crop: image folders only: side of the training ``RandomResizedCrop``
-            (null = 224).
-        eval_resize: image folders only: evaluation images are resized so their shorter
-            side is this (null = 256), then centre-cropped to ``eval_crop`` (null = 224).
-        eval_crop: see ``eval_resize``.
-        max_bad_images: image folders only: how many distinct unreadable/corrupt files a
-            run tolerates (each replaced by the next readable file of the set, logged with
-            its path); null = 0 = stop at the first with one line naming it
-            (docs/imagefolder.md, "Corrupt images").
-    """
+    """Which images, how they are split and augmented, and how they are batched (one help text per field below)."""
 
     name: str = "cifar100"
+    """cifar100 | cifar10 | synthetic | imagefolder | imagenet
+
+    A registered data set (:mod:`defcon_exp.data.registry`): ``cifar100``, ``cifar10``,
+    ``synthetic``, ``imagefolder``, ``imagenet``."""
     root: str = "data"
+    """folder holding (or receiving) the CIFAR archive, or train/ and val/ of class folders
+
+    Folder holding ``cifar-100-python.tar.gz`` / ``cifar-10-python.tar.gz`` or their extracted
+    folders, or (image folders) the folder holding ``train/`` and ``val/`` of class folders;
+    ``~`` is expanded, relative paths are taken from the current directory."""
     download: bool = True
+    """download a missing CIFAR archive (torchvision URL and checksum)"""
     val_size: int = 0
+    """training images held out for validation (stratified); 0 = none; the paper: 10000
+
+    Training images held out (stratified by class, chosen by ``data_seed``) as the validation
+    set; 0 = no validation set. The paper's 40,000/10,000 split is ``data.val_size=10000``. The
+    official test set always stays the test set."""
     data_seed: int = 0
+    """seed of the split and of the synthetic images (not of the run)
+
+    Seed of the data itself (the validation split and the synthetic images), independent of the
+    run seed so every run sees the same split."""
     batch_size: int = 128
+    """training batch (global under torchrun)"""
     eval_batch_size: int = 512
+    """validation/test batch"""
     drop_last: bool = False
+    """drop the last incomplete training batch
+
+    Drop the last incomplete training batch (a last training batch of a single image is always
+    dropped: BatchNorm cannot train on it)."""
     loader: str = "dataloader"
+    """dataloader (workers, per-image transforms) | tensor (whole set on the device)
+
+    ``dataloader`` or ``tensor`` (see :data:`LOADER_NAMES`)."""
     num_workers: int = 2
+    """DataLoader worker processes (dataloader only; 0 = main process)"""
     pin_memory: bool = True
+    """pin host batches when training on CUDA (dataloader only)"""
     augment: bool = True
+    """random crop (4 px padding) + horizontal flip of training images
+
+    Random crop (32, 4 px zero padding) + horizontal flip on training images."""
     cutout: int = 0
+    """Cutout patch length in pixels; 0 = off
+
+    Cutout patch length in pixels (DeVries & Taylor 2017; 8 for CIFAR-100, 16 for CIFAR-10 in
+    their paper); 0 = off."""
     auto_augment: str = "none"
+    """none, randaugment, trivialaugment or autoaugment_cifar10 (dataloader only)
+
+    An augmentation policy after crop + flip (``dataloader`` only; see
+    :data:`~defcon_exp.data.policies.AUTO_AUGMENT_NAMES`); ``none`` = off."""
     random_erasing: float = 0.0
+    """RandomErasing probability per training image (dataloader only); 0 = off
+
+    Probability of ``RandomErasing`` (torchvision v2 defaults) on each normalised training image
+    (``dataloader`` only); 0 = off."""
     num_classes: Optional[int] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
+    """classes; null = the data set's own (100 / 10)
+
+    Classes; ``None`` = the data set's own (100 / 10 for CIFAR, 10 for synthetic). For CIFAR a
+    value must match the data set."""
     train_size: int = 10_000
+    """synthetic training images (before the validation split)"""
     test_size: int = 2_000
+    """synthetic test images"""
     train_crop: Optional[int] = None  # noqa: UP045
+    """RandomResizedCrop side of training images (null = 224)
+
+    Image folders only: side of the training ``RandomResizedCrop`` (null = 224)."""
     eval_resize: Optional[int] = None  # noqa: UP045
+    """evaluation: shorter side resized to this (null = 256)...
+
+    Image folders only: evaluation images are resized so their shorter side is this (null =
+    256), then centre-cropped to ``eval_crop`` (null = 224)."""
     eval_crop: Optional[int] = None  # noqa: UP045
+    """... then centre-cropped to this (null = 224)"""
     max_bad_images: Optional[int] = None  # noqa: UP045
+    """corrupt files tolerated, each replaced by the next and logged (null = 0: stop at the
+    first)
+
+    Image folders only: how many distinct unreadable/corrupt files a run tolerates (each
+    replaced by the next readable file of the set, logged with its path); null = 0 = stop at the
+    first with one line naming it (docs/imagefolder.md, "Corrupt images")."""

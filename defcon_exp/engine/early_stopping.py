@@ -26,9 +26,13 @@ class EarlyStoppingConfig:
     """``monitor``: ``val|train / loss|top1|top5`` (null = off); see the module docstring."""
 
     monitor: Optional[str] = None  # noqa: UP045
-    patience: int = 10  # epochs without improvement before stopping
-    min_delta: float = 0.0  # smallest change counted as an improvement
-    mode: str = "auto"  # auto (min for loss, max for top1/top5) | min | max
+    """stop when this stops improving: val|train / loss|top1|top5; null = off"""
+    patience: int = 10
+    """epochs without improvement before stopping"""
+    min_delta: float = 0.0
+    """smallest change counted as an improvement"""
+    mode: str = "auto"
+    """auto (min for loss, max for top1/top5) | min | max"""
 
 
 def resolved_mode(monitor: str, mode: str) -> str:

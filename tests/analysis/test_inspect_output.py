@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from defcon_exp.analysis.inspect import REACH_TOLERANCE, summarise_raw
-from defcon_exp.cli.inspect import format_table
+from defcon_exp.analysis.inspect import REACH_TOLERANCE, format_table, summarise_raw
 
 
 def test_reach_counts_only_taps_half_a_channel_beyond_the_window() -> None:

@@ -5,21 +5,53 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass, field
+from typing import Optional
 
 from omegaconf import OmegaConf
 
-from defcon_exp.cli.help import _leaves, render_help
-from defcon_exp.cli.key_help import GROUP_HELP, KEY_HELP
+from defcon_exp.config import field_help, schema_help
 from defcon_exp.run.launch import group_options, schema_keys
+from defcon_exp.run.train_help import GROUP_HELP, _leaves, render_help
+
+
+def undocumented(cls: type | None = None) -> list[str]:
+    """The schema's leaf keys without help text (an attribute docstring after the field)."""
+    helps = schema_help() if cls is None else schema_help(cls)
+    return sorted(key for key, text in helps.items() if not text.strip())
 
 
 def test_every_config_key_has_a_line_of_help() -> None:
     keys, open_prefixes = schema_keys()
     nodes = {k.rpartition(".")[0] for k in keys}
     leaves = {k for k in keys if k not in nodes} | open_prefixes
-    missing = sorted(leaves - set(KEY_HELP))
-    assert not missing, f"add these keys to defcon_exp.cli.key_help.py KEY_HELP: {missing}"
-    assert not set(KEY_HELP) - keys, "KEY_HELP names keys the schema does not have"
+    assert set(schema_help()) == leaves
+    missing = undocumented()
+    assert not missing, f"add an attribute docstring after these schema fields: {missing}"
+
+
+@dataclass
+class _Inner:
+    documented: int = 1
+    """a line of help"""
+    bare: float = 0.5  # a comment is not help
+
+
+@dataclass
+class _Outer:
+    inner: _Inner = field(default_factory=_Inner)
+    name: Optional[str] = None  # noqa: UP045
+    """its help's first paragraph,
+    over two lines
+
+    Details the help leaves out."""
+    count: int = 0
+
+
+def test_the_check_names_a_schema_field_without_help_text() -> None:
+    assert field_help(_Outer)["name"] == "its help's first paragraph, over two lines"
+    assert field_help(_Inner) == {"documented": "a line of help", "bare": ""}
+    assert undocumented(_Outer) == ["count", "inner.bare"]
 
 
 def test_every_key_of_every_group_option_has_help_text() -> None:
@@ -29,15 +61,16 @@ def test_every_key_of_every_group_option_has_help_text() -> None:
     from hydra import compose, initialize_config_module
 
     missing: dict[str, str] = {}  # key -> the first command line that lists it
+    helps = schema_help()
     with initialize_config_module("defcon_exp.conf", version_base="1.3"):
         for choice in ["", *(f"{g}={o}" for g in GROUP_HELP for o in group_options(g))]:
             cfg = OmegaConf.to_container(compose("config", overrides=[choice] if choice else []))
             for top, node in cfg.items():
-                for key, _ in _leaves(node, f"{top}."):
-                    if not key.endswith("._target_") and not KEY_HELP.get(key, "").strip():
+                for key, _ in _leaves(node, f"{top}.", helps):
+                    if not key.endswith("._target_") and not helps.get(key, "").strip():
                         missing.setdefault(key, choice or "(default)")
     assert {"model", "data", "trainer", "optim", "scheduler"} <= set(GROUP_HELP)
-    assert not missing, f"add help text to defcon_exp/cli/key_help.py KEY_HELP: {missing}"
+    assert not missing, f"add an attribute docstring after these schema fields: {missing}"
 
 
 def key_lines(text: str) -> dict[str, str]:
@@ -59,7 +92,7 @@ def test_help_shows_values_and_descriptions_of_this_command_line() -> None:
 def test_help_and_config_checks_do_not_import_torch() -> None:
     code = (
         "import sys\n"
-        "from defcon_exp.cli.help import render_help\n"
+        "from defcon_exp.run.train_help import render_help\n"
         "from defcon_exp.run import launch\n"
         "import defcon_exp.cli.train, defcon_exp.cli.report\n"
         "render_help([])\n"

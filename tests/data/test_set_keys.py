@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from defcon_exp.cli.key_help import HIDDEN_UNLESS
 from defcon_exp.config import ConfigError
 from defcon_exp.data import build_data
 from defcon_exp.data.registry import DATASETS, set_specific_keys
 from defcon_exp.run.launch import check_config_values
+from defcon_exp.run.train_help import HIDDEN_UNLESS
 
 
 @pytest.mark.parametrize(

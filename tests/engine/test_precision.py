@@ -10,7 +10,6 @@ import torch
 from attention_net import tiny_net_config
 from hydra import compose, initialize_config_module
 
-from defcon_exp.cli.eval import evaluate_checkpoint
 from defcon_exp.config import ConfigError
 from defcon_exp.config_rules import validate_config
 from defcon_exp.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -21,6 +20,7 @@ from defcon_exp.engine.precision import (
     precision_from_amp,
 )
 from defcon_exp.engine.speedups import parse_compile
+from defcon_exp.run.checkpoint_tools import evaluate_checkpoint
 from defcon_exp.run.launch import check_group_overrides
 from defcon_exp.run.plan import plan_resume
 from defcon_exp.run.stored import upgrade_config

@@ -1,7 +1,8 @@
 import pytest
 
-from defcon_exp.cli.params import PAPER_PARAMS, count_parameters, main
-from defcon_exp.models import create_model
+from defcon_exp.analysis.params import PAPER_PARAMS
+from defcon_exp.cli.params import main
+from defcon_exp.models import count_parameters, create_model
 
 # Table 1 of the paper, written out here independently of the product code.
 TABLE_1 = {
@@ -43,9 +44,12 @@ def test_defcon_params_prints_the_table(capsys):
 
 
 def test_defcon_params_rejects_bad_class_count(capsys):
-    with pytest.raises(SystemExit):
-        main(["--num-classes", "0"])
+    assert main(["--num-classes", "0"]) == 2
     assert "--num-classes must be positive, received 0" in capsys.readouterr().err
+    assert main(["num_classes=x"]) == 2
+    assert capsys.readouterr().err == (
+        "defcon-params: error: num_classes='x' is not an integer: give e.g. num_classes=100\n"
+    )
 
 
 # The zoo (docs/zoo.md): what each module adds to the ResNet-50, summed by hand over its 16

@@ -26,12 +26,14 @@ class A:
     """Docstring."""
 
     z = 1
+    """An attribute docstring (PEP 257), as the schema's fields carry their help."""
+    "a string statement after another string: code"
 '''
 
 
 def test_code_lines_by_hand() -> None:
-    # import, def, y = (x +, 1), return, class, z = 1
-    assert count["code_lines"](SOURCE) == 7
+    # import, def, y = (x +, 1), return, class, z = 1, the second string statement
+    assert count["code_lines"](SOURCE) == 8
 
 
 def test_per_package_groups_by_first_part(tmp_path: Path) -> None:
