@@ -26,8 +26,8 @@ from omegaconf import OmegaConf
 from defcon_exp.analysis.objectives import SearchConfig
 from defcon_exp.data.config import DataConfig
 from defcon_exp.engine.early_stopping import EarlyStoppingConfig
-from defcon_exp.engine.run_dir import hydra_output_subdir, hydra_run_dir
 from defcon_exp.regularisation import EMAConfig, MixConfig
+from defcon_exp.run_dir import hydra_output_subdir, hydra_run_dir
 
 # The schema and the resolvers import no torch: ``defcon-train --help`` and command-line
 # checks answer in about a second.

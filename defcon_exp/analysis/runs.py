@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from defcon_exp.engine.run_dir import LOCK_NAME, lock_holder
+from defcon_exp.run_dir import LOCK_NAME, lock_holder
 
 __all__ = ["RunRecord", "find_run_dirs", "last_error", "load_run", "read_summary"]
 

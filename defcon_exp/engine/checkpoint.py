@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from defcon_exp.engine.atomic import atomic_write
-from defcon_exp.engine.run_dir import run_dir_of_checkpoint  # noqa: F401 (re-exported)
+from defcon_exp.run_dir import run_dir_of_checkpoint  # noqa: F401 (re-exported)
 
 CHECKPOINT_VERSION = 1
 

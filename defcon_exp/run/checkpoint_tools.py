@@ -27,13 +27,13 @@ from defcon_exp.engine.checkpoint import (
 from defcon_exp.engine.ema import WEIGHT_CHOICES, ema_weights
 from defcon_exp.engine.loop import evaluate
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
-from defcon_exp.engine.run_dir import is_in_run_dir
 from defcon_exp.engine.run_state import non_finite_tensors
 from defcon_exp.engine.seed import resolve_device
 from defcon_exp.engine.writers import write_json
 from defcon_exp.run.build import build_model
 from defcon_exp.run.lock import RunDirBusy, hold_run_dir
 from defcon_exp.run.stored import apply_overrides, schema_config
+from defcon_exp.run_dir import is_in_run_dir
 
 __all__ = [
     "StoredRun",

@@ -24,11 +24,11 @@ from defcon_exp.data import DatasetNotFoundError
 from defcon_exp.engine import distributed
 from defcon_exp.engine.loop import NonFiniteLossError
 from defcon_exp.engine.preemption import TrainingInterrupted
-from defcon_exp.engine.run_dir import output_anchor, resume_run_dir
 from defcon_exp.engine.run_state import CheckpointWriteError, NonFiniteStateError
 from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.objective import epoch_hooks, sweeper_return
 from defcon_exp.run.train import train
+from defcon_exp.run_dir import output_anchor, resume_run_dir
 
 __all__ = ["USER_ERRORS", "SweepJobError", "run_job"]
 

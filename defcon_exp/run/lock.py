@@ -9,7 +9,7 @@ Only the process that took the lock holds it: a forked child (DataLoader workers
 inherited copy at once (``os.register_at_fork``), so when the holder is SIGKILLed the lock is
 free at once, not when its workers notice. Whoever takes the lock also checks, once, that no
 entry of the run dir is a symlink leading out of it
-(:func:`~defcon_exp.engine.run_dir.contained_run_dir`): holding a dir's lock is the permission
+(:func:`~defcon_exp.run_dir.contained_run_dir`): holding a dir's lock is the permission
 to write into that dir and nowhere else.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
-from defcon_exp.engine.run_dir import LOCK_NAME, contained_run_dir, take_lock
+from defcon_exp.run_dir import LOCK_NAME, contained_run_dir, take_lock
 
 __all__ = ["LOCK_NAME", "RunDirBusy", "hold_run_dir"]
 

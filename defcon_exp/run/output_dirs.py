@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
-from defcon_exp.engine.run_dir import remember_output_anchor
 from defcon_exp.run.lock import acquire_for_process
+from defcon_exp.run_dir import remember_output_anchor
 
 __all__ = ["INFO_FLAGS", "NAME_MAX", "check_output_dirs", "check_writable_folder", "lock_known_run_dir"]
 
@@ -79,8 +79,8 @@ def lock_known_run_dir(args: Sequence[str]) -> None:
     resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
     if resume not in (None, "", "null", "None", "auto"):
         # refusals before Hydra writes .hydra/resume-<time>/ into the run (nothing on disk)
-        from defcon_exp.engine.run_dir import resume_run_dir
         from defcon_exp.run.plan import check_resume, resume_checkpoint  # imports torch
+        from defcon_exp.run_dir import resume_run_dir
 
         overrides = [a for a in args if "=" in a]
         acquire_for_process(

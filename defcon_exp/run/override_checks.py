@@ -134,7 +134,7 @@ def check_used_sweep_dir(args: Sequence[str]) -> None:
     ``multirun.yaml`` and every job's ``.hydra/``. Searches (``hparams_search=``,
     ``hydra/sweeper=``) continue their study by design and are left to their sweeper."""
 
-    from defcon_exp.engine.run_dir import is_used_run_dir
+    from defcon_exp.run_dir import is_used_run_dir
 
     if not any(a in ("-m", "--multirun") for a in args):
         return
@@ -165,7 +165,7 @@ def check_running_sweep_jobs(args: Sequence[str]) -> None:
     anything is written into its dir (:func:`defcon_exp.run.job.run_job`). Searches are left to
     their study lock (one sweeper per study)."""
 
-    from defcon_exp.engine.run_dir import LOCK_NAME, lock_holder
+    from defcon_exp.run_dir import LOCK_NAME, lock_holder
 
     if not any(a in ("-m", "--multirun") for a in args):
         return

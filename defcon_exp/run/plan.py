@@ -21,10 +21,10 @@ from defcon_exp.config import ConfigError
 from defcon_exp.config_rules import validate_config
 from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
 from defcon_exp.engine.keep import SLIM_KEY
-from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir
 from defcon_exp.engine.run_state import check_resume_state
 from defcon_exp.engine.writers import read_metrics_csv
 from defcon_exp.run.stored import apply_overrides, flat_items, schema_config, upgrade_config
+from defcon_exp.run_dir import is_used_run_dir, resume_run_dir
 
 __all__ = [
     "RunPlan",

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
-from defcon_exp.engine.run_dir import lock_holder, take_lock
+from defcon_exp.run_dir import lock_holder, take_lock
 
 __all__ = ["StudyLock", "check_study_free", "hold_study_lock"]
 

@@ -29,7 +29,6 @@ from defcon_exp.engine.early_stopping import EarlyStopping
 from defcon_exp.engine.fit import FitSettings, Loaders, fit
 from defcon_exp.engine.hooks import EpochHook
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
-from defcon_exp.engine.run_dir import resume_run_dir, unique_run_dir
 from defcon_exp.engine.seed import resolve_device, seed_everything
 from defcon_exp.engine.speedups import compile_model, parse_compile, set_cudnn_benchmark
 from defcon_exp.models.pretrained import load_pretrained
@@ -41,6 +40,7 @@ from defcon_exp.run.launch import check_writable_folder
 from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.plan import RunPlan, plan_run, remove_stale_temp_files
 from defcon_exp.run.run_label import run_label
+from defcon_exp.run_dir import resume_run_dir, unique_run_dir
 
 __all__ = ["target_run_dir", "train"]
 

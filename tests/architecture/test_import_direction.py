@@ -28,6 +28,7 @@ RANKS = {
     "ops": 1,
     "safety": 0,
     "plugins": 0,
+    "run_dir": 0,  # the run dir's layout, lock file and probe: run/, engine/ and analysis/ alike
     "rates": 0,  # number formatting (img/s, counts) shared by the engine, report and sweep table
     "conf": 0,
 }

@@ -12,14 +12,14 @@ import torch
 from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from defcon_exp.engine.metrics import MetricAccumulator
 from defcon_exp.engine.optim import build_optimizer
-from defcon_exp.engine.run_dir import (
+from defcon_exp.engine.seed import capture_rng_state, resolve_device, restore_rng_state
+from defcon_exp.engine.writers import MetricsCSV
+from defcon_exp.run_dir import (
     hydra_output_subdir,
     hydra_run_dir,
     is_used_run_dir,
     unique_run_dir,
 )
-from defcon_exp.engine.seed import capture_rng_state, resolve_device, restore_rng_state
-from defcon_exp.engine.writers import MetricsCSV
 
 
 def test_atomic_save_leaves_no_temp_files_and_loads_weights_only(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The lock probe is one function (:func:`defcon_exp.engine.run_dir.lock_holder`) for the run
+"""The lock probe is one function (:func:`defcon_exp.run_dir.lock_holder`) for the run
 dir, the study and the report, and a probe never makes a taker fail: the probe holds a shared
 lock for an instant, and a job starting in that instant (``check_running_sweep_jobs`` probing its
 dir while the job takes its lock) waits it out instead of being refused as busy (before: refused
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from defcon_exp.engine.run_dir import LOCK_NAME, lock_holder
 from defcon_exp.run.lock import RunDirBusy, hold_run_dir
 from defcon_exp.run.study_lock import StudyLock
+from defcon_exp.run_dir import LOCK_NAME, lock_holder
 
 #: a stand-in prober: takes a shared lock on argv[1], says so, keeps it for argv[2] seconds
 PROBER = """import fcntl, os, sys, time
