@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 RUN_MARKERS = ("checkpoints", "metrics.csv", "summary.json")
 #: every entry a command writes into a run dir (the layout, named here once): the lock, Hydra's
@@ -76,16 +77,31 @@ def resume_run_dir(resume: str | os.PathLike) -> Path:
     return path.resolve()
 
 
+#: ``resume`` values that mean no resume: unset, empty, or null as the command line spells it
+#: (Hydra turns ``null`` into None but keeps ``None`` a string)
+NO_RESUME = (None, "", "null", "None")
+
+
+def resume_kind(resume: object) -> Literal["fresh", "auto", "path"]:
+    """What ``resume`` asks for, decided here once for the resolvers, the pre-Hydra checks and
+    the job: ``fresh`` (:data:`NO_RESUME`), ``auto`` (resume the job's own dir when it holds a
+    checkpoint, skip it when finished, else start there) or ``path`` (that run dir or checkpoint,
+    written in its own dir)."""
+    if resume in NO_RESUME:
+        return "fresh"
+    return "auto" if resume == "auto" else "path"
+
+
 def hydra_run_dir(resume: str | None, default: str) -> str:
     """Resolver body for ``hydra.run.dir``: the resumed run's dir, else ``default``."""
-    if resume in (None, "", "None", "null", "auto"):  # auto: the job's own (sweep) dir
+    if resume_kind(resume) != "path":  # auto: the job's own (sweep) dir
         return default
     return str(resume_run_dir(resume))
 
 
 def hydra_output_subdir(resume: str | None, stamp: str) -> str:
     """Resolver body for ``hydra.output_subdir``: ``.hydra``, or ``.hydra/resume-<stamp>``."""
-    if resume in (None, "", "None", "null", "auto"):
+    if resume_kind(resume) != "path":
         return ".hydra"
     return f".hydra/resume-{stamp}"
 

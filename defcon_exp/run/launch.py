@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from defcon_exp.config import ConfigError
+from defcon_exp.engine.run_dir import resume_kind
 from defcon_exp.run.output_dirs import (  # noqa: F401 (re-exported: train.py, tests)
     INFO_FLAGS,
     NAME_MAX,
@@ -264,7 +265,7 @@ def check_config_values(args: Sequence[str]) -> None:
         raise ConfigError(
             f"{error_line(err)}; fix the override (defcon-train --help lists every key)"
         ) from None
-    if values.get("resume") in (None, "", "null", "None"):
+    if resume_kind(values.get("resume")) == "fresh":
         validate_config(cfg)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
-from defcon_exp.engine.run_dir import remember_output_anchor
+from defcon_exp.engine.run_dir import remember_output_anchor, resume_kind
 from defcon_exp.run.lock import acquire_for_process
 
 __all__ = ["INFO_FLAGS", "NAME_MAX", "check_output_dirs", "check_writable_folder", "lock_known_run_dir"]
@@ -80,7 +80,7 @@ def lock_known_run_dir(args: Sequence[str]) -> None:
         return
     values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
     resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
-    if resume not in (None, "", "null", "None", "auto"):
+    if resume_kind(resume) == "path":
         # refusals before Hydra writes .hydra/resume-<time>/ into the run (nothing on disk)
         overrides = [a for a in args if "=" in a]
         acquire_for_process(
@@ -90,7 +90,7 @@ def lock_known_run_dir(args: Sequence[str]) -> None:
         )
     elif run_dir and "${" not in run_dir:
         # a run in use is refused by its lock first; else one that would be overwritten
-        check = _refuse_used_dir if resume != "auto" else None
+        check = _refuse_used_dir if resume_kind(resume) == "fresh" else None
         acquire_for_process(Path(run_dir).expanduser(), check=check)
 
 

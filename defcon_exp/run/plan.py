@@ -21,7 +21,7 @@ from defcon_exp.config import ConfigError
 from defcon_exp.config_rules import validate_config
 from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
 from defcon_exp.engine.keep import SLIM_KEY
-from defcon_exp.engine.run_dir import is_used_run_dir, resume_run_dir
+from defcon_exp.engine.run_dir import is_used_run_dir, resume_kind, resume_run_dir
 from defcon_exp.engine.run_state import check_resume_state
 from defcon_exp.engine.writers import read_metrics_csv
 from defcon_exp.keys import PLACEMENT_KEYS, flat_items
@@ -292,7 +292,7 @@ def plan_run(
     dir whose run never wrote ``last.pt``.
     """
     cfg = cfg.copy()
-    if cfg.resume == "auto":
+    if resume_kind(cfg.resume) == "auto":
         if (summary := _finished_summary(run_dir)) is not None:
             _say(f"{run_dir} already finished (summary.json exists): skipping")
             return RunPlan(cfg, run_dir, summary=summary)
@@ -302,7 +302,7 @@ def plan_run(
             return _unless_finished(plan_resume(cfg, None))
         cfg.resume = None
         restart_incomplete = True
-    if cfg.resume:
+    if resume_kind(cfg.resume) == "path":
         plan = plan_resume(cfg, overrides)
         if plan.run_dir.resolve() != run_dir.resolve():  # only the dir whose lock is held
             raise ConfigError(
