@@ -13,7 +13,7 @@ from defcon_exp.analysis.report import NEUTRAL_KEYS
 from defcon_exp.analysis.search_report import SWEEPER_KEYS
 from defcon_exp.config import ConfigError
 from defcon_exp.config_rules import _check_numbers_finite
-from defcon_exp.keys import flat_items
+from defcon_exp.keys import flat_items, walk_items
 from defcon_exp.run.plan import RESUME_NEUTRAL
 from defcon_exp.run.run_label import NOT_COMPARED
 
@@ -23,6 +23,15 @@ def test_lists_are_leaves_unless_indexed() -> None:
     assert dict(flat_items(node)) == {"a.b": 1, "a.c": [2, {"d": 3}], "e": (4,)}
     assert dict(flat_items(node, index_lists=True)) == {"a.b": 1, "a.c.0": 2, "a.c.1.d": 3, "e.0": 4}
     assert list(flat_items(7)) == [("", 7)]
+
+
+def test_every_entry_parents_first_through_lists() -> None:
+    """The code check's walk: inner entries too (a ``_target_`` holding a dict), in lists."""
+    node = {"a": {"_target_": {"x": 1}}, "h": [{"class": "k"}], "s": "ext://y"}
+    assert [(d, k) for d, k, _ in walk_items(node, "p.")] == [
+        ("p.a", "a"), ("p.a._target_", "_target_"), ("p.a._target_.x", "x"), ("p.h", "h"),
+        ("p.h.0.class", "class"), ("p.s", "s"),
+    ]
 
 
 def test_a_dotted_key_beside_the_nested_path_keeps_both_values() -> None:
