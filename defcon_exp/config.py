@@ -5,8 +5,8 @@ Importing this module registers:
 * ``defcon_schema`` in Hydra's ConfigStore — the typed top-level schema that
   ``conf/config.yaml`` lists first in its defaults, so every group file is merged onto
   typed dataclasses (a wrong type or an unknown key fails at composition);
-* the OmegaConf resolvers ``defcon_run_dir`` / ``defcon_hydra_subdir`` used by
-  ``conf/hydra/default.yaml`` to send ``resume=...`` runs back to their original run dir.
+* the OmegaConf resolver ``defcon_run_dir`` used by ``conf/hydra/default.yaml`` to send
+  ``resume=...`` runs back to their original run dir.
 
 The *values* (``optim.lr > 0``, ``trainer.epochs >= 1``...) are checked by
 :func:`defcon_exp.config_rules.validate_config`, which raises :class:`ConfigError` naming
@@ -27,7 +27,7 @@ from defcon_exp.analysis.objectives import SearchConfig
 from defcon_exp.data.config import DataConfig
 from defcon_exp.engine.early_stopping import EarlyStoppingConfig
 from defcon_exp.regularisation import EMAConfig, MixConfig
-from defcon_exp.run_dir import hydra_output_subdir, hydra_run_dir
+from defcon_exp.run_dir import hydra_run_dir
 
 # The schema and the resolvers import no torch: ``defcon-train --help`` and command-line
 # checks answer in about a second.
@@ -273,7 +273,6 @@ def register_configs() -> None:
     """Register the schema and the resolvers (idempotent)."""
     ConfigStore.instance().store(name="defcon_schema", node=Config)
     OmegaConf.register_new_resolver("defcon_run_dir", hydra_run_dir, replace=True)
-    OmegaConf.register_new_resolver("defcon_hydra_subdir", hydra_output_subdir, replace=True)
     OmegaConf.register_new_resolver("defcon_lr_per_256", lr_per_256, replace=True)
 
 

@@ -18,13 +18,14 @@ from defcon_exp.analysis.objectives import check_objectives
 from defcon_exp.config import Config, ConfigError
 from defcon_exp.data.limits import check_limits
 from defcon_exp.engine.early_stopping import check_early_stopping
+from defcon_exp.keys import flat_items
 from defcon_exp.regularisation import validate_regularisation
 from defcon_exp.safety import check_no_code
 
 # validate_config imports the name lists it checks against (they import torch) only after
 # the plain value rules passed.
 
-__all__ = ["MAX_SEED", "as_config_error", "flat_numbers", "validate_config"]
+__all__ = ["MAX_SEED", "as_config_error", "validate_config"]
 
 T = TypeVar("T")
 
@@ -52,23 +53,9 @@ def _check_numbers_finite(cfg: Any) -> None:
         }
     else:
         container = cfg
-    for key, value in flat_numbers(container):
+    for key, value in flat_items(container, index_lists=True):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key}={value!r} is invalid: must be a finite number")
-
-
-def flat_numbers(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """``(dotted key, value)`` of every leaf, lists indexed (``optim.betas.0``)."""
-    if isinstance(node, dict):
-        items = list(node.items())
-    elif isinstance(node, (list, tuple)):
-        items = list(enumerate(node))
-    else:
-        return [(prefix[:-1], node)]
-    out: list[tuple[str, Any]] = []
-    for key, value in items:
-        out += flat_numbers(value, f"{prefix}{key}.")
-    return out
 
 
 def _check_targets(cfg: Any) -> None:

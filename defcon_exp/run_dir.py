@@ -1,11 +1,14 @@
-"""Where a run writes: fresh unique run dirs, and the original run dir when resuming.
+"""A run dir's layout, named once: where a run writes (fresh unique dirs, the original dir
+when resuming), which entries it holds, its lock file and the probe that tells who holds it.
+A leaf below every layer: ``run/``, ``engine/`` and ``analysis/`` all read it.
 
 Design (documented in the README): the engine never ``chdir``s; it writes everything under
 an explicit ``run_dir``. Under Hydra, ``hydra.run.dir`` is computed by the
 ``defcon_run_dir`` resolver: with ``resume=<run dir or checkpoint>`` it *is* the original
-run dir, so Hydra creates no stray folder, its logs append to the original ``train.log``
-and its ``.hydra`` record of the resumed invocation goes to ``.hydra/resume-<time>/``
-(the original ``.hydra/`` files are kept).
+run dir, so Hydra creates no stray folder and its logs append to the original ``train.log``.
+Hydra writes no ``.hydra/`` record itself (``hydra.output_subdir: null``): the job that holds
+the run dir's lock writes it (:mod:`defcon_exp.run.record`), a resume appending to
+``.hydra/resumes.yaml``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 RUN_MARKERS = ("checkpoints", "metrics.csv", "summary.json")
 #: every entry a command writes into a run dir (the layout, named here once): the lock, Hydra's
@@ -76,18 +80,26 @@ def resume_run_dir(resume: str | os.PathLike) -> Path:
     return path.resolve()
 
 
+#: ``resume`` values that mean no resume: unset, empty, or null as the command line spells it
+#: (Hydra turns ``null`` into None but keeps ``None`` a string)
+NO_RESUME = (None, "", "null", "None")
+
+
+def resume_kind(resume: object) -> Literal["fresh", "auto", "path"]:
+    """What ``resume`` asks for, decided here once for the resolvers, the pre-Hydra checks and
+    the job: ``fresh`` (:data:`NO_RESUME`), ``auto`` (resume the job's own dir when it holds a
+    checkpoint, skip it when finished, else start there) or ``path`` (that run dir or checkpoint,
+    written in its own dir)."""
+    if resume in NO_RESUME:
+        return "fresh"
+    return "auto" if resume == "auto" else "path"
+
+
 def hydra_run_dir(resume: str | None, default: str) -> str:
     """Resolver body for ``hydra.run.dir``: the resumed run's dir, else ``default``."""
-    if resume in (None, "", "None", "null", "auto"):  # auto: the job's own (sweep) dir
+    if resume_kind(resume) != "path":  # auto: the job's own (sweep) dir
         return default
     return str(resume_run_dir(resume))
-
-
-def hydra_output_subdir(resume: str | None, stamp: str) -> str:
-    """Resolver body for ``hydra.output_subdir``: ``.hydra``, or ``.hydra/resume-<stamp>``."""
-    if resume in (None, "", "None", "null", "auto"):
-        return ".hydra"
-    return f".hydra/resume-{stamp}"
 
 
 def unique_run_dir(root: str | os.PathLike = "outputs") -> Path:

@@ -27,6 +27,8 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from defcon_exp.keys import walk_items
+
 __all__ = [
     "ALLOWED_TARGETS",
     "CODE_KEYS",
@@ -173,17 +175,8 @@ def trusted_model_builder(name: str) -> Callable[..., Any]:
 def _code_keys(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """Every ``(dotted key, value)`` whose last part is a :data:`CODE_KEYS` name, any depth
     (dict keys of any type, lists included)."""
-    found: list[tuple[str, Any]] = []
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            dotted = f"{prefix}{key}"
-            if str(key) in CODE_KEYS:
-                found.append((dotted, value))
-            found += _code_keys(value, f"{dotted}.")
-    elif isinstance(node, (list, tuple)):
-        for index, value in enumerate(node):
-            found += _code_keys(value, f"{prefix}{index}.")
-    return found
+    return [(dotted, value) for dotted, key, value in walk_items(node, prefix)
+            if str(key) in CODE_KEYS]
 
 
 def _allowed_for(allowed: Mapping[str, Collection[Any]], key: str) -> Collection[Any]:
@@ -262,17 +255,8 @@ def check_hydra_node(hydra_node: Any, source: str) -> None:
 def _logging_code(node: Any, prefix: str) -> list[tuple[str, Any]]:
     """Every ``(dotted key, value)`` of a dictConfig ``node`` that imports or calls code: a
     ``()`` factory, a ``class``, an ``ext://`` object (any depth)."""
-    found: list[tuple[str, Any]] = []
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            dotted = f"{prefix}{key}"
-            if str(key) in ("()", "class") or (isinstance(value, str) and value.startswith("ext://")):
-                found.append((dotted, value))
-            found += _logging_code(value, f"{dotted}.")
-    elif isinstance(node, (list, tuple)):
-        for index, value in enumerate(node):
-            found += _logging_code(value, f"{prefix}{index}.")
-    return found
+    return [(dotted, value) for dotted, key, value in walk_items(node, prefix)
+            if str(key) in ("()", "class") or (isinstance(value, str) and value.startswith("ext://"))]
 
 
 def without_code_keys(node: Mapping[str, Any], group: str) -> dict[str, Any]:

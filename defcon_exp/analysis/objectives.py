@@ -9,11 +9,12 @@ each is maximised or minimised. The sweeper (``hydra/sweeper=optuna``) sets the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 __all__ = [
     "OBJECTIVES",
+    "TRIAL_KEYS",
     "Objective",
     "SearchConfig",
     "check_objectives",
@@ -69,6 +70,11 @@ class SearchConfig:
     """set by the Optuna sweeper: the study's pruner
 
     A JSON object: ``_target_`` + kwargs."""
+
+
+#: the ``search.*`` keys the sweeper sets for each trial (every field but the objective): never
+#: given on the command line, never part of a command that reruns a trial
+TRIAL_KEYS = tuple(f"search.{f.name}" for f in fields(SearchConfig) if f.name != "objective")
 
 
 def objective_names(objective: Any) -> list[str]:

@@ -31,6 +31,7 @@ from defcon_exp.analysis.runs import (
     load_run,
 )
 from defcon_exp.analysis.stats import WelchResult, p_value_method
+from defcon_exp.keys import PLACEMENT_KEYS, flat_items
 from defcon_exp.rates import SPEED_NOTE, format_rate
 
 __all__ = [
@@ -85,24 +86,17 @@ def write_report(
             "skipped": [r for r in loaded if r.damaged is not None]}
 
 
-#: config keys expected to differ between the seeds of one row
-NEUTRAL_KEYS = {"seed", "run_dir", "resume", "tags", "trainer.device", "trainer.progress",
-                "trainer.log_every_n_steps", "data.num_workers", "data.pin_memory", "data.root"}
-
-
-def _flat(container: Any, prefix: str = "") -> dict[str, str]:
-    if isinstance(container, dict):
-        out: dict[str, str] = {}
-        for key, value in container.items():
-            out.update(_flat(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: json.dumps(container, default=str)}
+#: besides the placement keys, config keys expected to differ between the seeds of one row
+ROW_NEUTRAL = frozenset({"seed", "tags", "trainer.log_every_n_steps"})
+#: config keys whose differences among a row's runs the report does not list
+NEUTRAL_KEYS = PLACEMENT_KEYS | ROW_NEUTRAL
 
 
 def config_differences(runs: Sequence[RunRecord]) -> dict[str, list[str]]:
     """Config keys (dotted) whose values differ among ``runs``, apart from seeds, paths and
     other run-neutral keys: ``{key: sorted distinct values}`` (a missing key counts as ``-``)."""
-    flats = [_flat(r.config) for r in runs if r.config]
+    flats = [{k: json.dumps(v, default=str) for k, v in flat_items(r.config)}
+             for r in runs if r.config]
     keys = set().union(*flats) if flats else set()
     out: dict[str, list[str]] = {}
     for key in sorted(keys - NEUTRAL_KEYS):

@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from defcon_exp.analysis.objectives import TRIAL_KEYS
 from defcon_exp.analysis.runs import last_error, read_summary
 from defcon_exp.analysis.study_file import open_read_only, study_file_problem
 
@@ -25,9 +26,9 @@ STUDY_FILE = "optuna.db"
 #: completed trials below which parameter importances are not drawn (PED-ANOVA compares the
 #: best 10% of the trials with all of them: with fewer, every parameter looks alike)
 MIN_IMPORTANCE_TRIALS = 10
-#: task overrides the sweeper adds to each trial (not part of a rerun command)
-SWEEPER_KEYS = ("search.storage", "search.study_name", "search.trial_number", "search.prune",
-                "search.pruner", "resume")
+#: task overrides the sweeper adds to each trial (not part of a rerun command): the trial keys
+#: and ``resume=auto``
+SWEEPER_KEYS = (*TRIAL_KEYS, "resume")
 
 
 def is_search_dir(path: str | Path) -> bool:

@@ -75,8 +75,8 @@ def fit(
 
     Returns the summary dict also written to ``run_dir/summary.json``.
     """
-    run = _Fit(model, optimizer, schedule, plateau, loaders, device, Path(run_dir), settings)
-    run.forward_model = model if forward_model is None else forward_model
+    run = _Fit(model, optimizer, schedule, plateau, loaders, device, Path(run_dir), settings,
+               forward_model)
     run.store.hooks = [h for h in epoch_hooks if hasattr(h, "state_key")]
     if resume_state is not None:
         run.state = run.store.restore(resume_state, run.state.split)

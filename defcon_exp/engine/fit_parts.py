@@ -38,23 +38,26 @@ __all__ = ["FitParts"]
 log = logging.getLogger("defcon_exp.engine.fit")
 
 
+@dataclasses.dataclass(eq=False)
 class FitParts:
-    """The objects of one ``fit`` call, built from its arguments (``forward_model`` is set
-    after construction, :meth:`open` builds the records and the step context)."""
+    """The objects of one ``fit`` call, built from its arguments: the fields are ``fit``'s
+    own (named here once; ``fit`` passes them through), the rest is derived after them
+    (:meth:`open` builds the records and the step context, once the states are restored)."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        schedule: LRSchedule,
-        plateau: Plateau | None,
-        loaders: Loaders,
-        device: torch.device,
-        run_dir: Path,
-        settings: FitSettings,
-    ) -> None:
-        self.model, self.loaders, self.device, self.settings = model, loaders, device, settings
-        self.plateau, self.run_dir = plateau, run_dir
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    plateau: Plateau | None
+    loaders: Loaders
+    device: torch.device
+    run_dir: Path
+    settings: FitSettings
+    #: runs every forward pass (``model`` wrapped in DDP or compiled); None: ``model``
+    forward_model: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        model, settings, loaders = self.model, self.settings, self.loaders
+        self.forward_model = model if self.forward_model is None else self.forward_model
         self.main = distributed.is_main()
         self.show = progress_enabled(settings.progress) and self.main  # bars: rank 0 on a TTY
         self.reduce = distributed.all_reduce if distributed.is_active() else None
@@ -63,11 +66,11 @@ class FitParts:
         self.select = settings.ema.select if self.ema is not None else "raw"
         self.store = RunStateStore(
             model,
-            optimizer,
-            schedule,
-            plateau,
-            grad_scaler(settings.precision, device),
-            run_dir / "checkpoints",
+            self.optimizer,
+            self.schedule,
+            self.plateau,
+            grad_scaler(settings.precision, self.device),
+            self.run_dir / "checkpoints",
             identity={
                 "config": settings.config,
                 "model_name": settings.model_name,

@@ -31,6 +31,7 @@ __all__ = [
     "Bottleneck",
     "ResidualTail",
     "StagePlan",
+    "add_head",
     "build_stages",
     "drop_path_rates",
     "init_resnet_weights",
@@ -54,7 +55,8 @@ def set_kernels(model: nn.Module, kernels: str) -> nn.Module:
 
 
 class ResidualTail(nn.Module):
-    """The end every block shares: ``relu(drop_path(attention(out)) + identity)``.
+    """What every block shares: the constructor (a block adds its branch, :meth:`_branch`) and
+    the end ``relu(drop_path(attention(out)) + identity)``.
 
     With ``fused_tail`` and a pooled-vector attention (SE, ECA, DEFCON, ...), scaling,
     residual add and ReLU run as one op (:func:`defcon_exp.ops.scale_add_relu`); the
@@ -67,8 +69,26 @@ class ResidualTail(nn.Module):
     """
 
     kernels = "aten"  # the fused tail's kernels (set_kernels)
+    expansion = 1  # output channels per unit of ``width``
 
-    def _init_tail(self, attention: nn.Module, fused_tail: bool, drop_path_rate: float) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        width: int,
+        stride: int,
+        attention: nn.Module,
+        fused_tail: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        drop_path_rate: float = 0.0,
+        kernels: str = "aten",
+    ) -> None:
+        """Every block's constructor: a block differs only in its branch (:meth:`_branch`).
+        Modules are made in one order (drop path, branch, shortcut), so the random initial
+        weights of a seed and the state-dict key order are those of torchvision's blocks."""
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        out_channels = width * self.expansion
         # rate 0: no module in the graph at all (the plain network, bit for bit), and no
         # torchvision import (a second of start-up)
         self.drop_path: nn.Module = nn.Identity()
@@ -77,14 +97,19 @@ class ResidualTail(nn.Module):
 
             self.drop_path = StochasticDepth(drop_path_rate, "row")
         self.fused_tail = fused_tail and isinstance(attention, ChannelAttention)
-
-    def _downsample(self, in_channels: int, out_channels: int, stride: int, factory) -> None:
+        self._branch(in_channels, width, stride, factory)
+        self.attention = attention
         self.downsample: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(
                 nn.Conv2d(in_channels, out_channels, 1, stride, bias=False, **factory),
                 nn.BatchNorm2d(out_channels, **factory),
             )
+        set_kernels(self, kernels)
+
+    def _branch(self, in_channels: int, width: int, stride: int, factory: dict[str, Any]) -> None:
+        """Make the residual branch's modules (up to its last BN) and ``relu``."""
+        raise NotImplementedError
 
     def tail(self, out: Tensor, identity: Tensor) -> Tensor:
         """``out [B, C, H, W]`` (the residual branch before attention) -> block output."""
@@ -103,32 +128,14 @@ class Bottleneck(ResidualTail):
     expansion = 4
     attention_input = "bn3"  # the submodule whose output the attention sees (inspect's tap)
 
-    def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        stride: int,
-        attention: nn.Module,
-        fused_tail: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-        drop_path_rate: float = 0.0,
-        kernels: str = "aten",
-    ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        out_channels = width * self.expansion
-        self._init_tail(attention, fused_tail, drop_path_rate)
+    def _branch(self, in_channels: int, width: int, stride: int, factory: dict[str, Any]) -> None:
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False, **factory)
         self.bn1 = nn.BatchNorm2d(width, **factory)
         self.conv2 = nn.Conv2d(width, width, 3, stride, padding=1, bias=False, **factory)
         self.bn2 = nn.BatchNorm2d(width, **factory)
-        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False, **factory)
-        self.bn3 = nn.BatchNorm2d(out_channels, **factory)
+        self.conv3 = nn.Conv2d(width, width * self.expansion, 1, bias=False, **factory)
+        self.bn3 = nn.BatchNorm2d(width * self.expansion, **factory)
         self.relu = nn.ReLU(inplace=True)
-        self.attention = attention
-        self._downsample(in_channels, out_channels, stride, factory)
-        set_kernels(self, kernels)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = self.downsample(x)
@@ -144,29 +151,12 @@ class BasicBlock(ResidualTail):
     expansion = 1
     attention_input = "bn2"
 
-    def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        stride: int,
-        attention: nn.Module,
-        fused_tail: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-        drop_path_rate: float = 0.0,
-        kernels: str = "aten",
-    ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        self._init_tail(attention, fused_tail, drop_path_rate)
+    def _branch(self, in_channels: int, width: int, stride: int, factory: dict[str, Any]) -> None:
         self.conv1 = nn.Conv2d(in_channels, width, 3, stride, padding=1, bias=False, **factory)
         self.bn1 = nn.BatchNorm2d(width, **factory)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(width, width, 3, 1, padding=1, bias=False, **factory)
         self.bn2 = nn.BatchNorm2d(width, **factory)
-        self.attention = attention
-        self._downsample(in_channels, width, stride, factory)
-        set_kernels(self, kernels)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = self.downsample(x)
@@ -238,6 +228,19 @@ def build_stages(
     if uses_kernel_size:
         log.info("%s: 1D kernel size per stage %s", attention, plan.kernel_sizes)
     return plan
+
+
+def add_head(model: nn.Module, plan: StagePlan, pool: str, num_classes: int,
+             factory: dict[str, Any]) -> None:
+    """After ``model``'s stages: the global average pool (named ``pool``: each ResNet keeps its
+    own module names), the classifier, then torchvision's initialisation; ``model`` keeps the
+    plan's per-stage kernel sizes and per-block drop-path rates. Both ResNets end so, in this
+    order (the classifier is made last: a seed's initial weights stay the same)."""
+    model.stage_kernel_sizes = plan.kernel_sizes
+    model.drop_path_rates = plan.drop_path_rates
+    setattr(model, pool, nn.AdaptiveAvgPool2d(1))
+    model.fc = nn.Linear(plan.out_channels, num_classes, **factory)
+    init_resnet_weights(model)
 
 
 def init_resnet_weights(model: nn.Module) -> None:

@@ -22,8 +22,8 @@ from defcon_exp.models.blocks import (
     BasicBlock,
     Bottleneck,
     ResidualTail,
+    add_head,
     build_stages,
-    init_resnet_weights,
 )
 
 __all__ = ["IMAGENET_DEPTHS", "ImageNetResNet", "imagenet_resnet"]
@@ -74,22 +74,10 @@ class ImageNetResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(STAGE_WIDTHS[0], **factory)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        plan = build_stages(
-            block,
-            depths,
-            attention,
-            kernel_size,
-            attention_kwargs,
-            fused_tail,
-            drop_path_rate,
-            factory,
-        )
-        self.stage_kernel_sizes: list[int | None] = plan.kernel_sizes
-        self.drop_path_rates = plan.drop_path_rates
+        plan = build_stages(block, depths, attention, kernel_size, attention_kwargs, fused_tail,
+                            drop_path_rate, factory)
         self.layer1, self.layer2, self.layer3, self.layer4 = plan.stages
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(plan.out_channels, num_classes, **factory)
-        init_resnet_weights(self)
+        add_head(self, plan, "avgpool", num_classes, factory)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

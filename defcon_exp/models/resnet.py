@@ -23,9 +23,9 @@ from defcon_exp.attention.kernel_size import KernelSizeSpec
 from defcon_exp.models.blocks import (
     STAGE_WIDTHS,
     Bottleneck,
+    add_head,
     build_stages,
     drop_path_rates,
-    init_resnet_weights,
     set_kernels,
 )
 
@@ -72,22 +72,10 @@ class CifarResNet(nn.Module):
         self.attention_name = attention
         self.stem_name = stem
         self.stem = _stem(stem, factory)
-        plan = build_stages(
-            Bottleneck,
-            depths,
-            attention,
-            kernel_size,
-            attention_kwargs,
-            fused_tail,
-            drop_path_rate,
-            factory,
-        )
-        self.stage_kernel_sizes: list[int | None] = plan.kernel_sizes
-        self.drop_path_rates = plan.drop_path_rates
+        plan = build_stages(Bottleneck, depths, attention, kernel_size, attention_kwargs,
+                            fused_tail, drop_path_rate, factory)
         self.stages = nn.Sequential(*plan.stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(plan.out_channels, num_classes, **factory)
-        init_resnet_weights(self)
+        add_head(self, plan, "pool", num_classes, factory)
         set_kernels(self, kernels)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from defcon_exp.run.stored import flat_items
+from defcon_exp.keys import flat_items
 
 __all__ = ["HPARAM_KEYS", "hparams", "kernel_size_shown"]
 
@@ -41,7 +41,7 @@ def kernel_size_shown(model: Any) -> Any:
 def hparams(container: dict[str, Any], name: str) -> dict[str, Any]:
     """``{"model": name, key: value for HPARAM_KEYS}`` of a resolved config container
     (``model.kernel_size`` only for attentions with a 1D kernel: :func:`kernel_size_shown`)."""
-    flat = flat_items(container)
+    flat = dict(flat_items(container))
     shown = {k: flat.get(k) for k in HPARAM_KEYS}
     shown["model.kernel_size"] = kernel_size_shown(container.get("model") or {})
     return {"model": name, **shown}

@@ -28,7 +28,7 @@ from defcon_exp.engine.run_state import CheckpointWriteError, NonFiniteStateErro
 from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.objective import epoch_hooks, sweeper_return
 from defcon_exp.run.train import train
-from defcon_exp.run_dir import output_anchor, resume_run_dir
+from defcon_exp.run_dir import output_anchor, resume_kind, resume_run_dir
 
 __all__ = ["USER_ERRORS", "SweepJobError", "run_job"]
 
@@ -65,7 +65,7 @@ def run_job(
         stop_when_the_sweep_dies()
     where = "" if distributed.is_main() else f" (rank {distributed.rank()})"
     with contextlib.ExitStack() as held:
-        explicit = bool(cfg.resume) and cfg.resume != "auto"
+        explicit = resume_kind(cfg.resume) == "path"
         if distributed.is_main():  # before anything is logged or written into the dir
             try:
                 _hold_and_record(held, cfg, output_dir, overrides, explicit and not multirun)
@@ -96,7 +96,7 @@ def _hold_and_record(held: contextlib.ExitStack, cfg: DictConfig, output_dir: Pa
         raise _NotHeld(str(err)) from None
     if not HydraConfig.initialized():
         return
-    auto = cfg.resume == "auto"
+    auto = resume_kind(cfg.resume) == "auto"
     if explicit or (auto and (run_dir / "checkpoints" / "last.pt").is_file()):
         if not (auto and (run_dir / "summary.json").is_file()):
             append_resume(run_dir, overrides)
@@ -135,7 +135,7 @@ def _run_held(cfg: DictConfig, output_dir: Path, job_num: int | None, overrides:
         summary = train(
             cfg,
             None if explicit else output_dir,
-            restart_incomplete=cfg.resume == "auto",
+            restart_incomplete=resume_kind(cfg.resume) == "auto",
             overrides=overrides if explicit else None,
             epoch_hooks=epoch_hooks(cfg.search) if distributed.is_main() else (),
         )
@@ -146,7 +146,7 @@ def _run_held(cfg: DictConfig, output_dir: Path, job_num: int | None, overrides:
         _exit_interrupted(err, output_dir, multirun)
     except KeyboardInterrupt:  # Ctrl-C before fit() handles signals, or a second one in it
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C while tidying up
-        fresh = not cfg.resume and not multirun and distributed.is_main()
+        fresh = resume_kind(cfg.resume) == "fresh" and not multirun and distributed.is_main()
         print(f"defcon-train: {_interrupted(output_dir, fresh)}", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
     except USER_ERRORS as err:
@@ -154,7 +154,7 @@ def _run_held(cfg: DictConfig, output_dir: Path, job_num: int | None, overrides:
         if multirun:
             raise _sweep_job_error(output_dir, job_num, str(err), _trial(cfg)) from err
         log.error("%s", err)  # into train.log too: a failed start says why
-        if not cfg.resume and distributed.is_main():
+        if resume_kind(cfg.resume) == "fresh" and distributed.is_main():
             remove_failed_start(output_dir)
         print(f"defcon-train: error{where}: {err}", file=sys.stderr)
         sys.exit(1)

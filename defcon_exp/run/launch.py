@@ -26,6 +26,7 @@ from defcon_exp.run.output_dirs import (  # noqa: F401 (re-exported: train.py, t
     lock_known_run_dir,
 )
 from defcon_exp.run.stored import GROUP_NAMES as CONFIG_GROUPS
+from defcon_exp.run_dir import resume_kind
 
 log = logging.getLogger("defcon_exp.train")
 
@@ -264,7 +265,7 @@ def check_config_values(args: Sequence[str]) -> None:
         raise ConfigError(
             f"{error_line(err)}; fix the override (defcon-train --help lists every key)"
         ) from None
-    if values.get("resume") in (None, "", "null", "None"):
+    if resume_kind(values.get("resume")) == "fresh":
         validate_config(cfg)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from defcon_exp.config import ConfigError
 from defcon_exp.run.lock import acquire_for_process
-from defcon_exp.run_dir import remember_output_anchor
+from defcon_exp.run_dir import remember_output_anchor, resume_kind, resume_run_dir
 
 __all__ = ["INFO_FLAGS", "NAME_MAX", "check_output_dirs", "check_writable_folder", "lock_known_run_dir"]
 
@@ -77,10 +77,9 @@ def lock_known_run_dir(args: Sequence[str]) -> None:
         return
     values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
     resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
-    if resume not in (None, "", "null", "None", "auto"):
-        # refusals before Hydra writes .hydra/resume-<time>/ into the run (nothing on disk)
+    if resume_kind(resume) == "path":
+        # refusals before anything is written into the run (nothing on disk)
         from defcon_exp.run.plan import check_resume, resume_checkpoint  # imports torch
-        from defcon_exp.run_dir import resume_run_dir
 
         overrides = [a for a in args if "=" in a]
         acquire_for_process(
@@ -90,7 +89,7 @@ def lock_known_run_dir(args: Sequence[str]) -> None:
         )
     elif run_dir and "${" not in run_dir:
         # a run in use is refused by its lock first; else one that would be overwritten
-        check = _refuse_used_dir if resume != "auto" else None
+        check = _refuse_used_dir if resume_kind(resume) == "fresh" else None
         acquire_for_process(Path(run_dir).expanduser(), check=check)
 
 

@@ -23,8 +23,9 @@ from defcon_exp.engine.checkpoint import find_checkpoint, load_checkpoint
 from defcon_exp.engine.keep import SLIM_KEY
 from defcon_exp.engine.run_state import check_resume_state
 from defcon_exp.engine.writers import read_metrics_csv
-from defcon_exp.run.stored import apply_overrides, flat_items, schema_config, upgrade_config
-from defcon_exp.run_dir import is_used_run_dir, resume_run_dir
+from defcon_exp.keys import PLACEMENT_KEYS, flat_items
+from defcon_exp.run.stored import apply_overrides, schema_config, upgrade_config
+from defcon_exp.run_dir import is_used_run_dir, resume_kind, resume_run_dir
 
 __all__ = [
     "RunPlan",
@@ -43,12 +44,9 @@ log = logging.getLogger("defcon_exp.train")
 RESUME_FORBIDDEN_PREFIXES = ("model.", "data.name", "data.num_classes")
 #: keys fixing the data order: a mid-epoch checkpoint can only resume with them unchanged
 MID_EPOCH_FIXED_PREFIXES = ("data.", "seed")
-#: keys that may differ between a checkpoint's config and the resumed one without a warning
-RESUME_NEUTRAL = {
-    "resume",
-    "run_dir",
-    "trainer.progress",
-    "trainer.device",
+#: keys a resumed run may change besides the placement keys: how long it trains, what it
+#: records and keeps, how its kernels compute (same network, same weights, same data order)
+RESUME_ADJUSTABLE = frozenset({
     "trainer.epochs",
     "trainer.log_every_n_steps",
     "trainer.checkpoint_every_n_steps",
@@ -59,10 +57,9 @@ RESUME_NEUTRAL = {
     "trainer.channels_last",
     "trainer.compile",
     "model.kernels",  # ATen or Triton kernels: the same network and weights
-    "data.num_workers",
-    "data.pin_memory",
-    "data.root",
-}
+})
+#: keys that may differ between a checkpoint's config and the resumed one without a warning
+RESUME_NEUTRAL = PLACEMENT_KEYS | RESUME_ADJUSTABLE
 
 
 @dataclass
@@ -152,8 +149,8 @@ def check_config_changes(
 ) -> None:
     """Refuse changes that alter the network (``model.*``, data name/classes) or, inside an
     epoch, the data order; warn on the rest (except :data:`RESUME_NEUTRAL` keys)."""
-    before = flat_items(upgrade_config(stored, warn=False))
-    after = flat_items(OmegaConf.to_container(cfg, resolve=True))
+    before = dict(flat_items(upgrade_config(stored, warn=False)))
+    after = dict(flat_items(OmegaConf.to_container(cfg, resolve=True)))
     changed = sorted(
         k for k in set(before) | set(after) if before.get(k) != after.get(k) and k not in RESUME_NEUTRAL
     )
@@ -295,7 +292,7 @@ def plan_run(
     dir whose run never wrote ``last.pt``.
     """
     cfg = cfg.copy()
-    if cfg.resume == "auto":
+    if resume_kind(cfg.resume) == "auto":
         if (summary := _finished_summary(run_dir)) is not None:
             _say(f"{run_dir} already finished (summary.json exists): skipping")
             return RunPlan(cfg, run_dir, summary=summary)
@@ -305,7 +302,7 @@ def plan_run(
             return _unless_finished(plan_resume(cfg, None))
         cfg.resume = None
         restart_incomplete = True
-    if cfg.resume:
+    if resume_kind(cfg.resume) == "path":
         plan = plan_resume(cfg, overrides)
         if plan.run_dir.resolve() != run_dir.resolve():  # only the dir whose lock is held
             raise ConfigError(

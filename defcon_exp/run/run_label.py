@@ -10,11 +10,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from defcon_exp.keys import PLACEMENT_KEYS
+
 __all__ = ["run_label", "sweep_keys"]
 
-#: overrides that say where or how a run executes, not what it is
-NOT_COMPARED = ("model", "resume", "run_dir", "trainer.device", "trainer.progress",
-                "trainer.num_threads", "data.num_workers", "data.root", "data.pin_memory")
+#: overrides left out of a run's name: where or how it executes (the placement keys, and its
+#: CPU threads), and ``model`` (the name's first part already)
+NOT_COMPARED = PLACEMENT_KEYS | {"model", "trainer.num_threads"}
 MAX_LENGTH = 120
 #: a single run's name: its folder path already makes it unique
 SINGLE_RUN_LENGTH = 40

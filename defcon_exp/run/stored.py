@@ -16,7 +16,6 @@ from defcon_exp.safety import check_no_code
 
 __all__ = [
     "apply_overrides",
-    "flat_items",
     "schema_config",
     "upgrade_config",
 ]
@@ -111,12 +110,3 @@ def apply_overrides(
 #: the config groups (conf/<group>/): a stored run keeps them
 GROUP_NAMES = ("model", "arch", "data", "optim", "scheduler", "trainer", "experiment", "debug")
 
-
-def flat_items(container: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as values)."""
-    if isinstance(container, Mapping):
-        out: dict[str, Any] = {}
-        for key, value in container.items():
-            out.update(flat_items(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: container}

@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from defcon_exp.analysis.objectives import TRIAL_KEYS
 from defcon_exp.config import ConfigError
 from defcon_exp.run.study_lock import StudyLock, check_study_free, hold_study_lock
 
@@ -44,9 +45,6 @@ SWEEPER_CLASS = "hydra_plugins.defcon_optuna_sweeper.optuna_sweeper.DefconOptuna
 #: the keys of ``hydra.sweeper`` (conf/hydra/sweeper/optuna.yaml)
 SWEEPER_KEYS = ("_target_", "_recursive_", "sampler", "pruner", "direction", "storage",
                 "study_name", "n_trials", "n_jobs", "max_failure_rate", "params")
-#: ``search.*`` keys the sweeper sets for each trial (never given on the command line)
-TRIAL_KEYS = ("search.storage", "search.study_name", "search.trial_number", "search.prune",
-              "search.pruner")
 
 
 class SearchStopped(Exception):

@@ -40,7 +40,7 @@ from defcon_exp.run.launch import check_writable_folder
 from defcon_exp.run.lock import hold_run_dir
 from defcon_exp.run.plan import RunPlan, plan_run, remove_stale_temp_files
 from defcon_exp.run.run_label import run_label
-from defcon_exp.run_dir import resume_run_dir, unique_run_dir
+from defcon_exp.run_dir import resume_kind, resume_run_dir, unique_run_dir
 
 __all__ = ["target_run_dir", "train"]
 
@@ -50,12 +50,12 @@ log = logging.getLogger("defcon_exp.train")
 def target_run_dir(cfg: DictConfig, run_dir: str | Path | None) -> Path:
     """Where this run writes: the resumed run's own dir > ``run_dir`` > ``cfg.run_dir`` >
     Hydra's run dir > a fresh ``outputs/DATE/TIME_us``."""
-    if cfg.resume and cfg.resume != "auto":
+    if resume_kind(cfg.resume) == "path":
         return resume_run_dir(cfg.resume)
     target = run_dir or cfg.run_dir
     if target is None and HydraConfig.initialized():
         target = HydraConfig.get().runtime.output_dir
-    if target is None and cfg.resume == "auto":
+    if target is None and resume_kind(cfg.resume) == "auto":
         raise ConfigError("resume='auto' is invalid here: it needs run_dir (or Hydra's run dir)")
     return Path(target) if target is not None else unique_run_dir()
 
@@ -97,7 +97,7 @@ def train(
         def decide() -> dict[str, Any]:  # rank 0 only; its errors reach every rank
             target = target_run_dir(cfg, run_dir)
             check_writable_folder(target, "run_dir")
-            resumed = bool(cfg.resume) and cfg.resume != "auto"  # a resume creates no dir
+            resumed = resume_kind(cfg.resume) == "path"  # a resume creates no dir
             held.enter_context(hold_run_dir(target, create=not resumed))  # rank 0, whole run
             decided.append(plan_run(cfg, target, overrides, restart_incomplete))
             return _shareable(decided[0])

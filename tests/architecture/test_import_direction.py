@@ -1,7 +1,7 @@
 """Imports point down only: cli -> run -> config rules -> schema -> engine | analysis ->
 models -> attention -> ops,
-with data/ beside (used by run and the schema, using none of the layers) and ``safety`` (a
-leaf every layer may use). A walk over every module's imports, lazy ones included."""
+with data/ beside (used by run and the schema, using none of the layers) and the leaves every
+layer may use (``safety``, ``keys``...). A walk over every module's imports, lazy ones included."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ RANKS = {
     "run_dir": 0,  # the run dir's layout, lock file and probe: run/, engine/ and analysis/ alike
     "rates": 0,  # number formatting (img/s, counts) shared by the engine, report and sweep table
     "conf": 0,
+    "keys": 0,  # dotted config keys: the flattener and the placement keys every comparison skips
 }
 #: same rank, separate layers: they must not import each other
 SIBLINGS = {frozenset({"engine", "analysis"}), frozenset({"data", "models"})}

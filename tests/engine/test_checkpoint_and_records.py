@@ -15,9 +15,9 @@ from defcon_exp.engine.optim import build_optimizer
 from defcon_exp.engine.seed import capture_rng_state, resolve_device, restore_rng_state
 from defcon_exp.engine.writers import MetricsCSV
 from defcon_exp.run_dir import (
-    hydra_output_subdir,
     hydra_run_dir,
     is_used_run_dir,
+    resume_kind,
     unique_run_dir,
 )
 
@@ -64,11 +64,19 @@ def test_run_dir_resolvers(tmp_path: Path) -> None:
     assert hydra_run_dir(None, "outputs/new") == "outputs/new"
     assert hydra_run_dir(str(run), "outputs/new") == str(run.resolve())
     assert hydra_run_dir(str(run / "checkpoints" / "last.pt"), "x") == str(run.resolve())
-    assert hydra_output_subdir(None, "t") == ".hydra"
-    assert hydra_output_subdir(str(run), "t") == ".hydra/resume-t"
     assert is_used_run_dir(run) and not is_used_run_dir(tmp_path / "fresh")
     first, second = unique_run_dir(tmp_path / "out"), unique_run_dir(tmp_path / "out")
     assert first != second and first.is_dir() and second.is_dir()
+
+
+def test_resume_kind_is_one_decision() -> None:
+    """Every spelling of "no resume" is fresh (``None`` too: Hydra keeps it a string), and the
+    resolvers agree with it: only a path moves the run into another dir."""
+    for value in (None, "", "null", "None"):
+        assert resume_kind(value) == "fresh"
+        assert hydra_run_dir(value, "d") == "d"
+    assert resume_kind("auto") == "auto" and hydra_run_dir("auto", "d") == "d"
+    assert resume_kind("outputs/run") == resume_kind("last.pt") == "path"
 
 
 def test_metrics_csv_header_once_and_truncation(tmp_path: Path) -> None:
