@@ -161,10 +161,24 @@ def lock_holder(lock_file: str | os.PathLike) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+        return holder_text(fd)
     finally:
         os.close(fd)  # also drops the probe's shared lock at once
     return None
+
+
+def holder_text(fd: int, patience_s: float = 1.0) -> str:
+    """The holder's ``pid N on HOST`` from the locked file ``fd``: a holder writes it just after
+    taking the lock (and its checks), so an empty file is read again for up to ``patience_s``
+    before the holder is called "unknown"."""
+    import time
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        if text or time.monotonic() >= deadline:
+            return text or "unknown"
+        time.sleep(0.02)
 
 
 def take_lock(fd: int) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
-from defcon_exp.run_dir import LOCK_NAME, contained_run_dir, take_lock
+from defcon_exp.run_dir import LOCK_NAME, contained_run_dir, holder_text, take_lock
 
 __all__ = ["LOCK_NAME", "RunDirBusy", "hold_run_dir"]
 
@@ -59,7 +59,7 @@ def _acquire(path: Path, check: Callable[[Path], None] | None = None) -> None:
             f"symlinked or foreign {LOCK_NAME} file, or choose another hydra.run.dir"
         ) from None
     if not take_lock(fd):
-        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+        holder = holder_text(fd)
         os.close(fd)
         raise RunDirBusy(
             f"run dir {path.parent} is in use by another process ({holder}); wait for it to "

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from defcon_exp.config import ConfigError
-from defcon_exp.run_dir import lock_holder, take_lock
+from defcon_exp.run_dir import holder_text, lock_holder, take_lock
 
 __all__ = ["StudyLock", "check_study_free", "hold_study_lock"]
 
@@ -67,7 +67,7 @@ class StudyLock:
                 except FileNotFoundError:  # removed meanwhile by a refusing holder: again
                     continue
             if not take_lock(fd):
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+                holder = holder_text(fd)
                 os.close(fd)
                 raise _busy(holder, self.path, self.where)
             try:

@@ -80,3 +80,28 @@ def test_a_probe_at_the_moment_a_sweeper_starts_does_not_refuse_it(tmp_path: Pat
         lock.release()
     finally:
         prober.communicate()
+
+
+#: a holder that takes the lock and writes its name a moment later (as a job does after its
+#: checks): argv[1] the lock file
+LATE_WRITER = """import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(0.3)
+os.pwrite(fd, f"pid {os.getpid()} on here".encode(), 0)
+sys.stdin.read()
+"""
+
+
+def test_a_refusal_names_a_holder_that_has_just_taken_the_lock(tmp_path: Path) -> None:
+    """Two starts at once: the loser used to read the lock file in the instant between the
+    winner's lock and its name, and said "in use by another process (unknown)"."""
+    (tmp_path / "run").mkdir()
+    holder = start(LATE_WRITER, str(tmp_path / "run" / LOCK_NAME))
+    try:
+        with pytest.raises(RunDirBusy, match=f"pid {holder.pid} on here"), hold_run_dir(tmp_path / "run"):
+            pass
+        assert lock_holder(tmp_path / "run" / LOCK_NAME) == f"pid {holder.pid} on here"
+    finally:
+        holder.communicate("")
