@@ -72,7 +72,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def _metric_names() -> tuple[str, ...]:
-    from defcon_exp.engine.metrics import METRIC_NAMES  # imports torch: only when validating
+    from defcon_exp.engine.epoch_metrics import METRIC_NAMES
 
     return METRIC_NAMES
 
