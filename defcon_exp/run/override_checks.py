@@ -134,12 +134,12 @@ def check_used_sweep_dir(args: Sequence[str]) -> None:
     ``multirun.yaml`` and every job's ``.hydra/``. Searches (``hparams_search=``,
     ``hydra/sweeper=``) continue their study by design and are left to their sweeper."""
 
-    from defcon_exp.run_dir import is_used_run_dir
+    from defcon_exp.run_dir import is_used_run_dir, resume_kind
 
     if not any(a in ("-m", "--multirun") for a in args):
         return
     values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
-    if values.get("resume") == "auto" or "hparams_search" in values or "hydra/sweeper" in values:
+    if resume_kind(values.get("resume")) == "auto" or "hparams_search" in values or "hydra/sweeper" in values:
         return
     given = values.get("hydra.sweep.dir")
     sweep = _sweep_dir(args, given)
