@@ -32,7 +32,7 @@ from defcon_exp.engine.seed import resolve_device
 from defcon_exp.engine.writers import write_json
 from defcon_exp.run.build import build_model
 from defcon_exp.run.lock import RunDirBusy, hold_run_dir
-from defcon_exp.run.stored import apply_overrides, schema_config
+from defcon_exp.run.stored import apply_overrides, compose_config, schema_config
 from defcon_exp.run_dir import is_in_run_dir
 
 __all__ = [
@@ -81,10 +81,7 @@ def writing_into_run_dir(ckpt: Path, tool: str) -> Iterator[Path]:
 
 
 def _data_group(option: str) -> DictConfig:
-    from hydra import compose, initialize_config_module
-
-    with initialize_config_module("defcon_exp.conf", version_base="1.3"):
-        return compose("config", overrides=[f"data={option}"]).data
+    return compose_config([f"data={option}"]).data
 
 
 def load_stored_run(ckpt: str | Path, overrides: Sequence[str], tool: str) -> StoredRun:

@@ -26,6 +26,7 @@ from defcon_exp.run.output_dirs import (  # noqa: F401 (re-exported: train.py, t
     lock_known_run_dir,
 )
 from defcon_exp.run.stored import GROUP_NAMES as CONFIG_GROUPS
+from defcon_exp.run.stored import compose_config
 from defcon_exp.run_dir import resume_kind
 
 log = logging.getLogger("defcon_exp.train")
@@ -178,13 +179,8 @@ def check_distributed_args(args: Sequence[str]) -> None:
 def resolve_hydra_run_dir(args: Sequence[str]) -> str | None:
     """Hydra's ``hydra.run.dir`` for these command-line overrides (``${now:...}`` evaluated
     once, here), or None when the overrides do not compose (Hydra then reports the error)."""
-    from hydra import compose, initialize_config_module
-
-    overrides = [a for a in args if not a.startswith("-")]
     try:
-        with initialize_config_module("defcon_exp.conf", version_base="1.3"):
-            composed = compose("config", overrides=overrides, return_hydra_config=True)
-        return str(composed.hydra.run.dir)
+        return str(compose_config([a for a in args if not a.startswith("-")], True).hydra.run.dir)
     except Exception:  # Hydra's own run reports the problem properly
         return None
 
@@ -254,13 +250,10 @@ def check_config_values(args: Sequence[str]) -> None:
     if any(a.startswith("-") for a in args):  # -m, --help, --cfg, -cn ...: not a plain run
         return
     values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a)
-    from hydra import compose, initialize_config_module
-
     from defcon_exp.config_rules import validate_config
 
     try:
-        with initialize_config_module("defcon_exp.conf", version_base="1.3"):
-            cfg = compose("config", overrides=list(args))
+        cfg = compose_config(args)
     except Exception as err:  # OmegaConf / Hydra: multi-line; told here in one line
         raise ConfigError(
             f"{error_line(err)}; fix the override (defcon-train --help lists every key)"

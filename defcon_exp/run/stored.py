@@ -16,11 +16,22 @@ from defcon_exp.safety import check_no_code
 
 __all__ = [
     "apply_overrides",
+    "compose_config",
     "schema_config",
     "upgrade_config",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def compose_config(overrides: Sequence[str], hydra_node: bool = False) -> DictConfig:
+    """The packaged ``config`` composed with ``overrides`` as Hydra will (with Hydra's own
+    ``hydra`` node when ``hydra_node``)."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("defcon_exp.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra_node)
+
 
 def upgrade_config(container: dict[str, Any], warn: bool = True) -> dict[str, Any]:
     """A copy of a stored config with retired keys replaced (the input is not modified).

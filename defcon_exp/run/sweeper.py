@@ -44,6 +44,7 @@ from defcon_exp.run.optuna_objects import (
     grid_values,
     parse_search_space,
 )
+from defcon_exp.run.stored import compose_config
 from defcon_exp.run.sweep_checks import (
     SearchStopped,
     StudyLock,
@@ -135,10 +136,7 @@ class OptunaSweeperImpl:
         """One trial's job config for ``overrides``, as the launcher will compose it."""
         if self.hydra_context is not None:
             return self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        from hydra import compose, initialize_config_module
-
-        with initialize_config_module("defcon_exp.conf", version_base="1.3"):
-            return compose("config", overrides=overrides)
+        return compose_config(overrides)
 
     def _preflight(self, arguments: Sequence[str]) -> tuple[list[str], list[str], dict, dict]:
         """Every check before anything is written; (names, directions, space, fixed)."""

@@ -13,10 +13,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from defcon_exp.config import schema_help
 from defcon_exp.run.launch import group_options
+from defcon_exp.run.stored import compose_config
 
 __all__ = ["GROUP_HELP", "HELP_FLAGS", "HIDDEN_UNLESS", "OTHER_GROUPS", "render_help"]
 
@@ -55,13 +56,6 @@ HIDDEN_UNLESS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _compose(overrides: Sequence[str]) -> DictConfig:
-    from hydra import compose, initialize_config_module
-
-    with initialize_config_module("defcon_exp.conf", version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=True)
-
-
 def _value(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -95,7 +89,7 @@ def _leaves(node: Any, prefix: str, helps: dict[str, str]) -> list[tuple[str, An
 
 def render_help(overrides: Sequence[str]) -> str:
     """The help text for ``defcon-train <overrides> --help``."""
-    cfg = _compose([a for a in overrides if not a.startswith("-")])
+    cfg = compose_config([a for a in overrides if not a.startswith("-")], hydra_node=True)
     hydra = cfg.hydra
     choices = dict(hydra.runtime.choices)
     container = OmegaConf.to_container(cfg, resolve=False)
