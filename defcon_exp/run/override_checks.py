@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.config import ConfigError
+from defcon_exp.run.launch import group_options, schema_keys
 
 __all__ = ["CHECKED_GROUPS", "check_group_choices", "check_override_types", "check_running_sweep_jobs",
            "check_used_sweep_dir"]
@@ -24,12 +25,6 @@ CHECKED_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment"
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
-def _options(group: str) -> list[str]:
-    from defcon_exp.run.launch import group_options
-
-    return group_options(group)
-
-
 def check_group_choices(args: Sequence[str]) -> None:
     """Refuse ``group=<name>`` (or one name of a ``-m`` list) that is not an option of one of
     :data:`CHECKED_GROUPS`, naming the nearest option and listing the others compactly."""
@@ -38,7 +33,7 @@ def check_group_choices(args: Sequence[str]) -> None:
         group = key.lstrip("+")
         if not sep or arg.startswith(("-", "~")) or group not in CHECKED_GROUPS:
             continue
-        options = _options(group)
+        options = group_options(group)
         for name in value.split(","):
             if name in options or name in ("null", ""):
                 continue
@@ -80,7 +75,6 @@ def check_override_types(args: Sequence[str]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from defcon_exp.config import Config
-    from defcon_exp.run.launch import schema_keys
 
     keys, _ = schema_keys()
     schema = OmegaConf.structured(Config)
@@ -105,25 +99,34 @@ def check_override_types(args: Sequence[str]) -> None:
                 ) from None
 
 
-def _sweep_dir(args: Sequence[str], given: str | None) -> Any:
-    """The ``hydra.sweep.dir`` this command will use (a ``Path``), or None when it is not given
-    or cannot be told before Hydra runs. An interpolation (``${oc.env:SWEEP}``) is resolved by
-    composing the config as Hydra will, without the sweep's own overrides (``a=1,2``)."""
+def _sweep_dir(args: Sequence[str], auto_resumes: bool) -> Any:
+    """``(given hydra.sweep.dir, its Path)`` of a ``-m`` command that is no search
+    (``hparams_search=``, ``hydra/sweeper=``: left to their sweeper) and, with ``auto_resumes``,
+    no ``resume=auto``; None otherwise, or when the dir is not given or cannot be told before
+    Hydra runs. An interpolation (``${oc.env:SWEEP}``) is resolved by composing the config as
+    Hydra will, without the sweep's own overrides (``a=1,2``)."""
     from pathlib import Path
 
-    if not given:
+    from defcon_exp.run_dir import resume_kind
+
+    if not any(a in ("-m", "--multirun") for a in args):
+        return None
+    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+    auto = auto_resumes and resume_kind(values.get("resume")) == "auto"
+    given = values.get("hydra.sweep.dir")
+    if auto or "hparams_search" in values or "hydra/sweeper" in values or not given:
         return None
     if "${" not in given:
-        return Path(given).expanduser()
-    from hydra import compose, initialize_config_module
+        return given, Path(given).expanduser()
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from defcon_exp.run.stored import compose_config
 
     try:
         plain = [o.input_line for o in OverridesParser.create().parse_overrides(
             [a for a in args if not a.startswith("-")]) if not o.is_sweep_override()]
-        with initialize_config_module("defcon_exp.conf", version_base="1.3"):
-            cfg = compose("config", overrides=plain, return_hydra_config=True)
-        return Path(str(cfg.hydra.sweep.dir)).expanduser()
+        cfg = compose_config(plain, hydra_node=True)
+        return given, Path(str(cfg.hydra.sweep.dir)).expanduser()
     except Exception:  # Hydra tells a bad override itself; each job's lock still holds
         return None
 
@@ -133,18 +136,12 @@ def check_used_sweep_dir(args: Sequence[str]) -> None:
     and this command does not resume it (``resume=auto``), before Hydra rewrites DIR's
     ``multirun.yaml`` and every job's ``.hydra/``. Searches (``hparams_search=``,
     ``hydra/sweeper=``) continue their study by design and are left to their sweeper."""
+    from defcon_exp.run_dir import is_used_run_dir
 
-    from defcon_exp.run_dir import is_used_run_dir, resume_kind
-
-    if not any(a in ("-m", "--multirun") for a in args):
+    found = _sweep_dir(args, auto_resumes=True)
+    if found is None:
         return
-    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
-    if resume_kind(values.get("resume")) == "auto" or "hparams_search" in values or "hydra/sweeper" in values:
-        return
-    given = values.get("hydra.sweep.dir")
-    sweep = _sweep_dir(args, given)
-    if sweep is None:
-        return
+    given, sweep = found
     try:
         jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and is_used_run_dir(p))
     except OSError:
@@ -164,18 +161,12 @@ def check_running_sweep_jobs(args: Sequence[str]) -> None:
     A job that starts after this check is still protected: each job takes its own lock before
     anything is written into its dir (:func:`defcon_exp.run.job.run_job`). Searches are left to
     their study lock (one sweeper per study)."""
-
     from defcon_exp.run_dir import LOCK_NAME, lock_holder
 
-    if not any(a in ("-m", "--multirun") for a in args):
+    found = _sweep_dir(args, auto_resumes=False)
+    if found is None:
         return
-    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
-    if "hparams_search" in values or "hydra/sweeper" in values:
-        return
-    given = values.get("hydra.sweep.dir")
-    sweep = _sweep_dir(args, given)
-    if sweep is None:
-        return
+    given, sweep = found
     try:
         jobs = sorted((p for p in sweep.iterdir() if p.is_dir() and not p.is_symlink()),
                       key=lambda p: (len(p.name), p.name))
