@@ -15,16 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.analysis.objectives import TRIAL_KEYS
 from defcon_exp.config import ConfigError
 from defcon_exp.run.study_lock import StudyLock, check_study_free, hold_study_lock
-
-try:  # Hydra >= 1.2
-    from hydra.experimental.callback import Callback
-except ImportError:  # pragma: no cover
-    Callback = object  # type: ignore[assignment,misc]
 
 __all__ = [
     "SWEEPER_CLASS",
@@ -177,11 +173,11 @@ def check_search_keys(space: Mapping[str, Any], fixed: Mapping[str, str],
                               "use hydra.sweeper.storage / hydra.sweeper.study_name instead")
 
 
-def compare_stored_study(stored: tuple[list[str], list[str] | None], names: list[str],
-                         wanted: list[str], where: str) -> None:
-    """A resumed study keeps its objective and directions: ``stored`` = (directions, objective
-    names or None for a study of another tool)."""
-    directions, objectives = stored
+def compare_stored_study(study: Any, names: list[str], wanted: list[str], where: str) -> None:
+    """A resumed (Optuna) ``study`` keeps its objective and directions (its objective names
+    are None for a study of another tool)."""
+    directions = [d.name.lower() for d in study.directions]
+    objectives = study.user_attrs.get("objectives")
     if directions != wanted or (objectives is not None and list(objectives) != names):
         raise ConfigError(
             f"search.objective={names} ({', '.join(wanted)}) is invalid for the stored study {where}: "
@@ -203,8 +199,7 @@ def check_stored_study(db: Path | None, study_name: str, names: list[str], wante
     if study_name not in optuna.get_all_study_names(storage):
         return
     study = optuna.load_study(study_name=study_name, storage=storage)
-    compare_stored_study(([d.name.lower() for d in study.directions],
-                          study.user_attrs.get("objectives")), names, wanted, where)
+    compare_stored_study(study, names, wanted, where)
 
 
 def candidate_values(dist: Any) -> list[Any]:

@@ -13,16 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.analysis.runs import RunRecord, load_run
 from defcon_exp.rates import SPEED_NOTE, format_rate
 from defcon_exp.run.run_label import run_label, sweep_keys
-
-try:  # Hydra >= 1.2
-    from hydra.experimental.callback import Callback
-except ImportError:  # pragma: no cover
-    Callback = object  # type: ignore[assignment,misc]
 
 __all__ = ["SweepSummary", "sweep_table"]
 

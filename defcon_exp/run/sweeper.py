@@ -187,8 +187,7 @@ class OptunaSweeperImpl:
             storage=self.storage_url, study_name=self.study_name, sampler=self.sampler,
             pruner=self.pruner, directions=wanted, load_if_exists=True,
         )
-        compare_stored_study(([d.name.lower() for d in study.directions],
-                              study.user_attrs.get("objectives")), names, wanted, self.where)
+        compare_stored_study(study, names, wanted, self.where)
         return study
 
     def _overrides(self, trial_number: int, params: Mapping[str, Any],
