@@ -23,7 +23,7 @@ INFO_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info")
 def check_output_dirs(args: Sequence[str]) -> None:
     """Refuse an explicit ``hydra.run.dir=``/``hydra.sweep.dir=`` (or, without one, the current
     folder) that cannot be created or written: Hydra would fail there with a traceback."""
-    if any(a in ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info") for a in args):
+    if any(a in INFO_FLAGS for a in args):
         return  # nothing is written
     multirun = any(a in ("-m", "--multirun") for a in args)
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
