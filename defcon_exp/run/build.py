@@ -27,10 +27,13 @@ log = logging.getLogger("defcon_exp.train")
 __all__ = ["build_model", "build_optimizer_and_schedule", "model_name", "plain", "run_facts"]
 
 
+def _container(node: Any) -> dict[str, Any]:
+    return dict(OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node)
+
+
 def plain(node: Any, group: str) -> dict[str, Any]:
     """Config group ``group`` as a plain dict without its Hydra call keys (checked first)."""
-    container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    return without_code_keys(dict(container), group)
+    return without_code_keys(_container(node), group)
 
 
 def model_name(model_cfg: Any) -> str:
@@ -48,12 +51,7 @@ def build_model(model_cfg: Any, num_classes: int, device: torch.device | str) ->
     The group goes to :func:`model_from_config` WITH its ``_target_`` (which checks it against
     the allow-list and the user-trusted builders); stripped here, a trusted builder was
     silently replaced by ResNet-50."""
-    container = (
-        OmegaConf.to_container(model_cfg, resolve=True)
-        if isinstance(model_cfg, DictConfig)
-        else model_cfg
-    )
-    return model_from_config(dict(container), num_classes, device)
+    return model_from_config(_container(model_cfg), num_classes, device)
 
 
 def build_optimizer_and_schedule(
