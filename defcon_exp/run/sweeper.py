@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,7 @@ def _plain(node: Any) -> Any:
 
 
 def _counts(study: optuna.Study) -> str:
-    counts: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    counts = Counter(trial.state.name for trial in study.get_trials(deepcopy=False))
     return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
 
 
