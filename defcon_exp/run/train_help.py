@@ -9,6 +9,7 @@ No torch import: it answers in about a second.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -68,11 +69,7 @@ def _examples(template: str) -> list[str]:
     start = next((i for i, line in enumerate(lines) if line.startswith("Examples:")), None)
     if start is None:
         return []
-    block = []
-    for line in lines[start:]:
-        if line.startswith("=="):
-            break
-        block.append(line)
+    block = list(itertools.takewhile(lambda line: not line.startswith("=="), lines[start:]))
     return [*block[: len(block) - (not block[-1].strip())], ""]
 
 
