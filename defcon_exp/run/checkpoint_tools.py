@@ -164,11 +164,8 @@ def evaluate_checkpoint(
     }
     target = Path(out) if out is not None else run.path.with_name(eval_result_name(run.path, split, chosen))
     _refuse_other_result(target, result)
-    if out is not None:
+    with contextlib.nullcontext() if out is not None else writing_into_run_dir(run.path, "defcon-eval"):
         write_json(target, result)
-    else:
-        with writing_into_run_dir(run.path, "defcon-eval"):
-            write_json(target, result)
     result["written_to"] = str(target)
     return result
 
