@@ -96,9 +96,7 @@ def check_override_keys(args: Sequence[str]) -> None:
         key, sep, _value = arg.partition("=")
         if not sep or arg.startswith(("-", "+", "~")) or "/" in key:
             continue
-        if key in CONFIG_GROUPS or key in ("hparams_search", "debug", "hydra") or key.startswith(
-            "hydra."
-        ):
+        if key in (*CONFIG_GROUPS, "hparams_search", "hydra") or key.startswith("hydra."):
             continue
         if key in keys or any(key.startswith(f"{p}.") for p in open_prefixes):
             continue
