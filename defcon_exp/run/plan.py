@@ -323,12 +323,11 @@ def _unless_finished(plan: RunPlan) -> RunPlan:
     epochs = plan.cfg.trainer.epochs
     done = int(state.get("epoch", 0)) >= epochs or state.get("stop") is not None
     if state.get("position") is None and done and summary:
-        message = (
+        _say(
             f"{plan.run_dir} already finished ({state['epoch']} of trainer.epochs={epochs} "
             "epochs, summary.json written): nothing to do; pass a larger trainer.epochs to "
             "train on"
         )
-        _say(message)
         return RunPlan(plan.cfg, plan.run_dir, plan.checkpoint, summary=summary)
     return plan
 
