@@ -53,11 +53,11 @@ class TrialPruningHook:
         study = optuna.load_study(
             study_name=search.study_name, storage=search.storage, pruner=pruner
         )
+        self.number = int(search.trial_number)
         trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-            study._study_id, int(search.trial_number)
+            study._study_id, self.number
         )
         self.trial = optuna.trial.Trial(study, trial_id)
-        self.number = int(search.trial_number)
 
     def __call__(
         self, epoch: int, global_step: int, metrics: Mapping[str, Mapping[str, float]], writer: object
