@@ -28,7 +28,8 @@ __all__ = ["build_model", "build_optimizer_and_schedule", "model_name", "plain",
 
 
 def _container(node: Any) -> dict[str, Any]:
-    return dict(OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node)
+    container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    return dict(container)
 
 
 def plain(node: Any, group: str) -> dict[str, Any]:

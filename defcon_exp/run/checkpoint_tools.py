@@ -164,7 +164,8 @@ def evaluate_checkpoint(
     }
     target = Path(out) if out is not None else run.path.with_name(eval_result_name(run.path, split, chosen))
     _refuse_other_result(target, result)
-    with contextlib.nullcontext() if out is not None else writing_into_run_dir(run.path, "defcon-eval"):
+    with (contextlib.nullcontext() if out is not None
+          else writing_into_run_dir(run.path, "defcon-eval")):
         write_json(target, result)
     result["written_to"] = str(target)
     return result

@@ -20,7 +20,8 @@ __all__ = ["check_hydra_code", "composed_hydra_node"]
 #: what a refusal names as the source of the value
 SOURCE = "the composed config (command line and presets)"
 #: flags under which Hydra only prints (help, config, info, version, completion)
-NOTHING_RUNS = (*INFO_FLAGS, "--version", "-sc", "--shell-completion", "-p", "--package", "--resolve")
+NOTHING_RUNS = (*INFO_FLAGS, "--version", "-sc", "--shell-completion", "-p", "--package",
+                "--resolve")
 
 
 def composed_hydra_node(args: Sequence[str]) -> Any:
