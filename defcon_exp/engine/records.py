@@ -172,23 +172,10 @@ class NullRecords(Records):
     def __init__(self) -> None:
         pass
 
-    def step(self, values: Mapping[str, float], global_step: int) -> None:
-        pass
+    def _nothing(self, *args: Any, **kwargs: Any) -> None:
+        """Write nothing (every writing method of :class:`Records`)."""
 
-    def histogram(self, tag: str, values: Tensor, global_step: int) -> None:
-        pass
-
-    def epoch(self, row: Mapping[str, Any], metrics: Metrics, global_step: int) -> None:
-        pass
-
-    def finish(self, summary: dict[str, Any], hparams: Mapping[str, Any], global_step: int) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    step = histogram = epoch = finish = flush = close = _nothing
 
 
 def summary_text(summary: Mapping[str, Any]) -> str:
