@@ -32,6 +32,7 @@ __all__ = [
     "attention_blocks",
     "attention_statistics",
     "capture_attention_inputs",
+    "fixed_width",
     "format_table",
     "module_statistics",
     "reach_note",
@@ -249,7 +250,12 @@ def format_table(stats: dict[str, Any]) -> str:
                 value = ",".join(map(str, value))
             row.append("-" if value is None else fmt.format(value))
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    return fixed_width(rows)
+
+
+def fixed_width(rows: list[list[str]]) -> str:
+    """``rows`` of cells (the first: the titles) as right-aligned columns."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
