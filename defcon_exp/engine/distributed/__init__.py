@@ -50,7 +50,6 @@ from defcon_exp.engine.distributed.ddp import wrap_ddp
 from defcon_exp.engine.distributed.environment import DistEnv, detect, first_host
 from defcon_exp.engine.distributed.group import (
     DEFAULT_TIMEOUT,
-    Discard,
     device_for,
     init,
     is_active,
@@ -67,7 +66,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "SYNC_BELOW",
     "CPUSyncBatchNorm",
-    "Discard",
     "DistEnv",
     "DistributedError",
     "SignalAgreement",
