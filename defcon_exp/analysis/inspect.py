@@ -139,19 +139,15 @@ def capture_attention_inputs(model: nn.Module, images: Tensor) -> dict[tuple[int
     handles = []
     for stage, index, block in attention_blocks(model):
         tap = getattr(block, getattr(block, "attention_input", "bn3"), None)
-        key = (stage, index)
+        # unfused block (no tap): the hook sits on the attention and keeps its own input
+        hooked, use_output = (block.attention, False) if tap is None else (tap, True)
 
-        def save(_module: nn.Module, args: Any, output: Any, key: tuple[int, int] = key) -> None:
-            captured[key] = (output if isinstance(output, Tensor) else args[0]).detach()
+        def save(_module: nn.Module, args: Any, output: Any, key: tuple[int, int] = (stage, index),
+                 use_output: bool = use_output) -> None:
+            kept = output if use_output and isinstance(output, Tensor) else args[0]
+            captured[key] = kept.detach()
 
-        if tap is not None:
-            handles.append(tap.register_forward_hook(save))
-        else:  # unfused block: the attention's own input
-            handles.append(
-                block.attention.register_forward_hook(
-                    lambda _m, args, _o, key=key: captured.__setitem__(key, args[0].detach())
-                )
-            )
+        handles.append(hooked.register_forward_hook(save))
     try:
         model(images)
     finally:
