@@ -119,7 +119,7 @@ class Records:
         # events at the checkpoint's own step are valid; a crash's later events are purged
         purge = resumed_step + 1 if resumed_epoch is not None else None
         self.tb = TensorBoardLogger(tb_dir(run_dir, tb_name), purge_step=purge)
-        self.tb.layout(TB_LAYOUT)
+        self.tb.add_custom_scalars(TB_LAYOUT)
         self.run_dir = run_dir
         self.curve_splits: set[str] = set()
 
@@ -157,7 +157,7 @@ class Records:
         metrics = {tb_tag(f"{curves}/{name}"): None for name in METRIC_NAMES}
         # the HParams table shows each metric tag's last value: no hparam/* duplicates
         self.tb.hparams({**hparams, **(test if curves == "val" else {})}, metrics)
-        self.tb.text("summary", summary_text(summary), global_step)
+        self.tb.add_text("summary", summary_text(summary), global_step=global_step)
 
     def flush(self) -> None:
         self.tb.flush()
