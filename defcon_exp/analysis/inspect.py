@@ -112,19 +112,17 @@ def summarise_raw(
         )
     if raw.get("offset"):
         offset = torch.cat([o.flatten() for o in raw["offset"]])
-        distance_parts, beyond_parts, outside_parts = [], [], []
-        for dist, pos, k in zip(raw["distance"], raw["position"], kernel_sizes, strict=True):
-            distance_parts.append(dist.flatten())
-            beyond_parts.append((dist > k // 2 + REACH_TOLERANCE).flatten().float())
-            outside = (pos < -REACH_TOLERANCE) | (pos > channels - 1 + REACH_TOLERANCE)
-            outside_parts.append(outside.flatten().float())
-        distance = torch.cat(distance_parts)
+        taps = list(zip(raw["distance"], raw["position"], kernel_sizes, strict=True))
+        distance = torch.cat([dist.flatten() for dist, _, _ in taps])
+        beyond = [(dist > k // 2 + REACH_TOLERANCE).flatten().float() for dist, _, k in taps]
+        low, high = -REACH_TOLERANCE, channels - 1 + REACH_TOLERANCE
+        outside = [((pos < low) | (pos > high)).flatten().float() for _, pos, _ in taps]
         stats.update(
             kernel_size=sorted(set(kernel_sizes)),
             offset_abs_mean=float(offset.abs().mean()),
             offset_abs_max=float(offset.abs().max()),
-            share_beyond_half_width=float(torch.cat(beyond_parts).mean()),
-            share_outside_channels=float(torch.cat(outside_parts).mean()),
+            share_beyond_half_width=float(torch.cat(beyond).mean()),
+            share_outside_channels=float(torch.cat(outside).mean()),
             channel_distance_mean=float(distance.mean()),
             offset_hist=_histogram(offset),
             distance_hist=_histogram(distance),
