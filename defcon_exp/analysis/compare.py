@@ -36,7 +36,7 @@ import torch
 from scipy import stats as scipy_stats
 from torch import Tensor, nn
 
-from defcon_exp.analysis.inspect import stage_statistics, summarise_raw, weight_entropy
+from defcon_exp.analysis.inspect import fixed_width, stage_statistics, summarise_raw, weight_entropy
 
 __all__ = [
     "RunWeights",
@@ -189,11 +189,6 @@ def _fmt(value: float | None, spec: str = "{:+.3f}") -> str:
     return "-" if value is None else spec.format(value)
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
-
-
 def format_comparison(result: dict[str, Any]) -> str:
     """Two fixed-width tables: each run's weights per stage (mean, std, H/log C) and each
     pair's agreement per stage (Spearman per image, of the means, linear CKA)."""
@@ -210,4 +205,4 @@ def format_comparison(result: dict[str, Any]) -> str:
                 stage, pair["a"], pair["b"], _fmt(pair["spearman_per_image"]),
                 _fmt(pair["spearman_of_means"]), _fmt(pair["cka"], "{:.3f}"),
             ])
-    return f"{_table(runs)}\n\n{_table(pairs)}"
+    return f"{fixed_width(runs)}\n\n{fixed_width(pairs)}"

@@ -84,15 +84,11 @@ class AttentionHistograms:
     def __call__(
         self, epochs_done: int, step: int, metrics: Mapping[str, object], records: Any
     ) -> None:
-        """The epoch hook: :meth:`log` into the run's ``records``."""
-        self.log(records, epochs_done, step)
-
-    def log(self, records: Any, epochs_done: int, step: int) -> bool:
-        """Write the histograms and scalars (``records.histogram`` / ``records.step``) if
-        ``epochs_done`` is a multiple of ``every_n_epochs``; returns whether it did. Leaves the
-        model in eval mode."""
+        """The epoch hook: write the histograms and scalars into the run's ``records``
+        (``records.histogram`` / ``records.step``) if ``epochs_done`` is a multiple of
+        ``every_n_epochs``. Leaves the model in eval mode."""
         if epochs_done % self.every_n_epochs:
-            return False
+            return
         self.model.eval()
         with preserved_rng(self.probe.device):
             stages = stage_statistics(self.model, self.probe)
@@ -106,4 +102,3 @@ class AttentionHistograms:
             records.step(
                 {f"{prefix}/{k}": summary[k] for k in SCALARS if summary.get(k) is not None}, step
             )
-        return True

@@ -32,6 +32,7 @@ __all__ = [
     "attention_blocks",
     "attention_statistics",
     "capture_attention_inputs",
+    "fixed_width",
     "format_table",
     "module_statistics",
     "reach_note",
@@ -111,19 +112,17 @@ def summarise_raw(
         )
     if raw.get("offset"):
         offset = torch.cat([o.flatten() for o in raw["offset"]])
-        distance_parts, beyond_parts, outside_parts = [], [], []
-        for dist, pos, k in zip(raw["distance"], raw["position"], kernel_sizes, strict=True):
-            distance_parts.append(dist.flatten())
-            beyond_parts.append((dist > k // 2 + REACH_TOLERANCE).flatten().float())
-            outside = (pos < -REACH_TOLERANCE) | (pos > channels - 1 + REACH_TOLERANCE)
-            outside_parts.append(outside.flatten().float())
-        distance = torch.cat(distance_parts)
+        taps = list(zip(raw["distance"], raw["position"], kernel_sizes, strict=True))
+        distance = torch.cat([dist.flatten() for dist, _, _ in taps])
+        beyond = [(dist > k // 2 + REACH_TOLERANCE).flatten().float() for dist, _, k in taps]
+        low, high = -REACH_TOLERANCE, channels - 1 + REACH_TOLERANCE
+        outside = [((pos < low) | (pos > high)).flatten().float() for _, pos, _ in taps]
         stats.update(
             kernel_size=sorted(set(kernel_sizes)),
             offset_abs_mean=float(offset.abs().mean()),
             offset_abs_max=float(offset.abs().max()),
-            share_beyond_half_width=float(torch.cat(beyond_parts).mean()),
-            share_outside_channels=float(torch.cat(outside_parts).mean()),
+            share_beyond_half_width=float(torch.cat(beyond).mean()),
+            share_outside_channels=float(torch.cat(outside).mean()),
             channel_distance_mean=float(distance.mean()),
             offset_hist=_histogram(offset),
             distance_hist=_histogram(distance),
@@ -138,19 +137,15 @@ def capture_attention_inputs(model: nn.Module, images: Tensor) -> dict[tuple[int
     handles = []
     for stage, index, block in attention_blocks(model):
         tap = getattr(block, getattr(block, "attention_input", "bn3"), None)
-        key = (stage, index)
+        # unfused block (no tap): the hook sits on the attention and keeps its own input
+        hooked, use_output = (block.attention, False) if tap is None else (tap, True)
 
-        def save(_module: nn.Module, args: Any, output: Any, key: tuple[int, int] = key) -> None:
-            captured[key] = (output if isinstance(output, Tensor) else args[0]).detach()
+        def save(_module: nn.Module, args: Any, output: Any, key: tuple[int, int] = (stage, index),
+                 use_output: bool = use_output) -> None:
+            kept = output if use_output and isinstance(output, Tensor) else args[0]
+            captured[key] = kept.detach()
 
-        if tap is not None:
-            handles.append(tap.register_forward_hook(save))
-        else:  # unfused block: the attention's own input
-            handles.append(
-                block.attention.register_forward_hook(
-                    lambda _m, args, _o, key=key: captured.__setitem__(key, args[0].detach())
-                )
-            )
+        handles.append(hooked.register_forward_hook(save))
     try:
         model(images)
     finally:
@@ -249,7 +244,12 @@ def format_table(stats: dict[str, Any]) -> str:
                 value = ",".join(map(str, value))
             row.append("-" if value is None else fmt.format(value))
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    return fixed_width(rows)
+
+
+def fixed_width(rows: list[list[str]]) -> str:
+    """``rows`` of cells (the first: the titles) as right-aligned columns."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 

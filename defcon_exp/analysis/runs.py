@@ -163,37 +163,24 @@ def _read_config(path: Path) -> dict[str, Any]:
     return {}
 
 
-def _read_curve(path: Path) -> tuple[list[tuple[int, float]], str | None, int]:
-    """``(epoch, top-1)`` pairs of the selection split (``val``, else ``test``), epochs done."""
+def _metrics_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of the run's ``metrics.csv`` (``[]`` when it does not exist)."""
     csv_path = path / "metrics.csv"
     if not csv_path.is_file():
-        return [], None, 0
+        return []
     with csv_path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        return [], None, 0
-    columns = rows[0].keys()
-    metric = next((m for m in ("val_top1", "test_top1") if m in columns), None)
-    return _column_curve(rows, metric), metric, len(rows)
+        return list(csv.DictReader(handle))
 
 
 def _column_curve(rows: list[dict[str, str]], column: str | None) -> list[tuple[int, float]]:
+    """``(epoch, value)`` pairs of ``column`` (:data:`CURVE_COLUMNS`, or the selection split's
+    top-1: ``val_top1``, else ``test_top1``)."""
     curve: list[tuple[int, float]] = []
     for row in rows:
         value = _num(row.get(column)) if column else None
         if value is not None and row.get("epoch"):
             curve.append((int(row["epoch"]), value))
     return curve
-
-
-def _read_curves(path: Path) -> dict[str, list[tuple[int, float]]]:
-    """``metrics.csv`` column -> ``(epoch, value)`` pairs for :data:`CURVE_COLUMNS`."""
-    csv_path = path / "metrics.csv"
-    if not csv_path.is_file():
-        return {}
-    with csv_path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return {c: _column_curve(rows, c) for c in CURVE_COLUMNS if rows and c in rows[0]}
 
 
 def last_error(path: Path) -> str | None:
@@ -238,16 +225,18 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     summary, damaged = read_summary(path)
     error = damaged or error
     try:
-        curve, metric, epochs = _read_curve(path)
+        rows = _metrics_rows(path)
+        metric = next((m for m in ("val_top1", "test_top1") if rows and m in rows[0]), None)
+        curve, epochs = _column_curve(rows, metric), len(rows)
     except (OSError, csv.Error, ValueError) as err:
-        curve, metric, epochs, error = [], None, 0, f"metrics.csv: {err}"
+        rows, curve, metric, epochs, error = [], [], None, 0, f"metrics.csv: {err}"
     status = STATUS_DONE if summary.get("test") else STATUS_UNFINISHED
     state = run_state(path, status == STATUS_DONE)
     if state == STATUS_FAILED and error is None:
         error = last_error(path)
     try:
-        curves = _read_curves(path)
-    except (OSError, csv.Error, ValueError):
+        curves = {c: _column_curve(rows, c) for c in CURVE_COLUMNS if rows and c in rows[0]}
+    except ValueError:
         curves = {}
     model = str(summary.get("model") or _model_name(config))
     scheduler = (config.get("scheduler") or {}).get("name")

@@ -29,19 +29,16 @@ from defcon_exp.engine.hooks import EpochHook, StopRun
 from defcon_exp.engine.keep import apply_keep_policy
 from defcon_exp.engine.loop import NonFiniteLossError, StopRequested, evaluate, train_one_epoch
 from defcon_exp.engine.metrics import METRIC_NAMES
-from defcon_exp.engine.preemption import TrainingInterrupted, requeue_signal, stop_on_signals
+from defcon_exp.engine.preemption import TrainingInterrupted, stop_on_signals
 from defcon_exp.engine.progress import logging_through_bars
 from defcon_exp.engine.records import epoch_row, summary_payload
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
-from defcon_exp.models.resnet import count_parameters
 
 __all__ = [
     "FitSettings",
     "Loaders",
     "TrainingInterrupted",
-    "count_parameters",
     "fit",
-    "requeue_signal",
     "stop_on_signals",
 ]
 

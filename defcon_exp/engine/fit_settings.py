@@ -41,14 +41,11 @@ class FitSettings:
     @classmethod
     def from_trainer(cls, trainer: Any, precision: str, **identity: Any) -> FitSettings:
         """From the ``trainer`` config group and the parsed ``precision``."""
+        same = ("epochs", "channels_last", "grad_clip_norm", "log_every_n_steps", "progress",
+                "checkpoint_every_n_steps")  # trainer.<name> is the setting as it is
         return cls(
-            epochs=trainer.epochs,
+            **{name: getattr(trainer, name) for name in same},
             precision=precision,
-            channels_last=trainer.channels_last,
-            grad_clip_norm=trainer.grad_clip_norm,
-            log_every_n_steps=trainer.log_every_n_steps,
-            progress=trainer.progress,
-            checkpoint_every_n_steps=trainer.checkpoint_every_n_steps,
             static_shapes=bool(trainer.compile),
             label_smoothing=float(trainer.get("label_smoothing", 0.0)),
             accumulate_grad_batches=int(trainer.get("accumulate_grad_batches", 1)),

@@ -104,10 +104,6 @@ class LaunchCounter(TorchDispatchMode):
         """All launches counted so far."""
         return sum(self.by_op.values())
 
-    def reset(self) -> None:
-        self.by_op.clear()
-        self.host_syncs = 0
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         implementation = self.expand.get(func)

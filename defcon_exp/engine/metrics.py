@@ -23,11 +23,6 @@ class MetricAccumulator:
         self._sums = torch.zeros(len(EPOCH_METRICS), dtype=torch.float64, device=device)
         self._count = 0  # batch sizes are host metadata: no sync needed
 
-    def reset(self) -> None:
-        """Zero the sums."""
-        self._sums.zero_()
-        self._count = 0
-
     @torch.no_grad()
     def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
         """Add one batch: ``logits`` Tensor[B, K], ``labels`` Tensor[B], ``loss`` scalar mean."""

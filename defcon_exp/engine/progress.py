@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -43,12 +43,7 @@ def batch_bar(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> 
     )
 
 
-@contextlib.contextmanager
-def logging_through_bars(enabled: bool) -> Iterator[None]:
+def logging_through_bars(enabled: bool) -> contextlib.AbstractContextManager:
     """While bars are shown, console log lines go through ``tqdm.write`` (printed above the
     bars instead of inside them); file handlers (``train.log``) are untouched."""
-    if not enabled:
-        yield
-        return
-    with logging_redirect_tqdm():
-        yield
+    return logging_redirect_tqdm() if enabled else contextlib.nullcontext()

@@ -119,7 +119,7 @@ class Records:
         # events at the checkpoint's own step are valid; a crash's later events are purged
         purge = resumed_step + 1 if resumed_epoch is not None else None
         self.tb = TensorBoardLogger(tb_dir(run_dir, tb_name), purge_step=purge)
-        self.tb.layout(TB_LAYOUT)
+        self.tb.add_custom_scalars(TB_LAYOUT)
         self.run_dir = run_dir
         self.curve_splits: set[str] = set()
 
@@ -157,7 +157,7 @@ class Records:
         metrics = {tb_tag(f"{curves}/{name}"): None for name in METRIC_NAMES}
         # the HParams table shows each metric tag's last value: no hparam/* duplicates
         self.tb.hparams({**hparams, **(test if curves == "val" else {})}, metrics)
-        self.tb.text("summary", summary_text(summary), global_step)
+        self.tb.add_text("summary", summary_text(summary), global_step=global_step)
 
     def flush(self) -> None:
         self.tb.flush()
@@ -172,23 +172,10 @@ class NullRecords(Records):
     def __init__(self) -> None:
         pass
 
-    def step(self, values: Mapping[str, float], global_step: int) -> None:
-        pass
+    def _nothing(self, *args: Any, **kwargs: Any) -> None:
+        """Write nothing (every writing method of :class:`Records`)."""
 
-    def histogram(self, tag: str, values: Tensor, global_step: int) -> None:
-        pass
-
-    def epoch(self, row: Mapping[str, Any], metrics: Metrics, global_step: int) -> None:
-        pass
-
-    def finish(self, summary: dict[str, Any], hparams: Mapping[str, Any], global_step: int) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    step = histogram = epoch = finish = flush = close = _nothing
 
 
 def summary_text(summary: Mapping[str, Any]) -> str:

@@ -24,7 +24,19 @@ import torch
 SCHEDULE_NAMES: tuple[str, ...] = ("constant", "step", "cosine", "warm_restarts", "plateau")
 
 
-class LRSchedule:
+class _PlainState:
+    """``state_dict()``: every attribute as plain data (lists copied); ``load_state_dict``
+    sets them back (the settings stored win over the constructor's)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self).items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+class LRSchedule(_PlainState):
     """Per-iteration learning rates as a pure function of the global step.
 
     Args:
@@ -143,17 +155,8 @@ class LRSchedule:
         """Advance by one optimiser step (call after ``optimizer.step()``)."""
         self.step_count += 1
 
-    def state_dict(self) -> dict[str, Any]:
-        """All settings and the step counter, as plain data."""
-        return {k: (list(v) if isinstance(v, list) else v) for k, v in vars(self).items()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (the settings stored win over the constructor's)."""
-        for key, value in state.items():
-            setattr(self, key, value)
-
-
-class Plateau:
+class Plateau(_PlainState):
     """Reduce-on-plateau as a multiplicative lr ``scale``, updated once per epoch.
 
     Same rule as ``torch.optim.lr_scheduler.ReduceLROnPlateau`` (``threshold_mode="rel"``):
@@ -213,15 +216,6 @@ class Plateau:
             self.num_bad_epochs = 0
             return True
         return False
-
-    def state_dict(self) -> dict[str, Any]:
-        """All settings and counters, as plain data."""
-        return dict(vars(self))
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`."""
-        for key, value in state.items():
-            setattr(self, key, value)
 
 
 def build_schedulers(

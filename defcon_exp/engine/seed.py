@@ -67,6 +67,15 @@ def capture_rng_state() -> dict[str, Any]:
     }
 
 
+def _python_state(py: dict[str, Any]) -> tuple:
+    return (py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"])
+
+
+def _numpy_state(npy: dict[str, Any]) -> tuple:
+    keys = npy["keys"].numpy().astype(np.uint32)
+    return (npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["gauss"])
+
+
 def check_rng_state(state: dict[str, Any]) -> None:
     """Raise (TypeError, ValueError, KeyError, RuntimeError...) unless ``state`` is a state of
     :func:`capture_rng_state`: each part is loaded into a fresh generator, none global."""
@@ -76,12 +85,8 @@ def check_rng_state(state: dict[str, Any]) -> None:
         isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in cuda
     ):
         raise TypeError("cuda is not a list of uint8 tensors")
-    py = state["python"]
-    random.Random().setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
-    npy = state["numpy"]
-    np.random.RandomState().set_state(
-        (npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["gauss"])
-    )
+    random.Random().setstate(_python_state(state["python"]))
+    np.random.RandomState().set_state(_numpy_state(state["numpy"]))
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
@@ -89,15 +94,5 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    py = state["python"]
-    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
-    npy = state["numpy"]
-    np.random.set_state(
-        (
-            npy["kind"],
-            npy["keys"].numpy().astype(np.uint32),
-            npy["pos"],
-            npy["has_gauss"],
-            npy["gauss"],
-        )
-    )
+    random.setstate(_python_state(state["python"]))
+    np.random.set_state(_numpy_state(state["numpy"]))

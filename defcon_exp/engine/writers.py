@@ -84,7 +84,7 @@ def _wait_for_a_later_file_name(log_dir: Path) -> None:
         time.sleep(int(now) + 1 - now)
 
 
-class TensorBoardLogger:
+class TensorBoardLogger(SummaryWriter):
     """A SummaryWriter on ``log_dir`` whose x axis is always the global optimiser step.
 
     ``purge_step`` (the resumed global step + 1) discards events a crashed run wrote after its
@@ -93,16 +93,16 @@ class TensorBoardLogger:
 
     def __init__(self, log_dir: str | os.PathLike, purge_step: int | None = None) -> None:
         _wait_for_a_later_file_name(Path(log_dir))
-        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+        super().__init__(log_dir=str(log_dir), purge_step=purge_step)
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
         """Log each ``tag -> value`` at ``step``."""
         for tag, value in values.items():
-            self.writer.add_scalar(tag, value, global_step=step)
+            self.add_scalar(tag, value, global_step=step)
 
     def histogram(self, tag: str, values: Tensor, step: int) -> None:
         """Log the distribution of ``values`` (any shape) at ``step``."""
-        self.writer.add_histogram(tag, values.detach().float(), global_step=step)
+        self.add_histogram(tag, values.detach().float(), global_step=step)
 
     def hparams(self, hparams: Mapping[str, Any], metric_tags: Mapping[str, Any]) -> None:
         """Write an HParams record into this run's own event file (for sweep comparison). Its
@@ -112,25 +112,9 @@ class TensorBoardLogger:
             k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in hparams.items()
         }
         exp, ssi, sei = hparams_summary(clean, dict.fromkeys(metric_tags, 0.0))
-        file_writer = self.writer._get_file_writer()
+        file_writer = self._get_file_writer()
         for summary in (exp, ssi, sei):
             file_writer.add_summary(summary)
-
-    def layout(self, layout: Mapping[str, Any]) -> None:
-        """The CUSTOM SCALARS tab's layout (category -> chart -> ``[kind, [tag regex]]``)."""
-        self.writer.add_custom_scalars(dict(layout))
-
-    def text(self, tag: str, markdown: str, step: int) -> None:
-        """A Markdown text (TensorBoard's TEXT tab)."""
-        self.writer.add_text(tag, markdown, global_step=step)
-
-    def flush(self) -> None:
-        """Flush pending events to disk."""
-        self.writer.flush()
-
-    def close(self) -> None:
-        """Flush and close."""
-        self.writer.close()
 
 
 def write_json(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:

@@ -39,7 +39,6 @@ from defcon_exp.engine.distributed.collectives import (
     all_reduce,
     barrier,
     broadcast_buffers,
-    broadcast_object,
     check_same,
     main_first,
     reduce_metric_state,
@@ -49,8 +48,6 @@ from defcon_exp.engine.distributed.collectives import (
 from defcon_exp.engine.distributed.ddp import wrap_ddp
 from defcon_exp.engine.distributed.environment import DistEnv, detect, first_host
 from defcon_exp.engine.distributed.group import (
-    DEFAULT_TIMEOUT,
-    Discard,
     device_for,
     init,
     is_active,
@@ -64,17 +61,14 @@ from defcon_exp.engine.distributed.group import (
 from defcon_exp.engine.distributed.stopping import SignalAgreement
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
     "SYNC_BELOW",
     "CPUSyncBatchNorm",
-    "Discard",
     "DistEnv",
     "DistributedError",
     "SignalAgreement",
     "all_reduce",
     "barrier",
     "broadcast_buffers",
-    "broadcast_object",
     "check_same",
     "convert_sync_batchnorm",
     "detect",

@@ -79,22 +79,24 @@ def _raise_gathered(errors: list[BaseException | None], own: BaseException | Non
             ) from None
 
 
+def _attempt(fn: Callable[[], T]) -> tuple[T | None, Exception | None]:
+    """``(fn(), None)``, or ``(None, the error fn raised)``."""
+    try:
+        return fn(), None
+    except Exception as err:
+        return None, err
+
+
 def run_everywhere(fn: Callable[[], T]) -> T:
     """Run ``fn`` on every rank; if it raised on any rank, raise on all of them (the failing
     rank its own error, the others a :class:`DistributedError` naming it). One gather."""
-    result: Any = None
-    own: BaseException | None = None
-    try:
-        result = fn()
-    except Exception as err:
-        if not is_active():
-            raise
-        own = err
-    if is_active():
-        errors: list[BaseException | None] = [None] * world_size()
-        dist.all_gather_object(errors, None if own is None else _portable(own))
-        _raise_gathered(errors, own)
-    return result
+    if not is_active():
+        return fn()
+    result, own = _attempt(fn)
+    errors: list[BaseException | None] = [None] * world_size()
+    dist.all_gather_object(errors, None if own is None else _portable(own))
+    _raise_gathered(errors, own)
+    return result  # type: ignore[return-value]
 
 
 def main_first(fn: Callable[[], T]) -> T:
@@ -103,13 +105,7 @@ def main_first(fn: Callable[[], T]) -> T:
     :func:`run_everywhere`)."""
     if not is_active():
         return fn()
-    result: Any = None
-    own: BaseException | None = None
-    if is_main():
-        try:
-            result = fn()
-        except Exception as err:
-            own = err
+    result, own = _attempt(fn) if is_main() else (None, None)
     first = broadcast_object(None if own is None else _portable(own))
     if first is not None:
         _raise_gathered([first], own)
@@ -121,13 +117,8 @@ def share_from_main(fn: Callable[[], T]) -> T:
     every rank). For decisions that read/write shared state once (the run dir)."""
     if not is_active():
         return fn()
-    outcome: tuple[bool, Any] = (True, None)
-    if is_main():
-        try:
-            outcome = (True, fn())
-        except Exception as err:
-            outcome = (False, _portable(err))
-    ok, value = broadcast_object(outcome)
+    result, own = _attempt(fn) if is_main() else (None, None)
+    ok, value = broadcast_object((True, result) if own is None else (False, _portable(own)))
     if not ok:
         if is_main():
             raise value

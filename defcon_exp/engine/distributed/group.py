@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 
 import torch
@@ -19,7 +18,6 @@ from defcon_exp.engine.distributed.environment import DistEnv
 
 __all__ = [
     "DEFAULT_TIMEOUT",
-    "Discard",
     "device_for",
     "init",
     "is_active",
@@ -151,10 +149,3 @@ def device_for(spec: str, local_rank: int) -> torch.device:
     torch.cuda.set_device(device)
     return device
 
-
-class Discard:
-    """Stands in for a writer (CSV, TensorBoard) on ranks other than 0: every method is a
-    no-op returning None."""
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
