@@ -6,6 +6,7 @@ line instead of Hydra's multi-line text (and before Hydra writes anything)."""
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,15 +119,22 @@ def _sweep_dir(args: Sequence[str], auto_resumes: bool) -> Any:
         return None
     if "${" not in given:
         return given, Path(given).expanduser()
+    resolved = _composed_sweep_dir(tuple(a for a in args if not a.startswith("-")))
+    return None if resolved is None else (given, Path(resolved).expanduser())
+
+
+@functools.lru_cache(maxsize=4)
+def _composed_sweep_dir(overrides: tuple[str, ...]) -> str | None:
+    """``hydra.sweep.dir`` as Hydra will resolve it for ``overrides`` (the sweep's own ``a=1,2``
+    left out), composed once for both sweep-dir checks; None when it cannot be composed."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from defcon_exp.run.stored import compose_config
 
     try:
-        plain = [o.input_line for o in OverridesParser.create().parse_overrides(
-            [a for a in args if not a.startswith("-")]) if not o.is_sweep_override()]
-        cfg = compose_config(plain, hydra_node=True)
-        return given, Path(str(cfg.hydra.sweep.dir)).expanduser()
+        plain = [o.input_line for o in OverridesParser.create().parse_overrides(list(overrides))
+                 if not o.is_sweep_override()]
+        return str(compose_config(plain, hydra_node=True).hydra.sweep.dir)
     except Exception:  # Hydra tells a bad override itself; each job's lock still holds
         return None
 
