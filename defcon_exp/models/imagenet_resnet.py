@@ -48,6 +48,8 @@ class ImageNetResNet(nn.Module):
         num_classes: classifier outputs (1000 for ImageNet).
         attention, kernel_size, attention_kwargs, fused_tail, drop_path_rate: as
             :class:`~defcon_exp.models.resnet.CifarResNet`.
+        stem: the CIFAR model's option (``model.stem``): only its default is accepted here
+            (the ImageNet stem is fixed).
     """
 
     def __init__(
@@ -61,8 +63,14 @@ class ImageNetResNet(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         drop_path_rate: float = 0.0,
+        stem: str = "cifar",
     ) -> None:
         super().__init__()
+        if stem != "cifar":
+            raise ValueError(
+                f"model.stem={stem!r} applies to model.arch=cifar_resnet50 only (the ImageNet "
+                f"ResNets have torchvision's 7x7 stem); remove it"
+            )
         if depth not in IMAGENET_DEPTHS:
             raise ValueError(f"unknown depth {depth}; choose one of {list(IMAGENET_DEPTHS)}")
         if num_classes < 1:
@@ -85,34 +93,5 @@ class ImageNetResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def imagenet_resnet(
-    depth: int,
-    num_classes: int = 1000,
-    attention: str = "none",
-    kernel_size: KernelSizeSpec = "adaptive",
-    attention_kwargs: Mapping[str, Any] | None = None,
-    fused_tail: bool = True,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-    stem: str = "cifar",
-    drop_path_rate: float = 0.0,
-) -> ImageNetResNet:
-    """The ImageNet ResNet of ``depth`` with ``attention`` in every block. ``stem`` is the
-    CIFAR model's option (``model.stem``): only its default is accepted here (the ImageNet
-    stem is fixed)."""
-    if stem != "cifar":
-        raise ValueError(
-            f"model.stem={stem!r} applies to model.arch=cifar_resnet50 only (the ImageNet "
-            f"ResNets have torchvision's 7x7 stem); remove it"
-        )
-    return ImageNetResNet(
-        depth,
-        num_classes,
-        attention,
-        kernel_size,
-        attention_kwargs,
-        fused_tail,
-        device,
-        dtype,
-        drop_path_rate=drop_path_rate,
-    )
+#: ``imagenet_resnet(depth, num_classes, attention, ...)``: the ImageNet ResNet of ``depth``
+imagenet_resnet = ImageNetResNet

@@ -14,6 +14,7 @@ padding 1): 32x32 images enter the first stage at 18x18 and the last stage runs 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
@@ -45,7 +46,20 @@ STEMS = ("cifar", "released")
 
 
 class CifarResNet(nn.Module):
-    """Bottleneck ResNet for 32x32 images. ``Tensor[B, 3, 32, 32] -> Tensor[B, num_classes]``."""
+    """Bottleneck ResNet for 32x32 images. ``Tensor[B, 3, 32, 32] -> Tensor[B, num_classes]``.
+
+    Args:
+        depths: bottlenecks per stage ((3, 4, 6, 3): ResNet-50, :data:`cifar_resnet50`).
+        attention: a registry name, or ``"none"``, placed in every bottleneck.
+        kernel_size: resolved per stage for 1D-kernel attentions (ECA, DEFCON):
+            ``"adaptive"``, ``"paper"`` (3, 5, 5, 7), an odd int or a list of four odd ints.
+        fused_tail: fuse attention scaling, residual add and ReLU (same result, faster).
+        stem: ``"cifar"`` (ours) or ``"released"`` (the DEFCON authors' code, see module doc).
+        drop_path_rate: stochastic depth of the last bottleneck (linear in depth, see
+            :func:`drop_path_rates`); 0 = off.
+        kernels: ``"aten"``, ``"triton"`` or ``"auto"``, the attention maths and the block
+            tail on CUDA as ATen ops or fused Triton kernels (:mod:`defcon_exp.ops.kernel_paths`).
+    """
 
     def __init__(
         self,
@@ -96,42 +110,9 @@ def _stem(name: str, factory: dict[str, Any]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def cifar_resnet50(
-    num_classes: int = 100,
-    attention: str = "none",
-    kernel_size: KernelSizeSpec = "adaptive",
-    attention_kwargs: Mapping[str, Any] | None = None,
-    fused_tail: bool = True,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-    stem: str = "cifar",
-    drop_path_rate: float = 0.0,
-    kernels: str = "aten",
-) -> CifarResNet:
-    """CIFAR ResNet-50 with ``attention`` (a registry name, or ``"none"``) in every bottleneck.
-
-    ``kernel_size`` is resolved per stage for 1D-kernel attentions (ECA, DEFCON):
-    ``"adaptive"``, ``"paper"`` (3, 5, 5, 7), an odd int or a list of four odd ints.
-    ``fused_tail`` fuses attention scaling, residual add and ReLU (same result, faster).
-    ``stem``: ``"cifar"`` (ours) or ``"released"`` (the DEFCON authors' code, see module doc).
-    ``drop_path_rate``: stochastic depth of the last bottleneck (linear in depth, see
-    :func:`drop_path_rates`); 0 = off.
-    ``kernels``: ``"aten"``, ``"triton"`` or ``"auto"``, the attention maths and the block
-    tail on CUDA as ATen ops or fused Triton kernels (:mod:`defcon_exp.ops.kernel_paths`).
-    """
-    return CifarResNet(
-        RESNET50_DEPTHS,
-        num_classes,
-        attention,
-        kernel_size,
-        attention_kwargs,
-        fused_tail,
-        device,
-        dtype,
-        stem=stem,
-        drop_path_rate=drop_path_rate,
-        kernels=kernels,
-    )
+#: the paper's CIFAR ResNet-50 (:class:`CifarResNet` of depths (3, 4, 6, 3)): the builder the
+#: ``model`` configs name (``cifar_resnet50(num_classes, attention, kernel_size, ...)``)
+cifar_resnet50 = partial(CifarResNet, RESNET50_DEPTHS)
 
 
 def count_parameters(model: nn.Module) -> int:
