@@ -12,7 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EMAConfig", "MixConfig", "validate_regularisation"]
+__all__ = ["WEIGHT_CHOICES", "EMAConfig", "MixConfig", "validate_regularisation"]
+
+#: ``trainer.ema.select``: which weights pick ``best.pt`` and give the headline
+WEIGHT_CHOICES: tuple[str, ...] = ("raw", "ema")
 
 
 @dataclass
@@ -27,6 +30,10 @@ class MixConfig:
     """probability that a batch is mixed"""
     switch_prob: float = 0.5
     """with both on: probability of CutMix instead of Mixup"""
+
+    @property
+    def enabled(self) -> bool:
+        return self.prob > 0 and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
 
 
 @dataclass
@@ -48,9 +55,6 @@ Rule = Callable[[str, bool, str], None]
 
 def validate_regularisation(get: Callable[[str], Any], rule: Rule) -> None:
     """Check the regularisation keys of a composed config (``get(dotted key)``)."""
-    # imported here: the name list imports torch, and the config module must not
-    from defcon_exp.engine.ema import WEIGHT_CHOICES
-
     rule("trainer.label_smoothing", 0 <= get("trainer.label_smoothing") < 1, "must be in [0, 1)")
     rule(
         "trainer.accumulate_grad_batches",

@@ -21,7 +21,7 @@ from torch import nn
 
 from defcon_exp.engine import distributed
 from defcon_exp.engine.ema import build_ema
-from defcon_exp.engine.fit_settings import FitSettings, Loaders
+from defcon_exp.engine.fit_settings import Loaders, RunIdentity, TrainerConfig
 from defcon_exp.engine.loop import EpochPosition, StepContext
 from defcon_exp.engine.mixing import build_mixer
 from defcon_exp.engine.precision import grad_scaler
@@ -51,29 +51,30 @@ class FitParts:
     loaders: Loaders
     device: torch.device
     run_dir: Path
-    settings: FitSettings
+    trainer: TrainerConfig
+    identity: RunIdentity
     #: runs every forward pass (``model`` wrapped in DDP or compiled); None: ``model``
     forward_model: nn.Module | None = None
 
     def __post_init__(self) -> None:
-        model, settings, loaders = self.model, self.settings, self.loaders
+        model, trainer, loaders = self.model, self.trainer, self.loaders
         self.forward_model = model if self.forward_model is None else self.forward_model
         self.main = distributed.is_main()
-        self.show = progress_enabled(settings.progress) and self.main  # bars: rank 0 on a TTY
+        self.show = progress_enabled(trainer.progress) and self.main  # bars: rank 0 on a TTY
         self.reduce = distributed.all_reduce if distributed.is_active() else None
         self.num_params = count_parameters(model)
-        self.ema = build_ema(model, settings.ema)
-        self.select = settings.ema.select if self.ema is not None else "raw"
+        self.ema = build_ema(model, trainer.ema)
+        self.select = trainer.ema.select if self.ema is not None else "raw"
         self.store = RunStateStore(
             model,
             self.optimizer,
             self.schedule,
             self.plateau,
-            grad_scaler(settings.precision, self.device),
+            grad_scaler(trainer.precision, self.device),
             self.run_dir / "checkpoints",
             identity={
-                "config": settings.config,
-                "model_name": settings.model_name,
+                "config": self.identity.config,
+                "model_name": self.identity.model_name,
                 "num_classes": loaders.num_classes,
                 "num_params": self.num_params,
             },
@@ -97,17 +98,17 @@ class FitParts:
 
     def open(self, resumed: bool, received: distributed.SignalAgreement) -> None:
         """Open the records and the step context (after the states are restored)."""
-        s, state = self.settings, self.state
+        t, state = self.trainer, self.state
         if self.main:
             self.store.ckpt_dir.mkdir(parents=True, exist_ok=True)
         resumed_epoch = state.epoch if resumed else None
         self.records = (
-            Records(self.run_dir, resumed_epoch, state.global_step, s.tb_name)
+            Records(self.run_dir, resumed_epoch, state.global_step, self.identity.tb_name)
             if self.main
             else NullRecords()
         )
         self.received = received
-        self.ebar = epoch_bar(state.epoch, s.epochs, self.show)
+        self.ebar = epoch_bar(state.epoch, t.epochs, self.show)
         self.ctx = StepContext(
             self.forward_model,
             self.store.optimizer,
@@ -115,17 +116,11 @@ class FitParts:
             self.plateau,
             self.store.scaler,
             self.device,
-            precision=s.precision,
-            channels_last=s.channels_last,
-            grad_clip_norm=s.grad_clip_norm,
-            log_every_n_steps=max(1, s.log_every_n_steps),
+            t,
             progress=self.show,
             stop_requested=lambda: received.at_step() is not None,
-            checkpoint_every_n_steps=max(0, s.checkpoint_every_n_steps),
             all_reduce=self.reduce,
-            label_smoothing=s.label_smoothing,
-            accumulate_grad_batches=s.accumulate_grad_batches,
-            mixer=build_mixer(s.mix, s.seed),
+            mixer=build_mixer(t.mix, self.identity.seed),
             ema=self.ema,
         )
 

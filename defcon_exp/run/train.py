@@ -26,7 +26,8 @@ from defcon_exp.data.limits import limit_bundle
 from defcon_exp.engine import distributed
 from defcon_exp.engine.checkpoint import load_checkpoint
 from defcon_exp.engine.early_stopping import EarlyStopping
-from defcon_exp.engine.fit import FitSettings, Loaders, fit
+from defcon_exp.engine.fit import fit
+from defcon_exp.engine.fit_settings import Loaders, RunIdentity, TrainerConfig
 from defcon_exp.engine.hooks import EpochHook
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
 from defcon_exp.engine.seed import resolve_device, seed_everything
@@ -198,8 +199,8 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     # the schedule counts optimiser steps: one per trainer.accumulate_grad_batches batches
     steps_per_epoch = -(-len(data.train) // cfg.trainer.accumulate_grad_batches)
     optimizer, schedule, plateau = build_optimizer_and_schedule(cfg, model, steps_per_epoch)
-    settings = _fit_settings(cfg, out_dir, precision, name)
-    settings.summary_extra = run_facts(cfg, model, data.num_classes, distributed.world_size())
+    trainer, identity = _fit_inputs(cfg, out_dir, precision, name)
+    identity.summary_extra = run_facts(cfg, model, data.num_classes, distributed.world_size())
     loaders = Loaders(data.train, data.val, data.test, data.num_classes)
     hooks = _epoch_hooks(cfg, model, data, device, epoch_hooks)
     return fit(
@@ -210,8 +211,9 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
         loaders,
         device,
         out_dir,
-        settings,
+        trainer,
         plan.state,
+        identity=identity,
         forward_model=forward_model,
         epoch_hooks=hooks,
     )
@@ -251,26 +253,23 @@ def _build_model(
     return model, forward_model
 
 
-def _fit_settings(cfg: DictConfig, out_dir: Path, precision: str, name: str) -> FitSettings:
-    """The engine's plain settings; writes the effective ``config.yaml`` (rank 0)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
+def _fit_inputs(
+    cfg: DictConfig, out_dir: Path, precision: str, name: str
+) -> tuple[TrainerConfig, RunIdentity]:
+    """The typed ``trainer`` group (``precision`` parsed) and the run's identity; writes the
+    effective ``config.yaml`` (rank 0)."""
+    container: Any = OmegaConf.to_container(cfg, resolve=True)
     # the effective config of this (re)start; on resume it differs from Hydra's .hydra/ record
     if distributed.is_main():
         OmegaConf.save(OmegaConf.create(container), out_dir / "config.yaml")
-    settings = FitSettings.from_trainer(
-        cfg.trainer,
-        precision,
-        model_name=name,
-        config=container,
-        hparams=hparams(container, name),
-        seed=cfg.seed,
-    )
-    if settings.keep_checkpoints == "auto":  # a single run (sweep jobs arrive as last_slim)
-        settings.keep_checkpoints = "all"
+    trainer = OmegaConf.to_object(OmegaConf.merge(TrainerConfig, container["trainer"]))
+    trainer.precision = precision  # type: ignore[union-attr]
+    tb_name = None
     if HydraConfig.initialized():  # the CLI: tb/<model>_<overrides> names the run in TensorBoard
         hydra_cfg = HydraConfig.get()
-        settings.tb_name = run_label(name, list(hydra_cfg.overrides.task), hydra_cfg)
-    return settings
+        tb_name = run_label(name, list(hydra_cfg.overrides.task), hydra_cfg)
+    identity = RunIdentity(name, container, hparams(container, name), cfg.seed, tb_name)
+    return trainer, identity  # type: ignore[return-value]
 
 
 def _epoch_hooks(
