@@ -108,11 +108,7 @@ class _Fit(FitParts):
         t_epoch = time.perf_counter()
         try:
             metrics, self.state.global_step = train_one_epoch(
-                self.ctx,
-                train,
-                len(train),
-                epoch,
-                self.state.global_step,
+                self.ctx, train, len(train), epoch, self.state.global_step,
                 on_log=lambda step, values: self.records.step(values, step),
                 start_batch=int(position["batches_done"]) if position else 0,
                 # saved sums are global: rank 0 carries them, the others start at zero
@@ -124,8 +120,7 @@ class _Fit(FitParts):
             self.records.flush()
             distributed.barrier()  # no rank exits (and makes torchrun kill rank 0) before the write
             raise self.interrupted(
-                self.received.last or signal.SIGTERM,
-                ckpt,
+                self.received.last or signal.SIGTERM, ckpt,
                 f"at global step {stop.position.global_step} (epoch {epoch + 1}, "
                 f"batch {stop.position.batches_done}/{len(train)})",
             ) from None
@@ -171,9 +166,7 @@ class _Fit(FitParts):
         train = metrics["train"]
         self.state.train_images += train["images"]
         self.state.train_seconds += train["seconds"]
-        row = epoch_row(
-            epoch + 1, self.state.global_step, metrics, train["seconds"], train["images"]
-        )
+        row = epoch_row(epoch + 1, self.state.global_step, metrics, train["seconds"], train["images"])
         self.records.epoch(row, metrics, self.state.global_step)
         stop = None
         for hook in hooks:
@@ -198,11 +191,8 @@ class _Fit(FitParts):
         train, split = metrics["train"], self.state.split
         log.info("%s", epoch_line(epoch + 1, self.trainer.epochs, metrics, split, rate))
         self.ebar.update(1)
-        self.ebar.set_postfix(
-            loss=f"{train['loss']:.3f}",
-            **{f"{split}_top1": f"{metrics[split]['top1']:.1f}%"},
-            lr=f"{train['lr']:.3g}",
-        )
+        self.ebar.set_postfix(loss=f"{train['loss']:.3f}", lr=f"{train['lr']:.3g}",
+                              **{f"{split}_top1": f"{metrics[split]['top1']:.1f}%"})
 
     def epochs(self, hooks: Sequence[EpochHook]) -> dict[str, Any]:
         """The epoch loop, then the test evaluation and the summary."""
@@ -221,12 +211,8 @@ class _Fit(FitParts):
         if not last_eval:  # resumed with only the test left: the last epoch's evaluation again
             # (the checkpoint holds its final weights, so the summary's val block is the same)
             last_eval = {self.state.split: self.evaluate(self.eval_loader)}
-        has_val = self.loaders.val is not None
-        test = (
-            self.evaluate(self.loaders.test)
-            if has_val or "test" not in last_eval
-            else last_eval["test"]
-        )
+        reuse = self.loaders.val is None and "test" in last_eval  # the epochs evaluated test
+        test = last_eval["test"] if reuse else self.evaluate(self.loaders.test)
         return self.finish(test, last_eval, stop)
 
     def finish(
@@ -241,11 +227,7 @@ class _Fit(FitParts):
             if self.select == "ema":
                 test = {**weights["test_ema"], "count": test["count"]}
         summary = summary_payload(
-            self.identity.model_name,
-            test,
-            state.best,
-            last_eval,
-            {
+            self.identity.model_name, test, state.best, last_eval, {
                 "num_params": self.num_params,
                 "epochs": self.trainer.epochs,
                 "epochs_done": state.epoch,
@@ -263,9 +245,7 @@ class _Fit(FitParts):
         if self.main:
             slim = self.store.payload(state, self.wall(), full=False)
             apply_keep_policy(self.trainer.keep_checkpoints, self.store.ckpt_dir, slim, self.store.save)
-        log.info(
-            "test top1 %.2f top5 %.2f loss %.4f (%d images) | summary: %s",
-            *(test[name] for name in ("top1", "top5", "loss", "count")),
-            self.run_dir / "summary.json",
-        )
+        log.info("test top1 %.2f top5 %.2f loss %.4f (%d images) | summary: %s",
+                 *(test[name] for name in ("top1", "top5", "loss", "count")),
+                 self.run_dir / "summary.json")
         return summary

@@ -66,21 +66,11 @@ class FitParts:
         self.ema = build_ema(model, trainer.ema)
         self.select = trainer.ema.select if self.ema is not None else "raw"
         self.store = RunStateStore(
-            model,
-            self.optimizer,
-            self.schedule,
-            self.plateau,
-            grad_scaler(trainer.precision, self.device),
-            self.run_dir / "checkpoints",
-            identity={
-                "config": self.identity.config,
-                "model_name": self.identity.model_name,
-                "num_classes": loaders.num_classes,
-                "num_params": self.num_params,
-            },
-            write=self.main,
-            ema=self.ema,
-            weights=self.select,
+            model, self.optimizer, self.schedule, self.plateau,
+            grad_scaler(trainer.precision, self.device), self.run_dir / "checkpoints",
+            identity={"config": self.identity.config, "model_name": self.identity.model_name,
+                      "num_classes": loaders.num_classes, "num_params": self.num_params},
+            write=self.main, ema=self.ema, weights=self.select,
         )
         self.state = RunState(split="val" if loaders.val is not None else "test")
         self.eval_loader = loaders.val if loaders.val is not None else loaders.test
@@ -88,13 +78,9 @@ class FitParts:
 
     def log_resumed(self) -> None:
         position = self.state.position
-        log.info(
-            "resumed from epoch %d%s (global step %d) in %s",
-            self.state.epoch,
-            f" + {count_text(int(position['batches_done']), 'batch')}" if position else "",
-            self.state.global_step,
-            self.run_dir,
-        )
+        done = f" + {count_text(int(position['batches_done']), 'batch')}" if position else ""
+        log.info("resumed from epoch %d%s (global step %d) in %s", self.state.epoch, done,
+                 self.state.global_step, self.run_dir)
 
     def open(self, resumed: bool, received: distributed.SignalAgreement) -> None:
         """Open the records and the step context (after the states are restored)."""
@@ -102,26 +88,15 @@ class FitParts:
         if self.main:
             self.store.ckpt_dir.mkdir(parents=True, exist_ok=True)
         resumed_epoch = state.epoch if resumed else None
-        self.records = (
-            Records(self.run_dir, resumed_epoch, state.global_step, self.identity.tb_name)
-            if self.main
-            else NullRecords()
-        )
+        self.records = Records(self.run_dir, resumed_epoch, state.global_step,
+                               self.identity.tb_name) if self.main else NullRecords()
         self.received = received
         self.ebar = epoch_bar(state.epoch, t.epochs, self.show)
         self.ctx = StepContext(
-            self.forward_model,
-            self.store.optimizer,
-            self.store.schedule,
-            self.plateau,
-            self.store.scaler,
-            self.device,
-            t,
-            progress=self.show,
-            stop_requested=lambda: received.at_step() is not None,
-            all_reduce=self.reduce,
-            mixer=build_mixer(t.mix, self.identity.seed),
-            ema=self.ema,
+            self.forward_model, self.store.optimizer, self.store.schedule, self.plateau,
+            self.store.scaler, self.device, t, progress=self.show,
+            stop_requested=lambda: received.at_step() is not None, all_reduce=self.reduce,
+            mixer=build_mixer(t.mix, self.identity.seed), ema=self.ema,
         )
 
     def close(self) -> None:

@@ -94,10 +94,10 @@ def train_one_epoch(
     num_batches: int,
     epoch: int,
     global_step: int,
-    on_log: Callable[[int, dict[str, float]], None] | None = None,
+    on_log: LogFn | None = None,
     start_batch: int = 0,
     resume_metrics: dict[str, Any] | None = None,
-    on_checkpoint: Callable[[EpochPosition], None] | None = None,
+    on_checkpoint: CheckpointFn | None = None,
 ) -> tuple[dict[str, float], int]:
     """Train over ``loader`` (batches ``(images: Tensor[B,3,H,W], labels: Tensor[B])``).
 
@@ -257,14 +257,9 @@ def _apply_lr(ctx: StepContext, global_step: int) -> list[float]:
 
 
 def _forward_backward(
-    ctx: StepContext,
-    criterion: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    epoch: int,
-    batch_idx: int,
-    closes: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ctx: StepContext, criterion: nn.Module, images: Tensor, labels: Tensor, epoch: int,
+    batch_idx: int, closes: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Forward and backward of one (micro-)batch; ``(mean loss, logits [B, K], the labels
     its hits count against [B])``. Accumulating, the gradient is of the loss SUM (divided
     by the group's images at the step), so unequal micro-batches still weigh per image."""
@@ -279,11 +274,8 @@ def _forward_backward(
     with sync:
         with autocast(ctx.trainer.precision, ctx.device):
             logits = ctx.model(images)  # [B, K]
-            loss = (
-                mixed.loss(criterion, logits.float())
-                if mixed is not None
-                else criterion(logits.float(), labels)
-            )
+            loss = (mixed.loss(criterion, logits.float()) if mixed is not None
+                    else criterion(logits.float(), labels))
         backward = loss if ctx.trainer.accumulate_grad_batches == 1 else loss * labels.shape[0]
         ctx.scaler.scale(backward).backward()
     return loss, logits, hit_labels
@@ -293,12 +285,8 @@ def _optimizer_step(ctx: StepContext, group_images: int) -> None:
     """Clip (optionally) and step; then fold the new weights into the EMA."""
     optimizer = ctx.optimizer
     if ctx.trainer.accumulate_grad_batches > 1:
-        grads = [
-            p.grad
-            for group in optimizer.param_groups
-            for p in group["params"]
-            if p.grad is not None
-        ]
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+                 if p.grad is not None]
         if grads:
             torch._foreach_div_(grads, float(group_images))
     if ctx.trainer.grad_clip_norm is not None:
