@@ -127,12 +127,6 @@ def _shareable(plan: RunPlan) -> dict[str, Any]:
     }
 
 
-def _device(cfg: DictConfig) -> torch.device:
-    if distributed.is_active():  # cuda:LOCAL_RANK or cpu
-        return distributed.device_for(cfg.trainer.device, distributed.local_rank())
-    return resolve_device(cfg.trainer.device)
-
-
 def _static_train_batches(data_cfg: Any, compile_mode: str | None) -> Any:
     """``data_cfg``, with ``drop_last`` on under ``torch.compile``: a last, smaller training
     batch (50,000 mod 128 = 80 images on CIFAR) would be a new shape and recompile every
@@ -161,7 +155,9 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     cfg, out_dir = plan.cfg, plan.run_dir
     if distributed.is_main():
         remove_stale_temp_files(out_dir)
-    device = _device(cfg)
+    device = (  # torchrun: cuda:LOCAL_RANK or cpu
+        distributed.device_for(cfg.trainer.device, distributed.local_rank())
+        if distributed.is_active() else resolve_device(cfg.trainer.device))
     precision = parse_precision(cfg.trainer.precision)
     check_precision_supported(precision, device)
     if cfg.trainer.num_threads is not None:
