@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["COMPILE_MODES", "compile_model", "parse_compile", "set_cudnn_benchmark"]
+__all__ = ["COMPILE_MODES", "compile_model", "memory_format", "parse_compile", "set_cudnn_benchmark"]
 
 #: ``torch.compile`` modes accepted by ``trainer.compile`` (``true`` means ``"default"``)
 COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune")
@@ -38,6 +38,11 @@ def parse_compile(value: Any) -> str | None:
         f"trainer.compile={value!r} is invalid: must be false, true (= 'default') or a "
         f"torch.compile mode {list(COMPILE_MODES)}, e.g. trainer.compile=true"
     )
+
+
+def memory_format(channels_last: bool) -> torch.memory_format:
+    """``torch.channels_last`` or ``torch.preserve_format`` (for ``Tensor.to``)."""
+    return torch.channels_last if channels_last else torch.preserve_format
 
 
 def compile_model(model: nn.Module, mode: str | None) -> nn.Module:
