@@ -166,12 +166,13 @@ class _Fit(FitParts):
         train = metrics["train"]
         self.state.train_images += train["images"]
         self.state.train_seconds += train["seconds"]
-        row = epoch_row(epoch + 1, self.state.global_step, metrics, train["seconds"], train["images"])
-        self.records.epoch(row, metrics, self.state.global_step)
+        step = self.state.global_step
+        row = epoch_row(epoch + 1, step, metrics, train["seconds"], train["images"])
+        self.records.epoch(row, metrics, step)
         stop = None
         for hook in hooks:
             try:
-                hook(epoch + 1, self.state.global_step, metrics, self.records)
+                hook(epoch + 1, step, metrics, self.records)
             except StopRun as err:
                 stop = err
         self.records.flush()
@@ -244,7 +245,8 @@ class _Fit(FitParts):
         self.records.finish(summary, self.identity.hparams, state.global_step)
         if self.main:
             slim = self.store.payload(state, self.wall(), full=False)
-            apply_keep_policy(self.trainer.keep_checkpoints, self.store.ckpt_dir, slim, self.store.save)
+            store = self.store
+            apply_keep_policy(self.trainer.keep_checkpoints, store.ckpt_dir, slim, store.save)
         log.info("test top1 %.2f top5 %.2f loss %.4f (%d images) | summary: %s",
                  *(test[name] for name in ("top1", "top5", "loss", "count")),
                  self.run_dir / "summary.json")

@@ -3,7 +3,8 @@
 A running or interrupted run always has a full ``last.pt`` (weights, optimiser, schedule,
 RNG) to resume from; only once ``summary.json`` is written may the policy shrink it:
 
-- ``all`` (and ``auto``: a single run; a sweep's jobs arrive as ``last_slim``): keep ``last.pt`` as it is (the run can be extended: ``resume=<dir> trainer.epochs=N``);
+- ``all`` (and ``auto``: a single run; a sweep's jobs arrive as ``last_slim``): keep ``last.pt``
+  as it is (the run can be extended: ``resume=<dir> trainer.epochs=N``);
 - ``last_slim``: rewrite ``last.pt`` with the weights-only payload (the final weights, as in
   ``best.pt``; about 1/2 (SGD) to 1/3 (AdamW) of the bytes) marked :data:`SLIM_KEY`;
 - ``best``: delete ``last.pt`` when a ``best.pt`` exists (else slim it: some weights stay).

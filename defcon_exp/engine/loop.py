@@ -26,6 +26,7 @@ from defcon_exp.engine.mixing import Mixer
 from defcon_exp.engine.precision import autocast
 from defcon_exp.engine.progress import batch_bar
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
+from defcon_exp.engine.speedups import memory_format
 
 __all__ = ["EpochPosition", "NonFiniteLossError", "StepContext", "StopRequested", "evaluate",
            "train_one_epoch"]
@@ -156,7 +157,7 @@ class _EpochRun:
         self.first_bad_step = torch.full((), -1, dtype=torch.int64, device=ctx.device)
         self.lrs = _apply_lr(ctx, global_step)
         self.group_images = 0  # images in the open accumulation group
-        self.image_format = torch.channels_last if ctx.trainer.channels_last else torch.preserve_format
+        self.image_format = memory_format(ctx.trainer.channels_last)
 
     def train_batch(self, images: Tensor, labels: Tensor, batch_idx: int, last_batch: bool) -> bool:
         """Forward and backward of ``images`` ``Tensor[B, 3, H, W]`` with ``labels``
