@@ -25,8 +25,7 @@ from omegaconf import OmegaConf
 
 from defcon_exp.analysis.objectives import SearchConfig
 from defcon_exp.data.config import DataConfig
-from defcon_exp.engine.early_stopping import EarlyStoppingConfig
-from defcon_exp.regularisation import EMAConfig, MixConfig
+from defcon_exp.engine.fit_settings import TrainerConfig
 from defcon_exp.run_dir import hydra_run_dir
 
 # The schema and the resolvers import no torch: ``defcon-train --help`` and command-line
@@ -156,66 +155,6 @@ class SchedulerConfig:
     eta_min: float = 0.0
     """cosine/warm_restarts: the lowest lr"""
     plateau: PlateauConfig = field(default_factory=PlateauConfig)
-
-
-@dataclass
-class TrainerConfig:
-    """Loop settings."""
-
-    epochs: int = 200
-    """training epochs"""
-    device: str = "auto"
-    """auto | cpu | cuda | cuda:N"""
-    precision: str = "32"
-    """32 | bf16 (autocast) | 16-mixed (float16 + GradScaler)
-
-    Also accepted: 32-true, bf16-mixed, 16."""
-    channels_last: bool = False
-    """channels_last memory format (faster convolutions on tensor cores)
-
-    Both the model and the input batches."""
-    compile: Any = False
-    """torch.compile: false | true | default | reduce-overhead | max-autotune"""
-    grad_clip_norm: Optional[float] = None  # noqa: UP045
-    """clip the global gradient norm (e.g. 5); null = off"""
-    log_every_n_steps: int = 50
-    """TensorBoard step scalars and bar refresh interval"""
-    checkpoint_every_n_steps: int = 0
-    """also save last.pt every n steps inside epochs; 0 = epoch ends only"""
-    keep_checkpoints: str = "auto"
-    """what a finished run keeps: all | last_slim (no optimiser state) | best (best.pt only) | auto
-    (all for a run, last_slim for a -m sweep's jobs)
-
-    See conf/trainer/default.yaml."""
-    histograms_every_n_epochs: int = 1
-    """TensorBoard attention histograms every n epochs; 0 = off"""
-    histogram_images: int = 64
-    """probe images for the histograms (first of val, else test)"""
-    progress: bool = True
-    """tqdm bars (only on a terminal)"""
-    deterministic: bool = False
-    """torch.use_deterministic_algorithms (warn only)"""
-    sync_batchnorm: Any = "auto"
-    """torchrun: true | false | auto (SyncBatchNorm below 16 images a process)"""
-    num_threads: Optional[int] = None  # noqa: UP045
-    """torch CPU threads; null = OMP_NUM_THREADS or all cores"""
-    label_smoothing: float = 0.0
-    """label smoothing of the training loss, in [0, 1); 0 = off
-
-    ``nn.CrossEntropyLoss(label_smoothing=)``."""
-    accumulate_grad_batches: int = 1
-    """micro-batches per optimiser step (exact, BatchNorm aside)"""
-    limit_train_batches: Any = 1.0
-    """batches per epoch: an int (5) or a fraction (0.25); 1.0 = all
-
-    int: batches; float in (0, 1]: a fraction (data/limits.py)."""
-    limit_val_batches: Any = 1.0
-    """batches per validation pass: an int or a fraction; 1.0 = all"""
-    limit_test_batches: Any = 1.0
-    """batches of the test pass: an int or a fraction; 1.0 = all"""
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    mix: MixConfig = field(default_factory=MixConfig)  # Mixup / CutMix (docs/regularisation.md)
-    ema: EMAConfig = field(default_factory=EMAConfig)  # weight EMA (docs/regularisation.md)
 
 
 @dataclass

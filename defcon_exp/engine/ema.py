@@ -10,26 +10,15 @@ The first update copies the weights; each later one is
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-__all__ = ["WEIGHT_CHOICES", "EMASettings", "WeightEMA", "build_ema", "ema_weights"]
+from defcon_exp.regularisation import WEIGHT_CHOICES, EMAConfig
 
-#: ``trainer.ema.select``: which weights pick ``best.pt`` and give the headline
-WEIGHT_CHOICES: tuple[str, ...] = ("raw", "ema")
-
-
-@dataclass(frozen=True)
-class EMASettings:
-    """``trainer.ema``: ``enabled``, ``decay`` in [0, 1), ``select`` raw | ema."""
-
-    enabled: bool = False
-    decay: float = 0.9998
-    select: str = "raw"
+__all__ = ["WEIGHT_CHOICES", "WeightEMA", "build_ema", "ema_weights"]
 
 
 class WeightEMA:
@@ -68,8 +57,6 @@ def ema_weights(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items() if k.startswith("module.")}
 
 
-def build_ema(model: nn.Module, settings: EMASettings | Mapping[str, Any]) -> WeightEMA | None:
+def build_ema(model: nn.Module, ema: EMAConfig) -> WeightEMA | None:
     """A :class:`WeightEMA` of ``model`` from ``trainer.ema``; None when not enabled."""
-    if not isinstance(settings, EMASettings):
-        settings = EMASettings(**dict(settings))
-    return WeightEMA(model, settings.decay) if settings.enabled else None
+    return WeightEMA(model, ema.decay) if ema.enabled else None

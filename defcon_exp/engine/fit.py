@@ -24,7 +24,13 @@ from torch import nn
 
 from defcon_exp.engine import distributed
 from defcon_exp.engine.fit_parts import FitParts
-from defcon_exp.engine.fit_settings import FitSettings, Loaders, epoch_line, monitor_value
+from defcon_exp.engine.fit_settings import (
+    Loaders,
+    RunIdentity,
+    TrainerConfig,
+    epoch_line,
+    monitor_value,
+)
 from defcon_exp.engine.hooks import EpochHook, StopRun
 from defcon_exp.engine.keep import apply_keep_policy
 from defcon_exp.engine.loop import NonFiniteLossError, StopRequested, evaluate, train_one_epoch
@@ -34,13 +40,7 @@ from defcon_exp.engine.progress import logging_through_bars
 from defcon_exp.engine.records import epoch_row, summary_payload
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 
-__all__ = [
-    "FitSettings",
-    "Loaders",
-    "TrainingInterrupted",
-    "fit",
-    "stop_on_signals",
-]
+__all__ = ["TrainingInterrupted", "fit", "stop_on_signals"]
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,19 @@ def fit(
     loaders: Loaders,
     device: torch.device,
     run_dir: str | Path,
-    settings: FitSettings,
+    trainer: TrainerConfig,
     resume_state: Mapping[str, Any] | None = None,
     *,
+    identity: RunIdentity | None = None,
+    handle_signals: bool = True,
     forward_model: nn.Module | None = None,
     epoch_hooks: Sequence[EpochHook] = (),
 ) -> dict[str, Any]:
-    """Train ``model`` for ``settings.epochs`` epochs writing everything under ``run_dir``.
+    """Train ``model`` for ``trainer.epochs`` epochs writing everything under ``run_dir``.
+
+    ``trainer``: the typed ``trainer`` group, its ``precision`` parsed
+    (:func:`~defcon_exp.engine.precision.parse_precision`); ``identity``: the run's name,
+    config, hparams, seed... (default: a model named ``model``).
 
     ``forward_model`` (default ``model``) runs every forward pass — e.g. ``model`` wrapped in
     DistributedDataParallel or compiled — while ``model`` stays the raw module whose
@@ -72,15 +78,15 @@ def fit(
 
     Returns the summary dict also written to ``run_dir/summary.json``.
     """
-    run = _Fit(model, optimizer, schedule, plateau, loaders, device, Path(run_dir), settings,
-               forward_model)
+    run = _Fit(model, optimizer, schedule, plateau, loaders, device, Path(run_dir), trainer,
+               identity or RunIdentity(), forward_model)
     run.store.hooks = [h for h in epoch_hooks if hasattr(h, "state_key")]
     if resume_state is not None:
         run.state = run.store.restore(resume_state, run.state.split)
         run.log_resumed()
-    with stop_on_signals(settings.handle_signals) as received, logging_through_bars(run.show):
+    with stop_on_signals(handle_signals) as received, logging_through_bars(run.show):
         # distributed: a tiny collective every log interval, so all ranks stop at the same step
-        agreement = distributed.SignalAgreement(received, max(1, settings.log_every_n_steps))
+        agreement = distributed.SignalAgreement(received, max(1, trainer.log_every_n_steps))
         run.open(resume_state is not None, agreement)
         try:
             return run.epochs(epoch_hooks)
@@ -102,11 +108,7 @@ class _Fit(FitParts):
         t_epoch = time.perf_counter()
         try:
             metrics, self.state.global_step = train_one_epoch(
-                self.ctx,
-                train,
-                len(train),
-                epoch,
-                self.state.global_step,
+                self.ctx, train, len(train), epoch, self.state.global_step,
                 on_log=lambda step, values: self.records.step(values, step),
                 start_batch=int(position["batches_done"]) if position else 0,
                 # saved sums are global: rank 0 carries them, the others start at zero
@@ -118,8 +120,7 @@ class _Fit(FitParts):
             self.records.flush()
             distributed.barrier()  # no rank exits (and makes torchrun kill rank 0) before the write
             raise self.interrupted(
-                self.received.last or signal.SIGTERM,
-                ckpt,
+                self.received.last or signal.SIGTERM, ckpt,
                 f"at global step {stop.position.global_step} (epoch {epoch + 1}, "
                 f"batch {stop.position.batches_done}/{len(train)})",
             ) from None
@@ -131,12 +132,12 @@ class _Fit(FitParts):
 
     def evaluate(self, loader: Any) -> dict[str, float]:
         """The raw weights' metrics; with EMA also the averaged weights' as ``ema_<name>``."""
-        s = self.settings
+        t = self.trainer
 
         def metrics_of(model: nn.Module) -> dict[str, float]:
             return evaluate(  # looked up here, at the call: tests replace this module's evaluate
-                model, loader, self.device, s.precision, s.channels_last, self.reduce,
-                static_shapes=s.static_shapes,
+                model, loader, self.device, t.precision, t.channels_last, self.reduce,
+                static_shapes=bool(t.compile),  # pad partial batches: no recompiles
             )
 
         metrics = metrics_of(self.forward_model)
@@ -165,14 +166,13 @@ class _Fit(FitParts):
         train = metrics["train"]
         self.state.train_images += train["images"]
         self.state.train_seconds += train["seconds"]
-        row = epoch_row(
-            epoch + 1, self.state.global_step, metrics, train["seconds"], train["images"]
-        )
-        self.records.epoch(row, metrics, self.state.global_step)
+        step = self.state.global_step
+        row = epoch_row(epoch + 1, step, metrics, train["seconds"], train["images"])
+        self.records.epoch(row, metrics, step)
         stop = None
         for hook in hooks:
             try:
-                hook(epoch + 1, self.state.global_step, metrics, self.records)
+                hook(epoch + 1, step, metrics, self.records)
             except StopRun as err:
                 stop = err
         self.records.flush()
@@ -184,25 +184,22 @@ class _Fit(FitParts):
         last = self.store.save("last.pt", self.store.payload(self.state, self.wall(), full=True))
         self._log_epoch(epoch, metrics, row["images_per_s"])
         signum = self.received()
-        if signum is not None and epoch + 1 < self.settings.epochs and stop is None:
+        if signum is not None and epoch + 1 < self.trainer.epochs and stop is None:
             raise self.interrupted(signum, last, f"after epoch {epoch + 1}")
         return stop
 
     def _log_epoch(self, epoch: int, metrics: dict[str, dict[str, float]], rate: float) -> None:
         train, split = metrics["train"], self.state.split
-        log.info("%s", epoch_line(epoch + 1, self.settings.epochs, metrics, split, rate))
+        log.info("%s", epoch_line(epoch + 1, self.trainer.epochs, metrics, split, rate))
         self.ebar.update(1)
-        self.ebar.set_postfix(
-            loss=f"{train['loss']:.3f}",
-            **{f"{split}_top1": f"{metrics[split]['top1']:.1f}%"},
-            lr=f"{train['lr']:.3g}",
-        )
+        self.ebar.set_postfix(loss=f"{train['loss']:.3f}", lr=f"{train['lr']:.3g}",
+                              **{f"{split}_top1": f"{metrics[split]['top1']:.1f}%"})
 
     def epochs(self, hooks: Sequence[EpochHook]) -> dict[str, Any]:
         """The epoch loop, then the test evaluation and the summary."""
         last_eval: dict[str, dict[str, float]] = {}
         stop = StopRun(**self.state.stop) if self.state.stop else None
-        for epoch in range(self.state.epoch, self.settings.epochs if stop is None else 0):
+        for epoch in range(self.state.epoch, self.trainer.epochs if stop is None else 0):
             metrics = {"train": self.train_epoch(epoch)}
             distributed.broadcast_buffers(self.model)  # every rank evaluates rank 0's weights
             metrics[self.state.split] = self.evaluate(self.eval_loader)
@@ -215,12 +212,8 @@ class _Fit(FitParts):
         if not last_eval:  # resumed with only the test left: the last epoch's evaluation again
             # (the checkpoint holds its final weights, so the summary's val block is the same)
             last_eval = {self.state.split: self.evaluate(self.eval_loader)}
-        has_val = self.loaders.val is not None
-        test = (
-            self.evaluate(self.loaders.test)
-            if has_val or "test" not in last_eval
-            else last_eval["test"]
-        )
+        reuse = self.loaders.val is None and "test" in last_eval  # the epochs evaluated test
+        test = last_eval["test"] if reuse else self.evaluate(self.loaders.test)
         return self.finish(test, last_eval, stop)
 
     def finish(
@@ -235,31 +228,26 @@ class _Fit(FitParts):
             if self.select == "ema":
                 test = {**weights["test_ema"], "count": test["count"]}
         summary = summary_payload(
-            self.settings.model_name,
-            test,
-            state.best,
-            last_eval,
-            {
+            self.identity.model_name, test, state.best, last_eval, {
                 "num_params": self.num_params,
-                "epochs": self.settings.epochs,
+                "epochs": self.trainer.epochs,
                 "epochs_done": state.epoch,
                 "global_step": state.global_step,
                 "wall_time_s": self.wall(),
                 "images_per_s": state.train_images / seconds if seconds > 0 else None,
                 "run_dir": str(self.run_dir),
                 "status": "finished" if stop is None else stop.status,
-                **self.settings.summary_extra,
+                **self.identity.summary_extra,
                 **({"stop_reason": stop.reason} if stop is not None else {}),
                 **weights,
             },
         )
-        self.records.finish(summary, self.settings.hparams, state.global_step)
+        self.records.finish(summary, self.identity.hparams, state.global_step)
         if self.main:
             slim = self.store.payload(state, self.wall(), full=False)
-            apply_keep_policy(self.settings.keep_checkpoints, self.store.ckpt_dir, slim, self.store.save)
-        log.info(
-            "test top1 %.2f top5 %.2f loss %.4f (%d images) | summary: %s",
-            *(test[name] for name in ("top1", "top5", "loss", "count")),
-            self.run_dir / "summary.json",
-        )
+            store = self.store
+            apply_keep_policy(self.trainer.keep_checkpoints, store.ckpt_dir, slim, store.save)
+        log.info("test top1 %.2f top5 %.2f loss %.4f (%d images) | summary: %s",
+                 *(test[name] for name in ("top1", "top5", "loss", "count")),
+                 self.run_dir / "summary.json")
         return summary

@@ -21,7 +21,7 @@ from torch import nn
 
 from defcon_exp.engine import distributed
 from defcon_exp.engine.ema import build_ema
-from defcon_exp.engine.fit_settings import FitSettings, Loaders
+from defcon_exp.engine.fit_settings import Loaders, RunIdentity, TrainerConfig
 from defcon_exp.engine.loop import EpochPosition, StepContext
 from defcon_exp.engine.mixing import build_mixer
 from defcon_exp.engine.precision import grad_scaler
@@ -51,35 +51,26 @@ class FitParts:
     loaders: Loaders
     device: torch.device
     run_dir: Path
-    settings: FitSettings
+    trainer: TrainerConfig
+    identity: RunIdentity
     #: runs every forward pass (``model`` wrapped in DDP or compiled); None: ``model``
     forward_model: nn.Module | None = None
 
     def __post_init__(self) -> None:
-        model, settings, loaders = self.model, self.settings, self.loaders
+        model, trainer, loaders = self.model, self.trainer, self.loaders
         self.forward_model = model if self.forward_model is None else self.forward_model
         self.main = distributed.is_main()
-        self.show = progress_enabled(settings.progress) and self.main  # bars: rank 0 on a TTY
+        self.show = progress_enabled(trainer.progress) and self.main  # bars: rank 0 on a TTY
         self.reduce = distributed.all_reduce if distributed.is_active() else None
         self.num_params = count_parameters(model)
-        self.ema = build_ema(model, settings.ema)
-        self.select = settings.ema.select if self.ema is not None else "raw"
+        self.ema = build_ema(model, trainer.ema)
+        self.select = trainer.ema.select if self.ema is not None else "raw"
         self.store = RunStateStore(
-            model,
-            self.optimizer,
-            self.schedule,
-            self.plateau,
-            grad_scaler(settings.precision, self.device),
-            self.run_dir / "checkpoints",
-            identity={
-                "config": settings.config,
-                "model_name": settings.model_name,
-                "num_classes": loaders.num_classes,
-                "num_params": self.num_params,
-            },
-            write=self.main,
-            ema=self.ema,
-            weights=self.select,
+            model, self.optimizer, self.schedule, self.plateau,
+            grad_scaler(trainer.precision, self.device), self.run_dir / "checkpoints",
+            identity={"config": self.identity.config, "model_name": self.identity.model_name,
+                      "num_classes": loaders.num_classes, "num_params": self.num_params},
+            write=self.main, ema=self.ema, weights=self.select,
         )
         self.state = RunState(split="val" if loaders.val is not None else "test")
         self.eval_loader = loaders.val if loaders.val is not None else loaders.test
@@ -87,46 +78,25 @@ class FitParts:
 
     def log_resumed(self) -> None:
         position = self.state.position
-        log.info(
-            "resumed from epoch %d%s (global step %d) in %s",
-            self.state.epoch,
-            f" + {count_text(int(position['batches_done']), 'batch')}" if position else "",
-            self.state.global_step,
-            self.run_dir,
-        )
+        done = f" + {count_text(int(position['batches_done']), 'batch')}" if position else ""
+        log.info("resumed from epoch %d%s (global step %d) in %s", self.state.epoch, done,
+                 self.state.global_step, self.run_dir)
 
     def open(self, resumed: bool, received: distributed.SignalAgreement) -> None:
         """Open the records and the step context (after the states are restored)."""
-        s, state = self.settings, self.state
+        t, state = self.trainer, self.state
         if self.main:
             self.store.ckpt_dir.mkdir(parents=True, exist_ok=True)
         resumed_epoch = state.epoch if resumed else None
-        self.records = (
-            Records(self.run_dir, resumed_epoch, state.global_step, s.tb_name)
-            if self.main
-            else NullRecords()
-        )
+        self.records = Records(self.run_dir, resumed_epoch, state.global_step,
+                               self.identity.tb_name) if self.main else NullRecords()
         self.received = received
-        self.ebar = epoch_bar(state.epoch, s.epochs, self.show)
+        self.ebar = epoch_bar(state.epoch, t.epochs, self.show)
         self.ctx = StepContext(
-            self.forward_model,
-            self.store.optimizer,
-            self.store.schedule,
-            self.plateau,
-            self.store.scaler,
-            self.device,
-            precision=s.precision,
-            channels_last=s.channels_last,
-            grad_clip_norm=s.grad_clip_norm,
-            log_every_n_steps=max(1, s.log_every_n_steps),
-            progress=self.show,
-            stop_requested=lambda: received.at_step() is not None,
-            checkpoint_every_n_steps=max(0, s.checkpoint_every_n_steps),
-            all_reduce=self.reduce,
-            label_smoothing=s.label_smoothing,
-            accumulate_grad_batches=s.accumulate_grad_batches,
-            mixer=build_mixer(s.mix, s.seed),
-            ema=self.ema,
+            self.forward_model, self.store.optimizer, self.store.schedule, self.plateau,
+            self.store.scaler, self.device, t, progress=self.show,
+            stop_requested=lambda: received.at_step() is not None, all_reduce=self.reduce,
+            mixer=build_mixer(t.mix, self.identity.seed), ema=self.ema,
         )
 
     def close(self) -> None:

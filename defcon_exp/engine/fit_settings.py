@@ -1,59 +1,90 @@
-"""Plain-data inputs of :func:`~defcon_exp.engine.fit.fit` and the epoch's log line."""
+"""What :func:`~defcon_exp.engine.fit.fit` takes: the ``trainer`` group's schema
+(:class:`TrainerConfig`, part of :class:`defcon_exp.config.Config`), the run's identity and
+the loaders; and the epoch's log line. Torch-free: the schema imports it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
-from defcon_exp.engine.ema import EMASettings
-from defcon_exp.engine.mixing import MixSettings
+from defcon_exp.engine.early_stopping import EarlyStoppingConfig
 from defcon_exp.rates import format_rate
+from defcon_exp.regularisation import EMAConfig, MixConfig
 
-__all__ = ["FitSettings", "Loaders", "epoch_line", "monitor_value"]
+__all__ = ["Loaders", "RunIdentity", "TrainerConfig", "epoch_line", "monitor_value"]
 
 
 @dataclass
-class FitSettings:
-    """Plain-data trainer settings (``cfg.trainer`` plus run identity)."""
+class TrainerConfig:
+    """Loop settings."""
 
-    epochs: int
-    precision: str = "32"  # "32" | "bf16" | "16-mixed" (defcon_exp.engine.precision)
-    channels_last: bool = False  # input batches in torch.channels_last (convert the model too)
-    grad_clip_norm: float | None = None
+    epochs: int = 200
+    """training epochs"""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N"""
+    precision: str = "32"
+    """32 | bf16 (autocast) | 16-mixed (float16 + GradScaler)
+
+    Also accepted: 32-true, bf16-mixed, 16."""
+    channels_last: bool = False
+    """channels_last memory format (faster convolutions on tensor cores)
+
+    Both the model and the input batches."""
+    compile: Any = False
+    """torch.compile: false | true | default | reduce-overhead | max-autotune"""
+    grad_clip_norm: Optional[float] = None  # noqa: UP045
+    """clip the global gradient norm (e.g. 5); null = off"""
     log_every_n_steps: int = 50
-    progress: bool = True
+    """TensorBoard step scalars and bar refresh interval"""
     checkpoint_every_n_steps: int = 0
-    keep_checkpoints: str = "all"  # what a finished run keeps (defcon_exp.engine.keep)
-    tb_name: str | None = None  # TensorBoard run name: events in tb/<tb_name> (None: tb/)
-    handle_signals: bool = True
-    static_shapes: bool = False  # pad partial evaluation batches (torch.compile: no recompiles)
+    """also save last.pt every n steps inside epochs; 0 = epoch ends only"""
+    keep_checkpoints: str = "auto"
+    """what a finished run keeps: all | last_slim (no optimiser state) | best (best.pt only) | auto
+    (all for a run, last_slim for a -m sweep's jobs)
+
+    See conf/trainer/default.yaml."""
+    histograms_every_n_epochs: int = 1
+    """TensorBoard attention histograms every n epochs; 0 = off"""
+    histogram_images: int = 64
+    """probe images for the histograms (first of val, else test)"""
+    progress: bool = True
+    """tqdm bars (only on a terminal)"""
+    deterministic: bool = False
+    """torch.use_deterministic_algorithms (warn only)"""
+    sync_batchnorm: Any = "auto"
+    """torchrun: true | false | auto (SyncBatchNorm below 16 images a process)"""
+    num_threads: Optional[int] = None  # noqa: UP045
+    """torch CPU threads; null = OMP_NUM_THREADS or all cores"""
+    label_smoothing: float = 0.0
+    """label smoothing of the training loss, in [0, 1); 0 = off
+
+    ``nn.CrossEntropyLoss(label_smoothing=)``."""
+    accumulate_grad_batches: int = 1
+    """micro-batches per optimiser step (exact, BatchNorm aside)"""
+    limit_train_batches: Any = 1.0
+    """batches per epoch: an int (5) or a fraction (0.25); 1.0 = all
+
+    int: batches; float in (0, 1]: a fraction (data/limits.py)."""
+    limit_val_batches: Any = 1.0
+    """batches per validation pass: an int or a fraction; 1.0 = all"""
+    limit_test_batches: Any = 1.0
+    """batches of the test pass: an int or a fraction; 1.0 = all"""
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    mix: MixConfig = field(default_factory=MixConfig)  # Mixup / CutMix (docs/regularisation.md)
+    ema: EMAConfig = field(default_factory=EMAConfig)  # weight EMA (docs/regularisation.md)
+
+
+@dataclass
+class RunIdentity:
+    """What names a run in its checkpoints, records and summary (no trainer setting)."""
+
     model_name: str = "model"
     config: dict[str, Any] = field(default_factory=dict)
     hparams: dict[str, Any] = field(default_factory=dict)
     seed: int = 0  # the run seed (Mixup/CutMix draws are a function of it and the batch)
-    label_smoothing: float = 0.0
-    accumulate_grad_batches: int = 1
-    mix: MixSettings = field(default_factory=MixSettings)
-    ema: EMASettings = field(default_factory=EMASettings)
+    tb_name: str | None = None  # TensorBoard run name: events in tb/<tb_name> (None: tb/)
     summary_extra: dict[str, Any] = field(default_factory=dict)  # the run's facts for summary.json
-
-    @classmethod
-    def from_trainer(cls, trainer: Any, precision: str, **identity: Any) -> FitSettings:
-        """From the ``trainer`` config group and the parsed ``precision``."""
-        same = ("epochs", "channels_last", "grad_clip_norm", "log_every_n_steps", "progress",
-                "checkpoint_every_n_steps")  # trainer.<name> is the setting as it is
-        return cls(
-            **{name: getattr(trainer, name) for name in same},
-            precision=precision,
-            static_shapes=bool(trainer.compile),
-            label_smoothing=float(trainer.get("label_smoothing", 0.0)),
-            accumulate_grad_batches=int(trainer.get("accumulate_grad_batches", 1)),
-            mix=MixSettings(**dict(trainer.get("mix") or {})),
-            ema=EMASettings(**dict(trainer.get("ema") or {})),
-            keep_checkpoints=trainer.get("keep_checkpoints", "all"),
-            **identity,
-        )
 
 
 @dataclass
@@ -74,8 +105,6 @@ def monitor_value(monitor: str, metrics: Mapping[str, Mapping[str, float]]) -> t
     if name not in metrics[split]:  # train top-1 under Mixup/CutMix is against dominant labels
         name = f"{name}_dominant"
     return f"{split}/{name}", metrics[split][name]
-
-
 
 
 def epoch_line(

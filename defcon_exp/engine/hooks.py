@@ -31,10 +31,5 @@ class EpochHook(Protocol):
     steps so far. ``writer``: the run's TensorBoard writer (or a no-op stand-in).
     """
 
-    def __call__(
-        self,
-        epoch: int,
-        global_step: int,
-        metrics: Mapping[str, Mapping[str, float]],
-        writer: object,
-    ) -> None: ...
+    def __call__(self, epoch: int, global_step: int, metrics: Mapping[str, Mapping[str, float]],
+                 writer: object) -> None: ...

@@ -3,7 +3,8 @@
 A running or interrupted run always has a full ``last.pt`` (weights, optimiser, schedule,
 RNG) to resume from; only once ``summary.json`` is written may the policy shrink it:
 
-- ``all``: keep ``last.pt`` as it is (the run can be extended: ``resume=<dir> trainer.epochs=N``);
+- ``all`` (and ``auto``: a single run; a sweep's jobs arrive as ``last_slim``): keep ``last.pt``
+  as it is (the run can be extended: ``resume=<dir> trainer.epochs=N``);
 - ``last_slim``: rewrite ``last.pt`` with the weights-only payload (the final weights, as in
   ``best.pt``; about 1/2 (SGD) to 1/3 (AdamW) of the bytes) marked :data:`SLIM_KEY`;
 - ``best``: delete ``last.pt`` when a ``best.pt`` exists (else slim it: some weights stay).
@@ -28,10 +29,10 @@ def apply_keep_policy(policy: str, ckpt_dir: Path, weights_only_payload: dict[st
                       save: Any) -> None:
     """Shrink a finished run's checkpoints in ``ckpt_dir`` by ``policy`` (see the module
     docstring); ``save(name, payload)`` writes a checkpoint atomically."""
-    if policy not in KEEP_POLICIES:
+    if policy not in (*KEEP_POLICIES, "auto"):
         raise ValueError(f"trainer.keep_checkpoints={policy!r} is invalid: one of {KEEP_POLICIES}")
     last = ckpt_dir / "last.pt"
-    if policy == "all" or not last.is_file():
+    if policy in ("all", "auto") or not last.is_file():
         return
     if policy == "best" and (ckpt_dir / "best.pt").is_file():
         last.unlink()

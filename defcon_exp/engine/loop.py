@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,11 +20,13 @@ from torch import Tensor, nn
 
 from defcon_exp.engine.ema import WeightEMA
 from defcon_exp.engine.evaluate import evaluate
+from defcon_exp.engine.fit_settings import TrainerConfig
 from defcon_exp.engine.metrics import MetricAccumulator
 from defcon_exp.engine.mixing import Mixer
 from defcon_exp.engine.precision import autocast
 from defcon_exp.engine.progress import batch_bar
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
+from defcon_exp.engine.speedups import memory_format
 
 __all__ = ["EpochPosition", "NonFiniteLossError", "StepContext", "StopRequested", "evaluate",
            "train_one_epoch"]
@@ -70,24 +72,17 @@ class StepContext:
     plateau: Plateau | None
     scaler: torch.amp.GradScaler
     device: torch.device
-    #: "32" | "bf16" | "16-mixed" (:mod:`defcon_exp.engine.precision`); the scaler must match
-    precision: str = "32"
-    #: move input batches to torch.channels_last (the model should be converted too)
-    channels_last: bool = False
-    grad_clip_norm: float | None = None
-    log_every_n_steps: int = 50
+    #: ``trainer.precision`` (parsed: :mod:`defcon_exp.engine.precision`; the scaler must
+    #: match), ``channels_last`` (the model should be converted too), ``grad_clip_norm``,
+    #: ``log_every_n_steps``, ``checkpoint_every_n_steps`` (0 = only at epoch ends),
+    #: ``label_smoothing`` and ``accumulate_grad_batches`` (the schedule counts optimiser steps)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
     progress: bool = False
     #: polled after every step; True -> finish cleanly with :class:`StopRequested`
     stop_requested: Callable[[], bool] | None = None
-    #: call ``on_checkpoint`` every n global steps inside an epoch (0 = only at epoch ends)
-    checkpoint_every_n_steps: int = 0
     #: distributed runs: ``all_reduce(tensor, "sum"|"min")`` over all processes (None = single
     #: process); makes epoch metrics global and the NaN check agree on every rank
     all_reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None
-    #: ``nn.CrossEntropyLoss(label_smoothing=)`` of the training loss
-    label_smoothing: float = 0.0
-    #: micro-batches per optimiser step (the schedule counts optimiser steps)
-    accumulate_grad_batches: int = 1
     #: Mixup/CutMix of training batches (:mod:`defcon_exp.engine.mixing`); None = off
     mixer: Mixer | None = None
     #: weight EMA updated after every optimiser step (:mod:`defcon_exp.engine.ema`)
@@ -100,14 +95,14 @@ def train_one_epoch(
     num_batches: int,
     epoch: int,
     global_step: int,
-    on_log: Callable[[int, dict[str, float]], None] | None = None,
+    on_log: LogFn | None = None,
     start_batch: int = 0,
     resume_metrics: dict[str, Any] | None = None,
-    on_checkpoint: Callable[[EpochPosition], None] | None = None,
+    on_checkpoint: CheckpointFn | None = None,
 ) -> tuple[dict[str, float], int]:
     """Train over ``loader`` (batches ``(images: Tensor[B,3,H,W], labels: Tensor[B])``).
 
-    One optimiser step (one global step) per ``ctx.accumulate_grad_batches`` batches (the
+    One optimiser step (one global step) per ``trainer.accumulate_grad_batches`` batches (the
     epoch's last group may be shorter); the lr is set from ``ctx.schedule`` (times the plateau
     scale) before every step. ``on_log(global_step, {"train/loss_step", "train/lr"})`` is
     called every ``log_every_n_steps`` steps (one host sync each).
@@ -115,7 +110,7 @@ def train_one_epoch(
     Mid-epoch resume: ``start_batch`` batches of the epoch were already trained (the loader's
     order is a pure function of seed and epoch, so they are skipped, not re-drawn) and
     ``resume_metrics`` holds their running metrics. ``on_checkpoint(position)`` is called
-    every ``ctx.checkpoint_every_n_steps`` global steps (not on the epoch's last batch), after
+    every ``trainer.checkpoint_every_n_steps`` global steps (not on the epoch's last batch), after
     the NaN check, so a checkpoint never holds weights trained on a non-finite loss.
 
     Returns:
@@ -137,7 +132,7 @@ def train_one_epoch(
         last_batch = batch_idx + 1 == num_batches
         if not run.train_batch(images, labels, batch_idx, last_batch):
             continue  # the accumulation group is still open
-        if run.global_step % ctx.log_every_n_steps == 0 or last_batch:
+        if run.global_step % max(1, ctx.trainer.log_every_n_steps) == 0 or last_batch:
             run.read_back(batch_idx, bar, on_log)
         run.pause_if_due(batch_idx, last_batch, on_checkpoint)
     return run.finish(num_batches)
@@ -154,7 +149,7 @@ class _EpochRun:
 
     def __init__(self, ctx: StepContext, epoch: int, global_step: int) -> None:
         self.ctx, self.epoch, self.global_step = ctx, epoch, global_step
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=ctx.label_smoothing)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=ctx.trainer.label_smoothing)
         self.metrics = MetricAccumulator(ctx.device)
         self.interval_loss = torch.zeros((), dtype=torch.float64, device=ctx.device)
         self.interval_count = 0  # batches summed into interval_loss
@@ -162,7 +157,7 @@ class _EpochRun:
         self.first_bad_step = torch.full((), -1, dtype=torch.int64, device=ctx.device)
         self.lrs = _apply_lr(ctx, global_step)
         self.group_images = 0  # images in the open accumulation group
-        self.image_format = torch.channels_last if ctx.channels_last else torch.preserve_format
+        self.image_format = memory_format(ctx.trainer.channels_last)
 
     def train_batch(self, images: Tensor, labels: Tensor, batch_idx: int, last_batch: bool) -> bool:
         """Forward and backward of ``images`` ``Tensor[B, 3, H, W]`` with ``labels``
@@ -171,7 +166,7 @@ class _EpochRun:
         ctx = self.ctx
         images = images.to(ctx.device, non_blocking=True, memory_format=self.image_format)
         labels = labels.to(ctx.device, non_blocking=True)
-        closes = last_batch or (batch_idx + 1) % ctx.accumulate_grad_batches == 0
+        closes = last_batch or (batch_idx + 1) % ctx.trainer.accumulate_grad_batches == 0
         if self.group_images == 0:
             self.lrs = _apply_lr(ctx, self.global_step)
             ctx.optimizer.zero_grad(set_to_none=True)
@@ -217,7 +212,7 @@ class _EpochRun:
         """After a step (``last``: on the epoch's last batch): raise :class:`StopRequested` if a
         stop was requested, or call ``on_checkpoint`` at a periodic step — after a NaN check."""
         stop = self.ctx.stop_requested is not None and self.ctx.stop_requested()
-        every = self.ctx.checkpoint_every_n_steps
+        every = self.ctx.trainer.checkpoint_every_n_steps
         periodic = on_checkpoint is not None and every > 0 and self.global_step % every == 0
         # on the last batch the epoch finishes normally; fit() stops after its checkpoint
         if last or not (stop or periodic):
@@ -263,14 +258,9 @@ def _apply_lr(ctx: StepContext, global_step: int) -> list[float]:
 
 
 def _forward_backward(
-    ctx: StepContext,
-    criterion: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    epoch: int,
-    batch_idx: int,
-    closes: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ctx: StepContext, criterion: nn.Module, images: Tensor, labels: Tensor, epoch: int,
+    batch_idx: int, closes: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Forward and backward of one (micro-)batch; ``(mean loss, logits [B, K], the labels
     its hits count against [B])``. Accumulating, the gradient is of the loss SUM (divided
     by the group's images at the step), so unequal micro-batches still weigh per image."""
@@ -283,14 +273,11 @@ def _forward_backward(
     no_sync = getattr(ctx.model, "no_sync", None)
     sync = contextlib.nullcontext() if closes or no_sync is None else no_sync()
     with sync:
-        with autocast(ctx.precision, ctx.device):
+        with autocast(ctx.trainer.precision, ctx.device):
             logits = ctx.model(images)  # [B, K]
-            loss = (
-                mixed.loss(criterion, logits.float())
-                if mixed is not None
-                else criterion(logits.float(), labels)
-            )
-        backward = loss if ctx.accumulate_grad_batches == 1 else loss * labels.shape[0]
+            loss = (mixed.loss(criterion, logits.float()) if mixed is not None
+                    else criterion(logits.float(), labels))
+        backward = loss if ctx.trainer.accumulate_grad_batches == 1 else loss * labels.shape[0]
         ctx.scaler.scale(backward).backward()
     return loss, logits, hit_labels
 
@@ -298,18 +285,14 @@ def _forward_backward(
 def _optimizer_step(ctx: StepContext, group_images: int) -> None:
     """Clip (optionally) and step; then fold the new weights into the EMA."""
     optimizer = ctx.optimizer
-    if ctx.accumulate_grad_batches > 1:
-        grads = [
-            p.grad
-            for group in optimizer.param_groups
-            for p in group["params"]
-            if p.grad is not None
-        ]
+    if ctx.trainer.accumulate_grad_batches > 1:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+                 if p.grad is not None]
         if grads:
             torch._foreach_div_(grads, float(group_images))
-    if ctx.grad_clip_norm is not None:
+    if ctx.trainer.grad_clip_norm is not None:
         ctx.scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(ctx.model.parameters(), ctx.grad_clip_norm)
+        nn.utils.clip_grad_norm_(ctx.model.parameters(), ctx.trainer.grad_clip_norm)
     ctx.scaler.step(optimizer)
     ctx.scaler.update()
     if ctx.ema is not None:

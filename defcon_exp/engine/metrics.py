@@ -20,37 +20,28 @@ class MetricAccumulator:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self._sums = torch.zeros(len(EPOCH_METRICS), dtype=torch.float64, device=device)
-        self._count = 0  # batch sizes are host metadata: no sync needed
+        #: the device-side running sums ``Tensor[M]``, in the order of :data:`EPOCH_METRICS`
+        self.sums = torch.zeros(len(EPOCH_METRICS), dtype=torch.float64, device=device)
+        self.count = 0  # samples seen so far: batch sizes are host metadata, no sync needed
 
     @torch.no_grad()
     def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
         """Add one batch: ``logits`` Tensor[B, K], ``labels`` Tensor[B], ``loss`` scalar mean."""
         k = min(5, logits.shape[1])
         hits = logits.topk(k, dim=1).indices.eq(labels.view(-1, 1))  # [B, k]
-        self._sums += torch.stack([m.batch_sum(logits, labels, loss, hits) for m in EPOCH_METRICS.values()])
-        self._count += labels.shape[0]
+        self.sums += torch.stack([m.batch_sum(logits, labels, loss, hits) for m in EPOCH_METRICS.values()])
+        self.count += labels.shape[0]
 
     def state_dict(self) -> dict[str, torch.Tensor | int]:
         """``{"sums": Tensor[M] (CPU), "count": int}`` for a mid-epoch checkpoint (one sync)."""
-        return {"sums": self._sums.detach().cpu().clone(), "count": self._count}
+        return {"sums": self.sums.detach().cpu().clone(), "count": self.count}
 
     def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
         """Continue from :meth:`state_dict` (a resumed epoch keeps its running metrics)."""
         sums = state["sums"]
         assert isinstance(sums, torch.Tensor)
-        self._sums.copy_(sums.to(self._sums.device, torch.float64))
-        self._count = int(state["count"])
-
-    @property
-    def sums(self) -> torch.Tensor:
-        """The device-side running sums ``Tensor[M]``, in the order of :data:`EPOCH_METRICS`."""
-        return self._sums
-
-    @property
-    def count(self) -> int:
-        """Samples seen so far (host-side)."""
-        return self._count
+        self.sums.copy_(sums.to(self.sums.device, torch.float64))
+        self.count = int(state["count"])
 
     def compute(
         self, all_reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None
@@ -62,10 +53,10 @@ class MetricAccumulator:
         sample counts over all processes, so the result is over the whole data set.
         """
         if all_reduce is None:
-            sums, count = self._sums.tolist(), self._count
+            sums, count = self.sums.tolist(), self.count
         else:
-            counted = torch.tensor([self._count], dtype=torch.float64, device=self.device)
-            *sums, total = all_reduce(torch.cat([self._sums, counted]), "sum").tolist()
+            counted = torch.tensor([self.count], dtype=torch.float64, device=self.device)
+            *sums, total = all_reduce(torch.cat([self.sums, counted]), "sum").tolist()
             count = int(total)
         values = {
             name: metric.scale * total_sum / count if count else float("nan")

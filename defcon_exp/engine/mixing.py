@@ -21,32 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 from torch import Tensor, nn
 
-__all__ = [
-    "MixSettings",
-    "MixedBatch",
-    "Mixer",
-    "build_mixer",
-    "cutmix_box",
-    "cutmix_images",
-    "mixup_images",
-]
+from defcon_exp.regularisation import MixConfig
+
+__all__ = ["MixedBatch", "Mixer", "build_mixer", "cutmix_box", "cutmix_images", "mixup_images"]
 
 _STREAM = 0x313C  # separates these draws from the data plan's (seed, epoch, 0xDEFC0)
-
-
-@dataclass(frozen=True)
-class MixSettings:
-    """``trainer.mix``: Beta(alpha, alpha) for each (0 = off); ``prob`` of mixing a batch;
-    ``switch_prob`` of CutMix instead of Mixup when both are on (timm's semantics)."""
-
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    prob: float = 1.0
-    switch_prob: float = 0.5
-
-    @property
-    def enabled(self) -> bool:
-        return self.prob > 0 and (self.mixup_alpha > 0 or self.cutmix_alpha > 0)
 
 
 @dataclass
@@ -98,9 +77,9 @@ def cutmix_images(images: Tensor, box: tuple[int, int, int, int]) -> Tensor:
 
 
 class Mixer:
-    """Mixes training batches per :class:`MixSettings`, drawing from ``(seed, epoch, batch)``."""
+    """Mixes training batches per ``trainer.mix``, drawing from ``(seed, epoch, batch)``."""
 
-    def __init__(self, settings: MixSettings, seed: int) -> None:
+    def __init__(self, settings: MixConfig, seed: int) -> None:
         self.settings, self.seed = settings, seed
 
     def draw(self, epoch: int, batch: int, height: int, width: int) -> tuple[str, float, tuple]:
@@ -129,7 +108,6 @@ class Mixer:
         return MixedBatch(images, labels, rolled, lam)
 
 
-def build_mixer(mix: object, seed: int) -> Mixer | None:
-    """A :class:`Mixer` from ``trainer.mix`` (a mapping or :class:`MixSettings`); None when off."""
-    settings = mix if isinstance(mix, MixSettings) else MixSettings(**dict(mix))  # type: ignore[call-overload]
-    return Mixer(settings, seed) if settings.enabled else None
+def build_mixer(mix: MixConfig, seed: int) -> Mixer | None:
+    """A :class:`Mixer` from ``trainer.mix``; None when off."""
+    return Mixer(mix, seed) if mix.enabled else None

@@ -21,16 +21,8 @@ from typing import Any
 
 import torch
 
-__all__ = [
-    "PRECISIONS",
-    "PRECISION_ALIASES",
-    "autocast",
-    "autocast_dtype",
-    "check_precision_supported",
-    "grad_scaler",
-    "parse_precision",
-    "precision_from_amp",
-]
+__all__ = ["PRECISIONS", "PRECISION_ALIASES", "autocast", "check_precision_supported",
+           "grad_scaler", "parse_precision", "precision_from_amp"]
 
 #: the canonical values of ``trainer.precision``
 PRECISIONS: tuple[str, ...] = ("32", "bf16", "16-mixed")
@@ -77,11 +69,6 @@ def precision_from_amp(amp: bool, device: torch.device) -> str:
     return "16-mixed" if device.type == "cuda" else "bf16"
 
 
-def autocast_dtype(precision: str) -> torch.dtype | None:
-    """The autocast dtype of ``precision`` (None for ``"32"``)."""
-    return _DTYPES[parse_precision(precision)]
-
-
 def check_precision_supported(precision: str, device: torch.device) -> None:
     """Raise ``ValueError`` (naming value and fix) when ``device`` cannot run ``precision``.
 
@@ -107,7 +94,7 @@ def check_precision_supported(precision: str, device: torch.device) -> None:
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """The forward-pass context of ``precision`` on ``device``: ``torch.autocast`` with
     bfloat16 or float16, or a no-op for ``"32"``."""
-    dtype = autocast_dtype(precision)
+    dtype = _DTYPES[parse_precision(precision)]
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)

@@ -65,11 +65,8 @@ def stop_on_signals(enabled: bool = True) -> Iterator[Callable[[], int | None]]:
         if received and signum == signal.SIGINT:
             raise KeyboardInterrupt
         if not received:
-            log.warning(
-                "received %s: stopping after the current step and writing a checkpoint "
-                "(Ctrl-C again to abort without one)",
-                signal.Signals(signum).name,
-            )
+            log.warning("received %s: stopping after the current step and writing a checkpoint "
+                        "(Ctrl-C again to abort without one)", signal.Signals(signum).name)
         received.append(signum)
 
     watched = [signal.SIGTERM, signal.SIGINT, requeue_signal()]

@@ -18,29 +18,14 @@ def progress_enabled(requested: bool) -> bool:
 
 def epoch_bar(start: int, total: int, enabled: bool) -> tqdm:
     """The outer bar over epochs ``start..total``."""
-    return tqdm(
-        total=total,
-        initial=start,
-        desc="epochs",
-        unit="ep",
-        disable=not enabled,
-        dynamic_ncols=True,
-        position=0,
-    )
+    return tqdm(total=total, initial=start, desc="epochs", unit="ep", disable=not enabled,
+                dynamic_ncols=True, position=0)
 
 
 def batch_bar(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> tqdm:
     """The inner bar over one epoch's batches; cleared when done."""
-    return tqdm(
-        iterable,
-        total=total,
-        desc=desc,
-        unit="it",
-        leave=False,
-        disable=not enabled,
-        dynamic_ncols=True,
-        position=1,
-    )
+    return tqdm(iterable, total=total, desc=desc, unit="it", leave=False, disable=not enabled,
+                dynamic_ncols=True, position=1)
 
 
 def logging_through_bars(enabled: bool) -> contextlib.AbstractContextManager:

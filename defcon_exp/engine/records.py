@@ -16,17 +16,8 @@ from torch import Tensor
 from defcon_exp.engine.metrics import METRIC_NAMES, metric_keys
 from defcon_exp.engine.writers import MetricsCSV, TensorBoardLogger, write_json
 
-__all__ = [
-    "TB_GROUPS",
-    "TB_LAYOUT",
-    "NullRecords",
-    "Records",
-    "epoch_row",
-    "summary_payload",
-    "summary_text",
-    "tb_dir",
-    "tb_tag",
-]
+__all__ = ["TB_GROUPS", "TB_LAYOUT", "NullRecords", "Records", "epoch_row", "summary_payload",
+           "summary_text", "tb_dir", "tb_tag"]
 
 log = logging.getLogger("defcon_exp.engine.fit")
 
@@ -108,13 +99,9 @@ class Records:
     ) -> None:
         csv_path = run_dir / "metrics.csv"
         if resumed_epoch and not csv_path.exists():
-            log.warning(
-                "resume: %s is missing, so epochs 1-%d have no rows in it (only in TensorBoard "
-                "and the log); new rows start at epoch %d",
-                csv_path,
-                resumed_epoch,
-                resumed_epoch + 1,
-            )
+            log.warning("resume: %s is missing, so epochs 1-%d have no rows in it (only in "
+                        "TensorBoard and the log); new rows start at epoch %d", csv_path,
+                        resumed_epoch, resumed_epoch + 1)
         self.csv = MetricsCSV(csv_path, resume_epoch=resumed_epoch)
         # events at the checkpoint's own step are valid; a crash's later events are purged
         purge = resumed_step + 1 if resumed_epoch is not None else None
@@ -132,14 +119,8 @@ class Records:
     def epoch(self, row: Mapping[str, Any], metrics: Metrics, global_step: int) -> None:
         self.csv.append(row)
         self.curve_splits |= set(metrics)
-        self.step(
-            {
-                f"{split}/{name}": values[name]
-                for split, values in metrics.items()
-                for name in metric_keys(values)
-            },
-            global_step,
-        )
+        self.step({f"{split}/{name}": values[name] for split, values in metrics.items()
+                   for name in metric_keys(values)}, global_step)
         speed = TB_GROUPS["speed"]
         self.tb.scalars(
             {f"{speed}/images_per_s": row["images_per_s"], f"{speed}/epoch_time_s": row["epoch_time_s"]},

@@ -37,13 +37,8 @@ from defcon_exp.engine.metrics import EPOCH_METRICS
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 from defcon_exp.engine.seed import capture_rng_state, check_rng_state, restore_rng_state
 
-__all__ = [
-    "CheckpointWriteError",
-    "NonFiniteStateError",
-    "RunState",
-    "RunStateStore",
-    "check_resume_state",
-]
+__all__ = ["CheckpointWriteError", "NonFiniteStateError", "RunState", "RunStateStore",
+           "check_resume_state"]
 
 log = logging.getLogger("defcon_exp.engine.fit")
 
@@ -72,13 +67,8 @@ class RunState:
 
     def __post_init__(self) -> None:
         if not self.best:
-            self.best = {
-                "split": self.split,
-                "metric": f"{self.split}/top1",
-                "value": None,
-                "epoch": None,
-                "metrics": {},
-            }
+            self.best = {"split": self.split, "metric": f"{self.split}/top1", "value": None,
+                         "epoch": None, "metrics": {}}
 
     def update_best(self, epoch: int, metrics: Mapping[str, float], weights: str = "raw") -> bool:
         """Record ``metrics`` of ``epoch`` (1-based) if the top-1 of ``weights`` (``raw``, or
@@ -86,14 +76,8 @@ class RunState:
         key = "ema_top1" if weights == "ema" else "top1"
         if self.best["value"] is not None and metrics[key] <= self.best["value"]:
             return False
-        self.best = {
-            "split": self.split,
-            "metric": f"{self.split}/{key}",
-            "value": metrics[key],
-            "epoch": epoch,
-            "metrics": dict(metrics),
-            "weights": weights,
-        }
+        self.best = {"split": self.split, "metric": f"{self.split}/{key}", "value": metrics[key],
+                     "epoch": epoch, "metrics": dict(metrics), "weights": weights}
         return True
 
 
@@ -235,14 +219,10 @@ class RunStateStore:
         for hook in self.hooks:
             if hook.state_key in hook_states:
                 hook.load_state_dict(hook_states[hook.state_key])
+        throughput = resume.get("throughput", {})
         return RunState(
-            split=split,
-            epoch=int(resume["epoch"]),
-            global_step=int(resume["global_step"]),
-            wall_before=float(resume.get("wall_time_s", 0.0)),
-            position=resume.get("position"),
-            best=dict(resume["best"]),
-            train_images=int(resume.get("throughput", {}).get("images", 0)),
-            train_seconds=float(resume.get("throughput", {}).get("seconds", 0.0)),
-            stop=resume.get("stop"),
+            split, int(resume["epoch"]), int(resume["global_step"]),
+            wall_before=float(resume.get("wall_time_s", 0.0)), position=resume.get("position"),
+            best=dict(resume["best"]), train_images=int(throughput.get("images", 0)),
+            train_seconds=float(throughput.get("seconds", 0.0)), stop=resume.get("stop"),
         )

@@ -26,7 +26,8 @@ from defcon_exp.data.limits import limit_bundle
 from defcon_exp.engine import distributed
 from defcon_exp.engine.checkpoint import load_checkpoint
 from defcon_exp.engine.early_stopping import EarlyStopping
-from defcon_exp.engine.fit import FitSettings, Loaders, fit
+from defcon_exp.engine.fit import fit
+from defcon_exp.engine.fit_settings import Loaders, RunIdentity, TrainerConfig
 from defcon_exp.engine.hooks import EpochHook
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
 from defcon_exp.engine.seed import resolve_device, seed_everything
@@ -126,20 +127,6 @@ def _shareable(plan: RunPlan) -> dict[str, Any]:
     }
 
 
-def _sync_batchnorm(cfg: DictConfig) -> bool:
-    """Whether this distributed run synchronises BatchNorm (``trainer.sync_batchnorm``)."""
-    per_process = cfg.data.batch_size // distributed.world_size()
-    return distributed.is_active() and distributed.use_sync_batchnorm(
-        cfg.trainer.sync_batchnorm, per_process
-    )
-
-
-def _device(cfg: DictConfig) -> torch.device:
-    if distributed.is_active():  # cuda:LOCAL_RANK or cpu
-        return distributed.device_for(cfg.trainer.device, distributed.local_rank())
-    return resolve_device(cfg.trainer.device)
-
-
 def _static_train_batches(data_cfg: Any, compile_mode: str | None) -> Any:
     """``data_cfg``, with ``drop_last`` on under ``torch.compile``: a last, smaller training
     batch (50,000 mod 128 = 80 images on CIFAR) would be a new shape and recompile every
@@ -168,7 +155,9 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     cfg, out_dir = plan.cfg, plan.run_dir
     if distributed.is_main():
         remove_stale_temp_files(out_dir)
-    device = _device(cfg)
+    device = (  # torchrun: cuda:LOCAL_RANK or cpu
+        distributed.device_for(cfg.trainer.device, distributed.local_rank())
+        if distributed.is_active() else resolve_device(cfg.trainer.device))
     precision = parse_precision(cfg.trainer.precision)
     check_precision_supported(precision, device)
     if cfg.trainer.num_threads is not None:
@@ -178,53 +167,33 @@ def _run(plan: RunPlan, epoch_hooks: Sequence[EpochHook]) -> dict[str, Any]:
     compile_mode = parse_compile(cfg.trainer.compile)
     name = model_name(cfg.model)
     _log_start(plan, name, device)
+    world = distributed.world_size()
     # rank 0 first (a CIFAR download happens once), then the others; errors stop every rank
-    data = distributed.main_first(
-        lambda: build_data(
-            _static_train_batches(cfg.data, compile_mode),
-            seed=cfg.seed,
-            device=device,
-            rank=distributed.rank(),
-            world_size=distributed.world_size(),
-        )
-    )
+    data = distributed.main_first(lambda: build_data(
+        _static_train_batches(cfg.data, compile_mode), seed=cfg.seed, device=device,
+        rank=distributed.rank(), world_size=world))
     data = limit_bundle(data, cfg.trainer)  # trainer.limit_*_batches (debug runs)
     # every rank must run the same number of steps, or DDP would wait for the missing ones
     distributed.check_same(len(data.train), "training batches per epoch")
-    _log_data(cfg, data)
-    model, forward_model = _build_model(
-        cfg, data.num_classes, device, name, precision, compile_mode, fresh=plan.state is None
-    )
+    sync_bn = distributed.is_active() and distributed.use_sync_batchnorm(
+        cfg.trainer.sync_batchnorm, cfg.data.batch_size // world)
+    _log_data(cfg, data, sync_bn)
+    model, forward_model = _build_model(cfg, data.num_classes, device, name, precision,
+                                        compile_mode, sync_bn, fresh=plan.state is None)
     # the schedule counts optimiser steps: one per trainer.accumulate_grad_batches batches
     steps_per_epoch = -(-len(data.train) // cfg.trainer.accumulate_grad_batches)
     optimizer, schedule, plateau = build_optimizer_and_schedule(cfg, model, steps_per_epoch)
-    settings = _fit_settings(cfg, out_dir, precision, name)
-    settings.summary_extra = run_facts(cfg, model, data.num_classes, distributed.world_size())
+    trainer, identity = _fit_inputs(cfg, out_dir, precision, name)
+    identity.summary_extra = run_facts(cfg, model, data.num_classes, world)
     loaders = Loaders(data.train, data.val, data.test, data.num_classes)
     hooks = _epoch_hooks(cfg, model, data, device, epoch_hooks)
-    return fit(
-        model,
-        optimizer,
-        schedule,
-        plateau,
-        loaders,
-        device,
-        out_dir,
-        settings,
-        plan.state,
-        forward_model=forward_model,
-        epoch_hooks=hooks,
-    )
+    return fit(model, optimizer, schedule, plateau, loaders, device, out_dir, trainer, plan.state,
+               identity=identity, forward_model=forward_model, epoch_hooks=hooks)
 
 
 def _build_model(
-    cfg: DictConfig,
-    num_classes: int,
-    device: torch.device,
-    name: str,
-    precision: str,
-    compile_mode: Any,
-    fresh: bool = True,
+    cfg: DictConfig, num_classes: int, device: torch.device, name: str, precision: str,
+    compile_mode: Any, sync_bn: bool, fresh: bool = True,
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """``(model, forward_model)``: the raw module (its keys go into checkpoints) and what runs
     the forward passes (SyncBatchNorm, channels_last, DDP, compile applied). A ``fresh``
@@ -233,7 +202,7 @@ def _build_model(
     if fresh and cfg.model.get("init_from"):
         log.info(load_pretrained(model, cfg.model.init_from).message())
     log.info("model %s: %s trainable parameters", name, f"{count_parameters(model):,}")
-    if _sync_batchnorm(cfg):
+    if sync_bn:
         model = distributed.convert_sync_batchnorm(model, device)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)  # same Parameter objects
@@ -242,59 +211,43 @@ def _build_model(
         forward_model = distributed.wrap_ddp(model, device)
     # compile last (it wraps DDP, as PyTorch recommends); checkpoints keep `model`'s keys
     forward_model = compile_model(forward_model, compile_mode)
-    log.info(
-        "precision=%s channels_last=%s compile=%s",
-        precision,
-        cfg.trainer.channels_last,
-        compile_mode or "off",
-    )
+    log.info("precision=%s channels_last=%s compile=%s", precision, cfg.trainer.channels_last,
+             compile_mode or "off")
     return model, forward_model
 
 
-def _fit_settings(cfg: DictConfig, out_dir: Path, precision: str, name: str) -> FitSettings:
-    """The engine's plain settings; writes the effective ``config.yaml`` (rank 0)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
+def _fit_inputs(
+    cfg: DictConfig, out_dir: Path, precision: str, name: str
+) -> tuple[TrainerConfig, RunIdentity]:
+    """The typed ``trainer`` group (``precision`` parsed) and the run's identity; writes the
+    effective ``config.yaml`` (rank 0)."""
+    container: Any = OmegaConf.to_container(cfg, resolve=True)
     # the effective config of this (re)start; on resume it differs from Hydra's .hydra/ record
     if distributed.is_main():
         OmegaConf.save(OmegaConf.create(container), out_dir / "config.yaml")
-    settings = FitSettings.from_trainer(
-        cfg.trainer,
-        precision,
-        model_name=name,
-        config=container,
-        hparams=hparams(container, name),
-        seed=cfg.seed,
-    )
-    if settings.keep_checkpoints == "auto":  # a single run (sweep jobs arrive as last_slim)
-        settings.keep_checkpoints = "all"
+    trainer = OmegaConf.to_object(OmegaConf.merge(TrainerConfig, container["trainer"]))
+    trainer.precision = precision  # type: ignore[union-attr]
+    tb_name = None
     if HydraConfig.initialized():  # the CLI: tb/<model>_<overrides> names the run in TensorBoard
         hydra_cfg = HydraConfig.get()
-        settings.tb_name = run_label(name, list(hydra_cfg.overrides.task), hydra_cfg)
-    return settings
+        tb_name = run_label(name, list(hydra_cfg.overrides.task), hydra_cfg)
+    identity = RunIdentity(name, container, hparams(container, name), cfg.seed, tb_name)
+    return trainer, identity  # type: ignore[return-value]
 
 
-def _epoch_hooks(
-    cfg: DictConfig,
-    model: torch.nn.Module,
-    data: Any,
-    device: torch.device,
-    epoch_hooks: Sequence[EpochHook],
-) -> list[EpochHook]:
+def _epoch_hooks(cfg: DictConfig, model: torch.nn.Module, data: Any, device: torch.device,
+                 epoch_hooks: Sequence[EpochHook]) -> list[EpochHook]:
     """The caller's hooks, after the attention histograms (rank 0 only: no collective)."""
     hooks = list(epoch_hooks)
     histograms = AttentionHistograms.create(  # rank 0 only: no collective in its forward
-        model,
-        data.val if data.val is not None else data.test,
-        device,
+        model, data.val if data.val is not None else data.test, device,
         cfg.trainer.histograms_every_n_epochs if distributed.is_main() else 0,
-        cfg.trainer.histogram_images,
-    )
+        cfg.trainer.histogram_images)
     if histograms is not None:
         hooks.insert(0, histograms)
     stopping = cfg.trainer.get("early_stopping")
     if stopping is not None and stopping.monitor is not None:  # every rank: the metrics agree
-        hooks.append(EarlyStopping(stopping.monitor, stopping.patience, stopping.min_delta,
-                                   stopping.mode))
+        hooks.append(EarlyStopping(**stopping))
     return hooks
 
 
@@ -304,43 +257,21 @@ def _log_start(plan: RunPlan, name: str, device: torch.device) -> None:
     log.info("run dir: %s | host %s pid %d", plan.run_dir, socket.gethostname(), os.getpid())
     log.info(
         "model=%s kernel_size=%s | data=%s batch=%d | optim=%s lr=%g wd=%g | scheduler=%s | "
-        "epochs=%d | seed=%d | device=%s threads=%d",
-        name,
-        kernel_size_shown(cfg.model),
-        cfg.data.name,
-        cfg.data.batch_size,
-        cfg.optim.name,
-        cfg.optim.lr,
-        cfg.optim.weight_decay,
-        cfg.scheduler.name,
-        cfg.trainer.epochs,
-        cfg.seed,
-        device,
-        torch.get_num_threads(),
-    )
+        "epochs=%d | seed=%d | device=%s threads=%d", name, kernel_size_shown(cfg.model),
+        cfg.data.name, cfg.data.batch_size, cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay,
+        cfg.scheduler.name, cfg.trainer.epochs, cfg.seed, device, torch.get_num_threads())
     log.debug("resolved config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
 
 
-def _log_data(cfg: DictConfig, data: Any) -> None:
-    log.info(
-        "data %s: train %d images (%s) | val %s | test %d images | %d classes",
-        cfg.data.name,
-        data.train.num_samples,
-        count_text(len(data.train), "batch"),
-        data.val.num_samples if data.val is not None else "none (data.val_size=0)",
-        data.test.num_samples,
-        data.num_classes,
-    )
+def _log_data(cfg: DictConfig, data: Any, sync_bn: bool) -> None:
+    train = f"{data.train.num_samples} images ({count_text(len(data.train), 'batch')})"
+    log.info("data %s: train %s | val %s | test %d images | %d classes", cfg.data.name, train,
+             data.val.num_samples if data.val is not None else "none (data.val_size=0)",
+             data.test.num_samples, data.num_classes)
     if distributed.is_active():
         world = distributed.world_size()
         log.info(
             "distributed: %d processes, global batch %d = %d per process, sync_batchnorm=%s; "
-            "rank 0 trains on %d images (%s) and evaluates %d test images per epoch",
-            world,
-            cfg.data.batch_size,
-            cfg.data.batch_size // world,
-            _sync_batchnorm(cfg),
-            data.train.num_samples,
-            count_text(len(data.train), "batch"),
-            data.test.num_samples,
-        )
+            "rank 0 trains on %s and evaluates %d test images per epoch", world,
+            cfg.data.batch_size, cfg.data.batch_size // world, sync_bn, train,
+            data.test.num_samples)

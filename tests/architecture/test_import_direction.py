@@ -19,7 +19,6 @@ RANKS = {
     "run": 7,
     "config_rules": 6,  # validate_config: the value rules of every group
     "config": 5,  # the typed schema
-    "regularisation": 5,  # the schema and rules of the regularisation keys (part of config)
     "engine": 4,
     "analysis": 4,
     "data": 3,
@@ -32,6 +31,7 @@ RANKS = {
     "rates": 0,  # number formatting (img/s, counts) shared by the engine, report and sweep table
     "conf": 0,
     "keys": 0,  # dotted config keys: the flattener and the placement keys every comparison skips
+    "regularisation": 0,  # the schema and rules of the regularisation keys: the engine takes them
 }
 #: same rank, separate layers: they must not import each other
 SIBLINGS = {frozenset({"engine", "analysis"}), frozenset({"data", "models"})}

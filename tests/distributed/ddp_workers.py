@@ -165,7 +165,8 @@ def check_nan_agreement(rank: int, tmp: Path) -> None:
     same check, naming step 3, and nothing is saved after it."""
     from engine_fixtures import NaNAfter, TinyLoader, tiny_data, tiny_model
 
-    from defcon_exp.engine.fit import FitSettings, Loaders, fit
+    from defcon_exp.engine.fit import Loaders, fit
+    from defcon_exp.engine.fit_settings import TrainerConfig
     from defcon_exp.engine.loop import NonFiniteLossError
     from defcon_exp.engine.optim import build_optimizer
     from defcon_exp.engine.schedulers import build_schedulers
@@ -178,9 +179,10 @@ def check_nan_agreement(rank: int, tmp: Path) -> None:
     schedule, plateau = build_schedulers("constant", optimizer=optimizer, epochs=2, steps_per_epoch=6)
     val = TinyLoader(*tiny_data(16, seed=1), 8, shuffle=False)
     loaders = Loaders(TinyLoader(*tiny_data(48), 8, seed=3), val, val, num_classes=4)
-    settings = FitSettings(epochs=2, log_every_n_steps=2, progress=False, handle_signals=False)
+    settings = TrainerConfig(epochs=2, log_every_n_steps=2, progress=False)
     with pytest.raises(NonFiniteLossError, match=r"global step 3 \(epoch 1, detected by batch 4\)"):
-        fit(model, optimizer, schedule, plateau, loaders, torch.device("cpu"), tmp / "nan", settings)
+        fit(model, optimizer, schedule, plateau, loaders, torch.device("cpu"), tmp / "nan", settings,
+            handle_signals=False)
     assert not (tmp / "nan" / "checkpoints" / "last.pt").exists()
 
 

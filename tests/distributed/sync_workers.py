@@ -80,7 +80,8 @@ def _count_fit(tmp: Path, sync_bn: bool) -> dict[str, dict[str, int]]:
     from engine_fixtures import TinyLoader, tiny_data
 
     from defcon_exp.engine import distributed
-    from defcon_exp.engine.fit import FitSettings, Loaders, fit
+    from defcon_exp.engine.fit import Loaders, fit
+    from defcon_exp.engine.fit_settings import TrainerConfig
     from defcon_exp.engine.optim import build_optimizer
     from defcon_exp.engine.schedulers import build_schedulers
 
@@ -103,7 +104,7 @@ def _count_fit(tmp: Path, sync_bn: bool) -> dict[str, dict[str, int]]:
             marks.append((counts["collective"], counts["host_sync"]))
 
     model.register_forward_pre_hook(mark)
-    settings = FitSettings(epochs=2, log_every_n_steps=3, progress=False, handle_signals=True)
+    settings = TrainerConfig(epochs=2, log_every_n_steps=3, progress=False)
     _patch(counts)
     with HostReads(counts):
         fit(model, optimizer, schedule, plateau, Loaders(train, val, val, num_classes=4),

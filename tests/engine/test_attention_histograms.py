@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from defcon_exp.analysis.histograms import AttentionHistograms
 from defcon_exp.analysis.inspect import attention_statistics
 from defcon_exp.engine.checkpoint import load_checkpoint
-from defcon_exp.engine.fit import FitSettings, Loaders, fit
+from defcon_exp.engine.fit import Loaders, fit
+from defcon_exp.engine.fit_settings import RunIdentity, TrainerConfig
 from defcon_exp.engine.optim import build_optimizer
 from defcon_exp.engine.schedulers import build_schedulers
 from defcon_exp.models.resnet import CifarResNet
@@ -48,11 +49,12 @@ def run(run_dir: Path, every: int, epochs: int = EPOCHS, resume: bool = False, a
     loaders = Loaders(TinyLoader(*train_set, 8, seed=3), val, val, num_classes=4)
     optimizer = build_optimizer(model, "sgd", lr=0.05, weight_decay=1e-4, momentum=0.9, nesterov=False)
     schedule, plateau = build_schedulers(optimizer=optimizer, epochs=EPOCHS, steps_per_epoch=3, name="cosine")
-    settings = FitSettings(epochs=epochs, progress=False, model_name=attention, log_every_n_steps=1)
+    settings = TrainerConfig(epochs=epochs, progress=False, log_every_n_steps=1)
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt") if resume else None
     histograms = AttentionHistograms.create(model, val, torch.device("cpu"), every, PROBE)
     summary = fit(model, optimizer, schedule, plateau, loaders, torch.device("cpu"), run_dir, settings,
-                  resume_state=state, epoch_hooks=[histograms] if histograms else [])
+                  resume_state=state, identity=RunIdentity(model_name=attention),
+                  epoch_hooks=[histograms] if histograms else [])
     return model, summary, val_set[0][:PROBE]
 
 

@@ -12,7 +12,8 @@ from engine_fixtures import TinyLoader, tiny_data, tiny_model
 
 from defcon_exp.engine.checkpoint import load_checkpoint
 from defcon_exp.engine.early_stopping import EarlyStopping
-from defcon_exp.engine.fit import FitSettings, Loaders, fit
+from defcon_exp.engine.fit import Loaders, fit
+from defcon_exp.engine.fit_settings import RunIdentity, TrainerConfig
 from defcon_exp.engine.hooks import StopRun
 from defcon_exp.engine.optim import build_optimizer
 from defcon_exp.engine.schedulers import build_schedulers
@@ -50,10 +51,10 @@ def run(run_dir: Path, epochs: int, hook: EarlyStopping, resume: bool = False) -
     schedule, plateau = build_schedulers(optimizer=optimizer, epochs=8,
                                          steps_per_epoch=len(loaders.train), name="constant")
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt") if resume else None
-    settings = FitSettings(epochs=epochs, log_every_n_steps=1, progress=False, model_name="tiny",
-                           handle_signals=False)
+    settings = TrainerConfig(epochs=epochs, log_every_n_steps=1, progress=False)
     return fit(model, optimizer, schedule, plateau, loaders, torch.device("cpu"), run_dir,
-               settings, resume_state=state, epoch_hooks=[hook])
+               settings, resume_state=state, identity=RunIdentity(model_name="tiny"),
+               handle_signals=False, epoch_hooks=[hook])
 
 
 def never_improving() -> EarlyStopping:

@@ -14,11 +14,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 
 from defcon_exp.engine.checkpoint import load_checkpoint
-from defcon_exp.engine.ema import EMASettings, WeightEMA, ema_weights
-from defcon_exp.engine.fit import FitSettings, Loaders, fit
-from defcon_exp.engine.mixing import MixSettings
+from defcon_exp.engine.ema import WeightEMA, ema_weights
+from defcon_exp.engine.fit import Loaders, fit
+from defcon_exp.engine.fit_settings import RunIdentity, TrainerConfig
 from defcon_exp.engine.optim import build_optimizer
 from defcon_exp.engine.schedulers import build_schedulers
+from defcon_exp.regularisation import EMAConfig, MixConfig
 
 
 def test_ema_equals_the_hand_computed_average_of_weights_and_bn_buffers():
@@ -55,14 +56,14 @@ def run_fit(run_dir: Path, epochs: int, resume: bool = False, select: str = "raw
     optimizer = build_optimizer(model, "sgd", lr=0.2, weight_decay=1e-3, momentum=0.9)
     schedule, _ = build_schedulers("cosine", optimizer=optimizer, epochs=EPOCHS, steps_per_epoch=4)
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt") if resume else None
-    settings = FitSettings(
-        epochs=epochs, log_every_n_steps=1, progress=False, model_name="tiny", seed=5,
+    trainer = TrainerConfig(
+        epochs=epochs, log_every_n_steps=1, progress=False,
         label_smoothing=0.1, accumulate_grad_batches=2,
-        mix=MixSettings(mixup_alpha=0.4, cutmix_alpha=1.0, prob=0.9),
-        ema=EMASettings(enabled=True, decay=0.7, select=select),
+        mix=MixConfig(mixup_alpha=0.4, cutmix_alpha=1.0, prob=0.9),
+        ema=EMAConfig(enabled=True, decay=0.7, select=select),
     )
-    return fit(model, optimizer, schedule, None, loaders, torch.device("cpu"), run_dir, settings,
-               resume_state=state)
+    return fit(model, optimizer, schedule, None, loaders, torch.device("cpu"), run_dir, trainer,
+               resume_state=state, identity=RunIdentity(model_name="tiny", seed=5))
 
 
 def csv_rows(run_dir: Path) -> list[dict[str, str]]:

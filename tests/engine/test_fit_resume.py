@@ -12,7 +12,8 @@ from engine_fixtures import NaNAfter, TinyLoader, tiny_data, tiny_model
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from defcon_exp.engine.checkpoint import load_checkpoint
-from defcon_exp.engine.fit import FitSettings, Loaders, fit
+from defcon_exp.engine.fit import Loaders, fit
+from defcon_exp.engine.fit_settings import RunIdentity, TrainerConfig
 from defcon_exp.engine.loop import NonFiniteLossError
 from defcon_exp.engine.optim import build_optimizer
 from defcon_exp.engine.schedulers import build_schedulers
@@ -38,10 +39,10 @@ def run_fit(run_dir: Path, schedule_kwargs: dict, epochs: int, resume: bool = Fa
             val: bool = True) -> tuple[torch.nn.Module, dict]:
     model, optimizer, schedule, plateau, loaders = make_run(schedule_kwargs, seed, val)
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt") if resume else None
-    settings = FitSettings(epochs=epochs, log_every_n_steps=1, progress=False, model_name="tiny",
-                           config={"note": "test"}, hparams={"lr": 0.2})
+    trainer = TrainerConfig(epochs=epochs, log_every_n_steps=1, progress=False)
+    identity = RunIdentity(model_name="tiny", config={"note": "test"}, hparams={"lr": 0.2})
     summary = fit(model, optimizer, schedule, plateau, loaders, torch.device("cpu"), run_dir,
-                  settings, resume_state=state)
+                  trainer, resume_state=state, identity=identity)
     return model, summary
 
 
@@ -121,7 +122,7 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path: Path)
     model = NaNAfter(model, after=8)  # 6 steps per epoch: step 8 (0-based) is in epoch 2
     optimizer = build_optimizer(model, "sgd", lr=0.1)
     schedule, plateau = build_schedulers("cosine", optimizer=optimizer, epochs=3, steps_per_epoch=6)
-    settings = FitSettings(epochs=3, log_every_n_steps=4, progress=False)
+    settings = TrainerConfig(epochs=3, log_every_n_steps=4, progress=False)
     with pytest.raises(NonFiniteLossError, match=r"global step 8 .*epoch 2"):
         fit(model, optimizer, schedule, plateau, loaders, torch.device("cpu"), tmp_path, settings)
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"] == 1

@@ -9,6 +9,7 @@ import torch
 from engine_fixtures import TinyLoader, tiny_data
 from torch import nn
 
+from defcon_exp.engine.fit_settings import TrainerConfig
 from defcon_exp.engine.loop import StepContext, train_one_epoch
 from defcon_exp.engine.optim import build_optimizer
 from defcon_exp.engine.precision import grad_scaler
@@ -28,7 +29,8 @@ def context(model: nn.Module, batches_per_epoch: int, **options) -> StepContext:
     schedule, _ = build_schedulers(
         "cosine", optimizer=optimizer, epochs=3, steps_per_epoch=batches_per_epoch, warmup_epochs=1
     )
-    return StepContext(model, optimizer, schedule, None, grad_scaler("32", CPU), CPU, **options)
+    return StepContext(model, optimizer, schedule, None, grad_scaler("32", CPU), CPU,
+                       TrainerConfig(**options))
 
 
 def test_label_smoothing_loss_is_the_closed_form():

@@ -11,13 +11,8 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from defcon_exp.engine.mixing import (
-    Mixer,
-    MixSettings,
-    cutmix_box,
-    cutmix_images,
-    mixup_images,
-)
+from defcon_exp.engine.mixing import Mixer, cutmix_box, cutmix_images, mixup_images
+from defcon_exp.regularisation import MixConfig
 
 K = 7
 
@@ -74,7 +69,7 @@ def test_cutmix_box_area_matches_lambda_away_from_borders(lam):
 
 def test_cutmix_pixels_and_label_mass_agree():
     images, labels = batch(size=16)
-    mixer = Mixer(MixSettings(cutmix_alpha=1.0), seed=4)
+    mixer = Mixer(MixConfig(cutmix_alpha=1.0), seed=4)
     for b in range(30):
         mixed = mixer(images, labels, epoch=2, batch=b)
         pasted = (mixed.images != images).any(dim=1)  # [B, H, W] pixels from the rolled image
@@ -87,7 +82,7 @@ def test_cutmix_pixels_and_label_mass_agree():
 def test_mixed_loss_is_cross_entropy_on_the_mixed_smoothed_targets():
     images, labels = batch()
     logits = torch.randn(8, K, dtype=torch.float64)
-    mixer = Mixer(MixSettings(mixup_alpha=0.5), seed=0)
+    mixer = Mixer(MixConfig(mixup_alpha=0.5), seed=0)
     mixed = mixer(images, labels, 0, 1)
     assert 0 < mixed.lam < 1
     for eps in (0.0, 0.1):
@@ -99,7 +94,7 @@ def test_mixed_loss_is_cross_entropy_on_the_mixed_smoothed_targets():
 
 def test_dominant_label_is_the_larger_share():
     images, labels = batch()
-    mixer = Mixer(MixSettings(mixup_alpha=1.0), seed=1)
+    mixer = Mixer(MixConfig(mixup_alpha=1.0), seed=1)
     for b in range(20):
         mixed = mixer(images, labels, 0, b)
         want = labels if mixed.lam >= 0.5 else labels.roll(1, 0)
@@ -107,37 +102,37 @@ def test_dominant_label_is_the_larger_share():
 
 
 def test_draws_are_a_function_of_seed_epoch_batch_only():
-    mixer = Mixer(MixSettings(mixup_alpha=0.2, cutmix_alpha=1.0), seed=7)
+    mixer = Mixer(MixConfig(mixup_alpha=0.2, cutmix_alpha=1.0), seed=7)
     torch.manual_seed(0)
     np.random.seed(0)
     first = [mixer.draw(e, b, 32, 32) for e in range(2) for b in range(5)]
     torch.rand(10)
     np.random.rand(10)  # global RNG streams play no part
-    again = [Mixer(MixSettings(mixup_alpha=0.2, cutmix_alpha=1.0), seed=7).draw(e, b, 32, 32)
+    again = [Mixer(MixConfig(mixup_alpha=0.2, cutmix_alpha=1.0), seed=7).draw(e, b, 32, 32)
              for e in range(2) for b in range(5)]
     assert first == again
     assert len({d[1] for d in first}) == len(first)  # and they do vary
-    assert Mixer(MixSettings(mixup_alpha=0.2, cutmix_alpha=1.0), seed=8).draw(0, 0, 32, 32) != first[0]
+    assert Mixer(MixConfig(mixup_alpha=0.2, cutmix_alpha=1.0), seed=8).draw(0, 0, 32, 32) != first[0]
 
 
 def test_switching_and_probability_follow_timm():
-    def kinds(settings: MixSettings) -> dict[str, float]:
+    def kinds(settings: MixConfig) -> dict[str, float]:
         mixer = Mixer(settings, seed=0)
         drawn = [mixer.draw(0, b, 32, 32)[0] for b in range(4000)]
         return {k: drawn.count(k) / len(drawn) for k in ("none", "mixup", "cutmix")}
 
-    both = kinds(MixSettings(mixup_alpha=0.2, cutmix_alpha=1.0, prob=0.8, switch_prob=0.25))
+    both = kinds(MixConfig(mixup_alpha=0.2, cutmix_alpha=1.0, prob=0.8, switch_prob=0.25))
     assert both["none"] == pytest.approx(0.2, abs=0.03)
     assert both["cutmix"] == pytest.approx(0.8 * 0.25, abs=0.03)
-    assert kinds(MixSettings(mixup_alpha=0.2))["mixup"] == 1.0
-    assert kinds(MixSettings(cutmix_alpha=1.0, switch_prob=0.0))["cutmix"] == 1.0
-    assert not MixSettings(mixup_alpha=0.0, cutmix_alpha=0.0).enabled
-    assert not MixSettings(mixup_alpha=0.2, prob=0.0).enabled
+    assert kinds(MixConfig(mixup_alpha=0.2))["mixup"] == 1.0
+    assert kinds(MixConfig(cutmix_alpha=1.0, switch_prob=0.0))["cutmix"] == 1.0
+    assert not MixConfig(mixup_alpha=0.0, cutmix_alpha=0.0).enabled
+    assert not MixConfig(mixup_alpha=0.2, prob=0.0).enabled
 
 
 def test_mixup_lambda_follows_its_beta_distribution():
     from scipy import stats
 
-    mixer = Mixer(MixSettings(mixup_alpha=0.4), seed=2)
+    mixer = Mixer(MixConfig(mixup_alpha=0.4), seed=2)
     lams = [mixer.draw(0, b, 8, 8)[1] for b in range(3000)]
     assert stats.kstest(lams, stats.beta(0.4, 0.4).cdf).pvalue > 1e-3

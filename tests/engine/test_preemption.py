@@ -14,7 +14,8 @@ import torch
 from engine_fixtures import NaNAfter, TinyLoader, tiny_data, tiny_model
 
 from defcon_exp.engine.checkpoint import load_checkpoint
-from defcon_exp.engine.fit import FitSettings, Loaders, TrainingInterrupted, fit
+from defcon_exp.engine.fit import Loaders, TrainingInterrupted, fit
+from defcon_exp.engine.fit_settings import RunIdentity, TrainerConfig
 from defcon_exp.engine.loop import NonFiniteLossError
 from defcon_exp.engine.optim import build_optimizer
 from defcon_exp.engine.schedulers import build_schedulers
@@ -54,9 +55,10 @@ def run(run_dir: Path, *, resume: bool = False, signum: int | None = None, at: t
     schedule, plateau = build_schedulers("cosine", optimizer=optimizer, epochs=EPOCHS,
                                          steps_per_epoch=len(train), warmup_epochs=0.5)
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt") if resume else None
-    settings = FitSettings(epochs=EPOCHS, log_every_n_steps=1, progress=False, model_name="tiny",
-                           checkpoint_every_n_steps=every)
-    fit(model, optimizer, schedule, plateau, loaders, torch.device("cpu"), run_dir, settings, state)
+    settings = TrainerConfig(epochs=EPOCHS, log_every_n_steps=1, progress=False,
+                             checkpoint_every_n_steps=every)
+    fit(model, optimizer, schedule, plateau, loaders, torch.device("cpu"), run_dir, settings, state,
+        identity=RunIdentity(model_name="tiny"))
     return model
 
 

@@ -9,7 +9,8 @@ import torch
 from engine_fixtures import NaNAfter, TinyLoader, tiny_data, tiny_model
 
 from defcon_exp.engine.checkpoint import load_checkpoint
-from defcon_exp.engine.fit import FitSettings, Loaders, fit
+from defcon_exp.engine.fit import Loaders, fit
+from defcon_exp.engine.fit_settings import TrainerConfig
 from defcon_exp.engine.loop import NonFiniteLossError, StepContext, train_one_epoch
 from defcon_exp.engine.optim import build_optimizer
 from defcon_exp.engine.schedulers import build_schedulers
@@ -28,7 +29,7 @@ def test_inf_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     model = NaNAfter(tiny_model(), after=7, fault=lambda logits: logits - inf_row)
     optimizer = build_optimizer(model, "sgd", lr=0.1)
     schedule, plateau = build_schedulers("constant", optimizer=optimizer, epochs=3, steps_per_epoch=6)
-    settings = FitSettings(epochs=3, log_every_n_steps=50, progress=False)
+    settings = TrainerConfig(epochs=3, log_every_n_steps=50, progress=False)
     with pytest.raises(NonFiniteLossError, match=r"NaN/Inf at global step 7 \(epoch 2") as info:
         fit(model, optimizer, schedule, plateau, loaders(), torch.device("cpu"), tmp_path, settings)
     assert "\n" not in str(info.value)
@@ -44,7 +45,7 @@ def test_grad_clip_norm_bounds_the_update(clip: float | None) -> None:
     optimizer = build_optimizer(model, "sgd", lr=1.0, weight_decay=0.0, momentum=0.0)
     schedule, _ = build_schedulers("constant", optimizer=optimizer, epochs=1, steps_per_epoch=1)
     ctx = StepContext(model, optimizer, schedule, None, torch.amp.GradScaler("cpu", enabled=False),
-                      torch.device("cpu"), grad_clip_norm=clip)
+                      torch.device("cpu"), TrainerConfig(grad_clip_norm=clip))
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     images, labels = tiny_data(8)
     train_one_epoch(ctx, [(images, labels * 0)], 1, 0, 0)

@@ -25,8 +25,10 @@ Rules every caller follows (they are what keeps a run from hanging):
 Modules, one job each: :mod:`.environment` (the launcher's variables), :mod:`.group` (join,
 leave, who am I, follow the torchrun agent), :mod:`.collectives` (reductions, broadcasts,
 error gathering), :mod:`.stopping` (stop-signal agreement), :mod:`.batchnorm` (synchronised
-BatchNorm and when to use it), :mod:`.ddp` (the DDP wrapper).
+BatchNorm and when to use it), :mod:`.ddp` (the DDP wrapper). The names imported below are
+the package's API (``distributed.is_main()``...).
 """
+# ruff: noqa: F401
 
 from defcon_exp.engine.distributed.batchnorm import (
     SYNC_BELOW,
@@ -59,33 +61,3 @@ from defcon_exp.engine.distributed.group import (
     world_size,
 )
 from defcon_exp.engine.distributed.stopping import SignalAgreement
-
-__all__ = [
-    "SYNC_BELOW",
-    "CPUSyncBatchNorm",
-    "DistEnv",
-    "DistributedError",
-    "SignalAgreement",
-    "all_reduce",
-    "barrier",
-    "broadcast_buffers",
-    "check_same",
-    "convert_sync_batchnorm",
-    "detect",
-    "device_for",
-    "first_host",
-    "init",
-    "is_active",
-    "is_main",
-    "local_rank",
-    "main_first",
-    "parent_gone",
-    "rank",
-    "reduce_metric_state",
-    "run_everywhere",
-    "share_from_main",
-    "teardown",
-    "use_sync_batchnorm",
-    "world_size",
-    "wrap_ddp",
-]

@@ -14,18 +14,8 @@ from torch import nn
 
 from defcon_exp.engine.distributed.group import is_active, is_main, world_size
 
-__all__ = [
-    "DistributedError",
-    "all_reduce",
-    "barrier",
-    "broadcast_buffers",
-    "broadcast_object",
-    "check_same",
-    "main_first",
-    "reduce_metric_state",
-    "run_everywhere",
-    "share_from_main",
-]
+__all__ = ["DistributedError", "all_reduce", "barrier", "broadcast_buffers", "broadcast_object",
+           "check_same", "main_first", "reduce_metric_state", "run_everywhere", "share_from_main"]
 
 T = TypeVar("T")
 _OPS = {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}

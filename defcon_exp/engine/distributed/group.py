@@ -16,18 +16,8 @@ import torch.distributed as dist
 
 from defcon_exp.engine.distributed.environment import DistEnv
 
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "device_for",
-    "init",
-    "is_active",
-    "is_main",
-    "local_rank",
-    "parent_gone",
-    "rank",
-    "teardown",
-    "world_size",
-]
+__all__ = ["DEFAULT_TIMEOUT", "device_for", "init", "is_active", "is_main", "local_rank",
+           "parent_gone", "rank", "teardown", "world_size"]
 
 log = logging.getLogger(__name__)
 
