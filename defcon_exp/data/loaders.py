@@ -10,6 +10,7 @@ of worker scheduling and of ``persistent_workers``, and identical to the tensor 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from .plan import eval_shard, make_epoch_plan, num_yielded, train_shard
 from .policies import ImagePolicies, policy_seeds
 from .transforms import transform_image
 
-__all__ = ["PlanSampler", "TransformedImages", "WorkerLoader"]
+__all__ = ["PlanLoader", "PlanSampler", "TransformedImages", "WorkerLoader"]
 
 # (index, crop_y, crop_x, flip, cut_y, cut_x[, policy_seed])
 SampleKey = tuple
@@ -57,17 +58,8 @@ class TransformedImages(Dataset):
         if isinstance(key, tuple):
             index, crop_y, crop_x, flip, cut_y, cut_x, *policy_seed = key
             image = transform_image(
-                self.images[index],
-                self.mean,
-                self.std,
-                crop_y,
-                crop_x,
-                flip,
-                self.cutout,
-                cut_y,
-                cut_x,
-                self.policies,
-                policy_seed[0] if policy_seed else 0,
+                self.images[index], self.mean, self.std, crop_y, crop_x, flip, self.cutout,
+                cut_y, cut_x, self.policies, policy_seed[0] if policy_seed else 0,
             )
         else:
             index = int(key)
@@ -80,53 +72,75 @@ class PlanSampler(Sampler):
     current epoch (set with :meth:`set_epoch`); with ``positions``, only those positions of
     the plan (one process's shard in a distributed run)."""
 
-    def __init__(
-        self,
-        num_images: int,
-        seed: int,
-        *,
-        shuffle: bool,
-        augment: bool,
-        cutout: int,
-        length: int,
-        positions: np.ndarray | None = None,
-        policy_seeds: bool = False,
-    ):
-        self.policy_seeds = policy_seeds
-        self.num_images = num_images
-        self.positions = positions
-        self.seed = seed
-        self.shuffle = shuffle
-        self.augment = augment
-        self.cutout = cutout
-        self.length = length
+    def __init__(self, num_images: int, seed: int, *, positions: np.ndarray | None = None,
+                 policy_seeds: bool = False, **plan: Any):
+        """``plan``: ``shuffle``, ``augment``, ``cutout`` and ``length`` of :func:`make_epoch_plan`."""
+        self.num_images, self.seed, self.plan = num_images, seed, plan
+        self.positions, self.policy_seeds = positions, policy_seeds
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.length if self.positions is None else len(self.positions)
+        return self.plan["length"] if self.positions is None else len(self.positions)
 
-    def __iter__(self) -> Iterator[SampleKey]:
-        plan = make_epoch_plan(
-            self.num_images,
-            self.seed,
-            self.epoch,
-            shuffle=self.shuffle,
-            augment=self.augment,
-            cutout=self.cutout,
-            length=self.length,
-        )
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """This epoch's order, crop_y, crop_x, flip, cut_y, cut_x (and policy seed) columns,
+        only this process's positions when sharded."""
+        plan = make_epoch_plan(self.num_images, self.seed, self.epoch, **self.plan)
         columns = (plan.order, plan.crop_y, plan.crop_x, plan.flip, plan.cut_y, plan.cut_x)
         if self.policy_seeds:  # drawn apart from the plan: without policies nothing changes
-            columns += (policy_seeds(self.seed, self.epoch, self.length),)
+            columns += (policy_seeds(self.seed, self.epoch, self.plan["length"]),)
         if self.positions is not None:
             columns = tuple(column[self.positions] for column in columns)
-        yield from zip(*(column.tolist() for column in columns), strict=True)
+        return columns
+
+    def __iter__(self) -> Iterator[SampleKey]:
+        yield from zip(*(column.tolist() for column in self.columns()), strict=True)
 
 
-class WorkerLoader:
+class PlanLoader:
+    """What both loader paths share: this process's shard of the epoch plans
+    (``self.sampler``), its batch size and sample count, ``len()`` and ``set_epoch``.
+
+    ``rank, world_size``: in a distributed run, ``batch_size`` is the global batch and the
+    loader yields process ``rank``'s shard: training batches of ``batch_size // world_size``
+    (:func:`~defcon_exp.data.plan.train_shard`), or a contiguous slice of the evaluation set
+    (:func:`~defcon_exp.data.plan.eval_shard`) in batches of ``ceil(batch_size /
+    world_size)``. ``num_samples`` counts this process's images.
+    """
+
+    def __init__(self, count: int, batch_size: int, seed: int, *, train: bool, augment: bool,
+                 cutout: int, drop_last: bool, rank: int, world_size: int,
+                 policy_seeds: bool = False):
+        length = num_yielded(count, batch_size, drop_last) if train else count
+        positions = None
+        if world_size > 1:
+            if train:
+                positions = train_shard(length, batch_size, rank, world_size)
+                batch_size //= world_size
+            else:
+                start, stop = eval_shard(count, rank, world_size)
+                positions = np.arange(start, stop, dtype=np.int64)
+                batch_size = -(-batch_size // world_size)
+        self.batch_size = batch_size
+        self.num_samples = length if positions is None else len(positions)
+        self.sampler = PlanSampler(count, seed, shuffle=train, augment=train and augment,
+                                   cutout=cutout if train else 0, length=length,
+                                   positions=positions, policy_seeds=policy_seeds)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and augmentation the next iteration yields."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, received {epoch}")
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)
+
+
+class WorkerLoader(PlanLoader):
     """DataLoader-backed loader: iterates ``(float32 [B, 3, 32, 32], int64 [B])`` on the CPU
     (pinned when ``pin_memory``).
 
@@ -142,12 +156,7 @@ class WorkerLoader:
         dataset: items to load instead of ``images`` through :class:`TransformedImages`
             (the image-folder path); its training keys end with a per-image seed.
         num_workers, pin_memory: passed to ``DataLoader``; workers are persistent.
-        rank, world_size: in a distributed run, ``batch_size`` is the global batch and this
-            loader yields process ``rank``'s shard: training batches of
-            ``batch_size // world_size`` (:func:`~defcon_exp.data.plan.train_shard`), or a
-            contiguous slice of the evaluation set (:func:`~defcon_exp.data.plan.eval_shard`)
-            in batches of ``ceil(batch_size / world_size)``. ``num_samples`` counts this
-            process's images.
+        rank, world_size: this process's shard (:class:`PlanLoader`).
     """
 
     def __init__(
@@ -172,35 +181,15 @@ class WorkerLoader:
         policies = policies if train and policies is not None and policies.active else None
         # a given dataset (image files) draws its own training randomness from the seeds
         seeds = policies is not None or (dataset is not None and train)
-        count = len(images)
-        plan_length = num_yielded(count, batch_size, drop_last) if train else count
-        positions = None
-        if world_size > 1:
-            if train:
-                positions = train_shard(plan_length, batch_size, rank, world_size)
-                batch_size //= world_size
-            else:
-                start, stop = eval_shard(count, rank, world_size)
-                positions = np.arange(start, stop, dtype=np.int64)
-                batch_size = -(-batch_size // world_size)
-        self.batch_size = batch_size
-        self.num_samples = plan_length if positions is None else len(positions)
-        self.sampler = PlanSampler(
-            count,
-            seed,
-            shuffle=train,
-            augment=train and augment,
-            cutout=cutout if train else 0,
-            length=plan_length,
-            positions=positions,
-            policy_seeds=seeds,
-        )
+        super().__init__(len(images), batch_size, seed, train=train, augment=augment,
+                         cutout=cutout, drop_last=drop_last, rank=rank, world_size=world_size,
+                         policy_seeds=seeds)
         if dataset is None:
             dataset = TransformedImages(images, mean, std, cutout if train else 0, policies)
         self.dataset = dataset
         self.loader = DataLoader(
             self.dataset,
-            batch_size=batch_size,
+            batch_size=self.batch_size,
             sampler=self.sampler,
             num_workers=num_workers,
             pin_memory=pin_memory,
@@ -210,15 +199,6 @@ class WorkerLoader:
             # a mid-epoch resume (RNG restored, iterator created anew) keeps dropout's stream
             generator=torch.Generator().manual_seed(seed),
         )
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order and augmentation the next iteration yields."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, received {epoch}")
-        self.sampler.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return -(-self.num_samples // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         return iter(self.loader)
