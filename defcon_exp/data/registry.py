@@ -18,7 +18,6 @@ __all__ = [
     "DATASETS",
     "DatasetSpec",
     "check_set_keys",
-    "dataset_names",
     "get_dataset",
     "register_dataset",
 ]
@@ -93,10 +92,6 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
         raise ValueError(f"data set name {spec.name!r} is registered twice")
     DATASETS[spec.name] = spec
     return spec
-
-
-def dataset_names() -> tuple[str, ...]:
-    return tuple(DATASETS)
 
 
 def get_dataset(name: str) -> DatasetSpec:
