@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from defcon_exp.analysis.report_plots import agg_pyplot, save_figure
+
 __all__ = ["TITLES", "plot_statistics", "stage_figure"]
 
 
@@ -48,12 +50,8 @@ def stage_figure(stats: dict[str, Any], stage: str, values: dict[str, Any]) -> A
 
 def plot_statistics(stats: dict[str, Any], target: Path) -> list[str] | str:
     """One PNG per stage with the histograms; a note when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = agg_pyplot()
+    if plt is None:
         return "matplotlib not installed: no PNGs (pip install matplotlib; it is a dependency of defcon_exp)"
     written = []
     for stage, values in stats["stages"].items():
@@ -61,8 +59,5 @@ def plot_statistics(stats: dict[str, Any], target: Path) -> list[str] | str:
         if fig is None:
             continue
         fig.tight_layout()
-        path = target / f"inspect_stage{stage}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(str(path))
+        written.append(save_figure(plt, fig, target / f"inspect_stage{stage}.png", dpi=100))
     return written

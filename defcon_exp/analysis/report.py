@@ -4,7 +4,6 @@ per image, training images/s, and Welch's t-test of top-1 against ``resnet50`` a
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -12,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from defcon_exp.analysis.report_csv import csv_records
+from defcon_exp.analysis.report_csv import csv_records, write_csv
 from defcon_exp.analysis.report_plots import plot_curves
 from defcon_exp.analysis.report_rows import (
     ALPHA,
@@ -73,12 +72,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     rows, by_scheduler = build_rows(runs, flops=flops)
     records = csv_records(rows, BASELINES, ALPHA)
-    csv_path = out / "report.csv"
-    with csv_path.open("w", newline="") as handle:
-        fieldnames = list(records[0]) if records else ["model"]
-        writer = csv.DictWriter(handle, fieldnames=fieldnames)
-        writer.writeheader()
-        writer.writerows(records)
+    csv_path = write_csv(out / "report.csv", records, list(records[0]) if records else ["model"])
     plot_note = plot_curves(rows, out) if rows else "No runs, no plot."
     md_path = out / "report.md"
     md_path.write_text(_markdown(roots, runs, rows, by_scheduler, plot_note))
