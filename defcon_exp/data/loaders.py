@@ -104,16 +104,24 @@ class PlanLoader:
     """What both loader paths share: this process's shard of the epoch plans
     (``self.sampler``), its batch size and sample count, ``len()`` and ``set_epoch``.
 
-    ``rank, world_size``: in a distributed run, ``batch_size`` is the global batch and the
-    loader yields process ``rank``'s shard: training batches of ``batch_size // world_size``
-    (:func:`~defcon_exp.data.plan.train_shard`), or a contiguous slice of the evaluation set
-    (:func:`~defcon_exp.data.plan.eval_shard`) in batches of ``ceil(batch_size /
-    world_size)``. ``num_samples`` counts this process's images.
+    Args:
+        count: images in the set.
+        batch_size: images per batch.
+        seed: with the epoch, fixes order and augmentation.
+        train: shuffle + augment (per ``augment``/``cutout``) and drop a last batch of one
+            (or every incomplete one with ``drop_last``); otherwise sequential, untouched.
+        augment, cutout, drop_last: see :class:`~defcon_exp.data.config.DataConfig`.
+        rank, world_size: in a distributed run, ``batch_size`` is the global batch and the
+            loader yields process ``rank``'s shard: training batches of ``batch_size //
+            world_size`` (:func:`~defcon_exp.data.plan.train_shard`), or a contiguous slice of
+            the evaluation set (:func:`~defcon_exp.data.plan.eval_shard`) in batches of
+            ``ceil(batch_size / world_size)``. ``num_samples`` counts this process's images.
+        policy_seeds: the sample keys end with a per-image seed.
     """
 
-    def __init__(self, count: int, batch_size: int, seed: int, *, train: bool, augment: bool,
-                 cutout: int, drop_last: bool, rank: int, world_size: int,
-                 policy_seeds: bool = False):
+    def __init__(self, count: int, batch_size: int, seed: int, *, train: bool,
+                 augment: bool = True, cutout: int = 0, drop_last: bool = False, rank: int = 0,
+                 world_size: int = 1, policy_seeds: bool = False):
         length = num_yielded(count, batch_size, drop_last) if train else count
         positions = None
         if world_size > 1:
@@ -124,11 +132,12 @@ class PlanLoader:
                 start, stop = eval_shard(count, rank, world_size)
                 positions = np.arange(start, stop, dtype=np.int64)
                 batch_size = -(-batch_size // world_size)
-        self.batch_size = batch_size
+        self.batch_size, self.train = batch_size, train
         self.num_samples = length if positions is None else len(positions)
+        self.cutout = cutout if train else 0
         self.sampler = PlanSampler(count, seed, shuffle=train, augment=train and augment,
-                                   cutout=cutout if train else 0, length=length,
-                                   positions=positions, policy_seeds=policy_seeds)
+                                   cutout=self.cutout, length=length, positions=positions,
+                                   policy_seeds=policy_seeds)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order and augmentation the next iteration yields."""
@@ -147,45 +156,25 @@ class WorkerLoader(PlanLoader):
     Args:
         images: the set to load.
         mean, std: per-channel normalisation.
-        batch_size: images per batch.
-        seed: with the epoch, fixes order and augmentation.
-        train: shuffle + augment (per ``augment``/``cutout``) and drop a last batch of one
-            (or every incomplete one with ``drop_last``); otherwise sequential, untouched.
-        augment, cutout, drop_last: see :class:`~defcon_exp.data.config.DataConfig`.
+        batch_size, seed, plan: ``train``, ``augment``, ``cutout``, ``drop_last``, ``rank``,
+            ``world_size`` of :class:`PlanLoader`.
         policies: ``data.auto_augment`` / ``data.random_erasing`` (training only).
         dataset: items to load instead of ``images`` through :class:`TransformedImages`
             (the image-folder path); its training keys end with a per-image seed.
         num_workers, pin_memory: passed to ``DataLoader``; workers are persistent.
-        rank, world_size: this process's shard (:class:`PlanLoader`).
     """
 
-    def __init__(
-        self,
-        images: ImageSet,
-        mean: Sequence[float],
-        std: Sequence[float],
-        batch_size: int,
-        seed: int,
-        *,
-        train: bool,
-        augment: bool = True,
-        cutout: int = 0,
-        drop_last: bool = False,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-        policies: ImagePolicies | None = None,
-        dataset: Dataset | None = None,
-    ):
+    def __init__(self, images: ImageSet, mean: Sequence[float], std: Sequence[float],
+                 batch_size: int, seed: int, *, num_workers: int = 0, pin_memory: bool = False,
+                 policies: ImagePolicies | None = None, dataset: Dataset | None = None,
+                 **plan: Any):
+        train = plan["train"]
         policies = policies if train and policies is not None and policies.active else None
         # a given dataset (image files) draws its own training randomness from the seeds
         seeds = policies is not None or (dataset is not None and train)
-        super().__init__(len(images), batch_size, seed, train=train, augment=augment,
-                         cutout=cutout, drop_last=drop_last, rank=rank, world_size=world_size,
-                         policy_seeds=seeds)
+        super().__init__(len(images), batch_size, seed, policy_seeds=seeds, **plan)
         if dataset is None:
-            dataset = TransformedImages(images, mean, std, cutout if train else 0, policies)
+            dataset = TransformedImages(images, mean, std, self.cutout, policies)
         self.dataset = dataset
         self.loader = DataLoader(
             self.dataset,

@@ -9,6 +9,7 @@ the same batches for the same ``(seed, epoch)``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -87,35 +88,14 @@ class TensorLoader(PlanLoader):
     Args:
         images: the set to load (copied once to ``device`` as ``uint8 [N, 3, 32, 32]``).
         mean, std: per-channel normalisation.
-        batch_size: images per batch.
-        seed: with the epoch, fixes order and augmentation.
         device: where the images live and the batches are made.
-        train: shuffle + augment (per ``augment``/``cutout``) and drop a last batch of one
-            (or every incomplete one with ``drop_last``); otherwise sequential, untouched.
-        augment, cutout, drop_last: see :class:`~defcon_exp.data.config.DataConfig`.
-        rank, world_size: in a distributed run, ``batch_size`` is the global batch and this
-            loader yields process ``rank``'s shard (see
-            :class:`~defcon_exp.data.loaders.PlanLoader`); ``num_samples`` counts it.
+        batch_size, seed, plan: ``train``, ``augment``, ``cutout``, ``drop_last``, ``rank``,
+            ``world_size`` of :class:`~defcon_exp.data.loaders.PlanLoader`.
     """
 
-    def __init__(
-        self,
-        images: ImageSet,
-        mean: Sequence[float],
-        std: Sequence[float],
-        batch_size: int,
-        seed: int,
-        device: torch.device,
-        *,
-        train: bool,
-        augment: bool = True,
-        cutout: int = 0,
-        drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-    ):
-        super().__init__(len(images), batch_size, seed, train=train, augment=augment,
-                         cutout=cutout, drop_last=drop_last, rank=rank, world_size=world_size)
+    def __init__(self, images: ImageSet, mean: Sequence[float], std: Sequence[float],
+                 batch_size: int, seed: int, device: torch.device, **plan: Any):
+        super().__init__(len(images), batch_size, seed, **plan)
         self.device = torch.device(device)
         self.images = (
             torch.from_numpy(images.images).to(self.device).permute(0, 3, 1, 2).contiguous()
@@ -123,8 +103,6 @@ class TensorLoader(PlanLoader):
         self.labels = torch.from_numpy(images.labels).to(self.device)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device)
-        self.train = train
-        self.cutout = cutout if train else 0
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         if not self.train:
