@@ -13,14 +13,7 @@ from typing import Any
 
 from defcon_exp.analysis.report_csv import csv_records, write_csv
 from defcon_exp.analysis.report_plots import plot_curves
-from defcon_exp.analysis.report_rows import (
-    ALPHA,
-    BASELINES,
-    MIN_SEEDS,
-    ReportRow,
-    build_rows,
-    count_flops,
-)
+from defcon_exp.analysis.report_rows import ALPHA, BASELINES, MIN_SEEDS, ReportRow, build_rows
 from defcon_exp.analysis.runs import (
     STATUS_FAILED,
     STATUS_INTERRUPTED,
@@ -33,15 +26,7 @@ from defcon_exp.analysis.stats import WelchResult, p_value_method
 from defcon_exp.keys import PLACEMENT_KEYS, flat_items
 from defcon_exp.rates import SPEED_NOTE, format_rate
 
-__all__ = [
-    "BASELINES",
-    "MIN_SEEDS",
-    "ReportRow",
-    "build_rows",
-    "config_differences",
-    "count_flops",
-    "write_report",
-]
+__all__ = ["config_differences", "write_report"]
 
 
 def _pm(pair: tuple[float, float], digits: int = 2) -> str:
