@@ -62,14 +62,11 @@ def to_data_config(cfg: DataConfig | DictConfig | Mapping[str, Any]) -> DataConf
     unknown key raises ``ValueError`` naming it."""
     if isinstance(cfg, DataConfig):
         return cfg
-    if isinstance(cfg, DictConfig):
-        values = OmegaConf.to_container(cfg, resolve=True)
-    elif isinstance(cfg, Mapping):
-        values = dict(cfg)
-    else:
+    if not isinstance(cfg, Mapping):  # a DictConfig is one
         raise ValueError(
             f"data config must be a DataConfig or a mapping, received {type(cfg).__name__}"
         )
+    values = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     known = {field.name for field in dataclasses.fields(DataConfig)}
     unknown = sorted(set(values) - known)
     if unknown:

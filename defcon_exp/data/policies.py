@@ -62,17 +62,17 @@ def _auto_augment(name: str) -> Any:
         return None
     from torchvision.transforms import v2  # a second of start-up only the runs using it pay
 
-    if name == "randaugment":
-        return v2.RandAugment()  # 2 ops of magnitude 9 (Cubuk et al. 2020; torchvision default)
-    if name == "trivialaugment":
-        return v2.TrivialAugmentWide()
-    if name == "autoaugment_cifar10":
-        return v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
-    if name == "autoaugment_imagenet":
-        return v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)
-    raise ValueError(
-        f"data.auto_augment={name!r} is invalid: must be one of {list(AUTO_AUGMENT_NAMES)}"
-    )
+    make = {
+        "randaugment": v2.RandAugment,  # 2 ops of magnitude 9 (Cubuk et al. 2020; torchvision)
+        "trivialaugment": v2.TrivialAugmentWide,
+        "autoaugment_cifar10": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),
+        "autoaugment_imagenet": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET),
+    }.get(name)
+    if make is None:
+        raise ValueError(
+            f"data.auto_augment={name!r} is invalid: must be one of {list(AUTO_AUGMENT_NAMES)}"
+        )
+    return make()
 
 
 def policy_seeds(seed: int, epoch: int, count: int) -> np.ndarray:
