@@ -32,8 +32,7 @@ class TransformedImages(Dataset):
     """Images of an :class:`ImageSet` through :func:`transform_image`.
 
     Indexed by a :data:`SampleKey` (index + augmentation parameters, what
-    :class:`PlanSampler` yields) or a plain ``int`` (no augmentation). Items are
-    ``(float32 [3, 32, 32], int)``.
+    :class:`PlanSampler` yields). Items are ``(float32 [3, 32, 32], int)``.
     """
 
     def __init__(
@@ -54,16 +53,12 @@ class TransformedImages(Dataset):
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def __getitem__(self, key: int | SampleKey) -> tuple[Tensor, int]:
-        if isinstance(key, tuple):
-            index, crop_y, crop_x, flip, cut_y, cut_x, *policy_seed = key
-            image = transform_image(
-                self.images[index], self.mean, self.std, crop_y, crop_x, flip, self.cutout,
-                cut_y, cut_x, self.policies, policy_seed[0] if policy_seed else 0,
-            )
-        else:
-            index = int(key)
-            image = transform_image(self.images[index], self.mean, self.std)
+    def __getitem__(self, key: SampleKey) -> tuple[Tensor, int]:
+        index, crop_y, crop_x, flip, cut_y, cut_x, *policy_seed = key
+        image = transform_image(
+            self.images[index], self.mean, self.std, crop_y, crop_x, flip, self.cutout,
+            cut_y, cut_x, self.policies, policy_seed[0] if policy_seed else 0,
+        )
         return image, int(self.labels[index])
 
 
