@@ -238,18 +238,8 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     scheduler = (config.get("scheduler") or {}).get("name")
     seed = config.get("seed")
     return RunRecord(
-        path=path,
-        status=status,
-        model=model,
-        scheduler=str(scheduler) if scheduler is not None else None,
-        seed=int(seed) if isinstance(seed, int) else None,
-        config=config,
-        summary=summary,
-        curve=curve,
-        curve_metric=metric,
-        epochs_done=epochs,
-        error=error,
-        curves=curves,
-        state=state,
-        damaged=damaged,
+        path=path, status=status, model=model, seed=int(seed) if isinstance(seed, int) else None,
+        scheduler=str(scheduler) if scheduler is not None else None, config=config,
+        summary=summary, curve=curve, curve_metric=metric, epochs_done=epochs, error=error,
+        curves=curves, state=state, damaged=damaged,
     )
