@@ -22,16 +22,15 @@ def stage_figure(stats: dict[str, Any], stage: str, values: dict[str, Any]) -> A
     stage (None when the stage has no histograms)."""
     import matplotlib.pyplot as plt
 
-    titles = TITLES
     run = Path(str(stats.get("checkpoint", ""))).parent.parent.name or "?"
-    hists = [(n, values[n]) for n in titles if n in values]
+    hists = [(n, values[n]) for n in TITLES if n in values]
     if not hists:
         return None
     fig, axes = plt.subplots(1, len(hists), figsize=(4 * len(hists), 3.4), squeeze=False)
     for ax, (name, hist) in zip(axes[0], hists, strict=True):
         edges = hist["edges"]
         ax.stairs(hist["counts"], edges)
-        title, xlabel = titles[name]
+        title, xlabel = TITLES[name]
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel("count (channels x taps x images)" if name != "weight_hist"

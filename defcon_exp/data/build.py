@@ -112,7 +112,8 @@ def _validate(cfg: DataConfig, seed: int, world_size: int) -> DatasetSpec:
         raise ValueError(f"data.seed={seed!r} is invalid: the run seed must be an integer >= 0")
     if spec.num_classes is not None:
         check_key(cfg, cfg.num_classes in (None, spec.num_classes), "num_classes",
-                  f"{cfg.name} has {spec.num_classes} classes (leave it null or set {spec.num_classes})")
+                  f"{cfg.name} has {spec.num_classes} classes (leave it null or set "
+                  f"{spec.num_classes})")
     elif cfg.num_classes is not None:
         low, high = spec.class_range
         check_key(cfg, low <= cfg.num_classes <= high, "num_classes",

@@ -69,7 +69,7 @@ class PlanSampler(Sampler):
 
     def __init__(self, num_images: int, seed: int, *, positions: np.ndarray | None = None,
                  policy_seeds: bool = False, **plan: Any):
-        """``plan``: ``shuffle``, ``augment``, ``cutout`` and ``length`` of :func:`make_epoch_plan`."""
+        """``plan``: ``shuffle``, ``augment``, ``cutout``, ``length`` of :func:`make_epoch_plan`."""
         self.num_images, self.seed, self.plan = num_images, seed, plan
         self.positions, self.policy_seeds = positions, policy_seeds
         self.epoch = 0
