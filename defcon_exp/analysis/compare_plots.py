@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from defcon_exp.analysis.report_plots import agg_pyplot, save_figure
+
 __all__ = ["binned_columns", "distinct_classes", "plot_comparison"]
 
 AGREEMENT_PANELS = (
@@ -27,12 +29,8 @@ def plot_comparison(
 ) -> list[str] | str:
     """Write ``agreement_stage<S>.png`` and ``class_map_stage<S>.png`` per stage into
     ``target``; the written paths, or a note when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = agg_pyplot()
+    if plt is None:
         return "matplotlib not installed: no PNGs (install the `plot` extra)"
     written = []
     labels = [run["label"] for run in result["runs"]]
@@ -63,10 +61,7 @@ def _agreement(plt: Any, stage: str, matrices: dict, labels: list[str], target: 
             ax.text(j, i, text, ha="center", va="center", fontsize=8, color="w" if value < 0.5 else "k")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    path = target / f"agreement_stage{stage}.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return save_figure(plt, fig, target / f"agreement_stage{stage}.png", dpi=100)
 
 
 def binned_columns(table: np.ndarray, max_columns: int = MAX_COLUMNS) -> tuple[np.ndarray, int]:
@@ -130,7 +125,4 @@ def _class_maps(
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     colour_axis = fig.add_axes((0.915, 0.1, 0.012, 0.8))
     fig.colorbar(image, cax=colour_axis, label="mean weight (one scale, all panels)")
-    path = target / f"class_map_stage{stage}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(plt, fig, target / f"class_map_stage{stage}.png", dpi=110)

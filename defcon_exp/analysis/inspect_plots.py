@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from defcon_exp.analysis.report_plots import agg_pyplot, save_figure
+
 __all__ = ["TITLES", "plot_statistics", "stage_figure"]
 
 
@@ -20,16 +22,15 @@ def stage_figure(stats: dict[str, Any], stage: str, values: dict[str, Any]) -> A
     stage (None when the stage has no histograms)."""
     import matplotlib.pyplot as plt
 
-    titles = TITLES
     run = Path(str(stats.get("checkpoint", ""))).parent.parent.name or "?"
-    hists = [(n, values[n]) for n in titles if n in values]
+    hists = [(n, values[n]) for n in TITLES if n in values]
     if not hists:
         return None
     fig, axes = plt.subplots(1, len(hists), figsize=(4 * len(hists), 3.4), squeeze=False)
     for ax, (name, hist) in zip(axes[0], hists, strict=True):
         edges = hist["edges"]
         ax.stairs(hist["counts"], edges)
-        title, xlabel = titles[name]
+        title, xlabel = TITLES[name]
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel("count (channels x taps x images)" if name != "weight_hist"
@@ -48,12 +49,8 @@ def stage_figure(stats: dict[str, Any], stage: str, values: dict[str, Any]) -> A
 
 def plot_statistics(stats: dict[str, Any], target: Path) -> list[str] | str:
     """One PNG per stage with the histograms; a note when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = agg_pyplot()
+    if plt is None:
         return "matplotlib not installed: no PNGs (pip install matplotlib; it is a dependency of defcon_exp)"
     written = []
     for stage, values in stats["stages"].items():
@@ -61,8 +58,5 @@ def plot_statistics(stats: dict[str, Any], target: Path) -> list[str] | str:
         if fig is None:
             continue
         fig.tight_layout()
-        path = target / f"inspect_stage{stage}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(str(path))
+        written.append(save_figure(plt, fig, target / f"inspect_stage{stage}.png", dpi=100))
     return written

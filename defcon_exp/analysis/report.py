@@ -4,7 +4,6 @@ per image, training images/s, and Welch's t-test of top-1 against ``resnet50`` a
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -12,16 +11,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from defcon_exp.analysis.report_csv import csv_records
+from defcon_exp.analysis.report_csv import csv_records, write_csv
 from defcon_exp.analysis.report_plots import plot_curves
-from defcon_exp.analysis.report_rows import (
-    ALPHA,
-    BASELINES,
-    MIN_SEEDS,
-    ReportRow,
-    build_rows,
-    count_flops,
-)
+from defcon_exp.analysis.report_rows import ALPHA, BASELINES, MIN_SEEDS, ReportRow, build_rows
 from defcon_exp.analysis.runs import (
     STATUS_FAILED,
     STATUS_INTERRUPTED,
@@ -34,15 +26,7 @@ from defcon_exp.analysis.stats import WelchResult, p_value_method
 from defcon_exp.keys import PLACEMENT_KEYS, flat_items
 from defcon_exp.rates import SPEED_NOTE, format_rate
 
-__all__ = [
-    "BASELINES",
-    "MIN_SEEDS",
-    "ReportRow",
-    "build_rows",
-    "config_differences",
-    "count_flops",
-    "write_report",
-]
+__all__ = ["config_differences", "write_report"]
 
 
 def _pm(pair: tuple[float, float], digits: int = 2) -> str:
@@ -73,12 +57,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     rows, by_scheduler = build_rows(runs, flops=flops)
     records = csv_records(rows, BASELINES, ALPHA)
-    csv_path = out / "report.csv"
-    with csv_path.open("w", newline="") as handle:
-        fieldnames = list(records[0]) if records else ["model"]
-        writer = csv.DictWriter(handle, fieldnames=fieldnames)
-        writer.writeheader()
-        writer.writerows(records)
+    csv_path = write_csv(out / "report.csv", records, list(records[0]) if records else ["model"])
     plot_note = plot_curves(rows, out) if rows else "No runs, no plot."
     md_path = out / "report.md"
     md_path.write_text(_markdown(roots, runs, rows, by_scheduler, plot_note))

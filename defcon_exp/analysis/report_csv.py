@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["csv_records"]
+__all__ = ["csv_records", "write_csv"]
 
 
 def csv_records(
@@ -41,3 +43,12 @@ def csv_records(
             record[f"vs_{base}_significant"] = "" if significant is None else int(significant)
         out.append({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()})
     return out
+
+
+def write_csv(path: Path, records: Sequence[dict[str, Any]], fieldnames: list[str]) -> Path:
+    """``records`` as a CSV file with a header row; the path."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(records)
+    return path

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FIGURES", "curves_figure", "plot_curves"]
+__all__ = ["FIGURES", "agg_pyplot", "curves_figure", "plot_curves", "save_figure"]
 
 #: file -> its two panels: (title, metrics.csv column of each run)
 FIGURES = {
@@ -16,6 +16,25 @@ FIGURES = {
 }
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", "-.", ":")
+
+
+def agg_pyplot() -> Any:
+    """``matplotlib.pyplot`` drawing to files only (the Agg backend); None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save_figure(plt: Any, fig: Any, path: Path, **savefig: Any) -> str:
+    """Write ``fig`` to ``path`` and close it; the path."""
+    fig.savefig(path, **savefig)
+    plt.close(fig)
+    return str(path)
 
 
 def curves_figure(rows: Sequence[Any], figure: str = "top1_curves.png") -> Any:
@@ -55,12 +74,8 @@ def curves_figure(rows: Sequence[Any], figure: str = "top1_curves.png") -> Any:
 
 def plot_curves(rows: Sequence[Any], out: Path) -> str:
     """Write :data:`FIGURES` into ``out``; the report's Markdown for them (or why not)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = agg_pyplot()
+    if plt is None:
         return (
             "No plot: matplotlib is not installed (`pip install matplotlib`; it is a "
             "dependency of defcon_exp, so reinstalling the package brings it)."
@@ -70,7 +85,6 @@ def plot_curves(rows: Sequence[Any], out: Path) -> str:
         fig = curves_figure(rows, name)
         if fig is None:
             return "No plot: no run has a finished epoch in metrics.csv yet."
-        fig.savefig(out / name, dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        save_figure(plt, fig, out / name, dpi=110, bbox_inches="tight")
         notes.append(f"![{name.removesuffix('.png').replace('_', ' ')}]({name})")
     return "\n\n".join(notes)

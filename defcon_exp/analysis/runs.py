@@ -125,10 +125,6 @@ def read_summary(run_dir: Path) -> tuple[dict[str, Any], str | None]:
     return data, None
 
 
-def _is_run_dir(path: Path) -> bool:
-    return any((path / name).is_file() for name in RUN_MARKERS)
-
-
 def find_run_dirs(roots: Iterable[str | os.PathLike]) -> list[Path]:
     """Run dirs under ``roots`` (each root may itself be one), sorted, without duplicates.
 
@@ -144,7 +140,7 @@ def find_run_dirs(roots: Iterable[str | os.PathLike]) -> list[Path]:
         stack = [root]
         while stack:
             current = stack.pop()
-            if _is_run_dir(current):
+            if any((current / name).is_file() for name in RUN_MARKERS):  # a run dir
                 found.add(current.resolve())
                 continue
             stack.extend(
@@ -242,18 +238,8 @@ def load_run(path: str | os.PathLike) -> RunRecord:
     scheduler = (config.get("scheduler") or {}).get("name")
     seed = config.get("seed")
     return RunRecord(
-        path=path,
-        status=status,
-        model=model,
-        scheduler=str(scheduler) if scheduler is not None else None,
-        seed=int(seed) if isinstance(seed, int) else None,
-        config=config,
-        summary=summary,
-        curve=curve,
-        curve_metric=metric,
-        epochs_done=epochs,
-        error=error,
-        curves=curves,
-        state=state,
-        damaged=damaged,
+        path=path, status=status, model=model, seed=int(seed) if isinstance(seed, int) else None,
+        scheduler=str(scheduler) if scheduler is not None else None, config=config,
+        summary=summary, curve=curve, curve_metric=metric, epochs_done=epochs, error=error,
+        curves=curves, state=state, damaged=damaged,
     )

@@ -9,7 +9,6 @@ come from Optuna's own matplotlib visualisation: optimisation history, parameter
 
 from __future__ import annotations
 
-import csv
 import logging
 import shlex
 import warnings
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from defcon_exp.analysis.objectives import TRIAL_KEYS
+from defcon_exp.analysis.report_csv import write_csv
+from defcon_exp.analysis.report_plots import save_figure
 from defcon_exp.analysis.runs import last_error, read_summary
 from defcon_exp.analysis.study_file import open_read_only, study_file_problem
 
@@ -138,9 +139,7 @@ def _plots(study: Any, out: Path, names: list[str]) -> dict[str, str]:
             figure = getattr(axes, "figure", None) or plt.gcf()
             figure.set_size_inches(7, 4.5)
             figure.tight_layout()
-            figure.savefig(out / name, dpi=100)
-            plt.close(figure)
-            done[name] = str(out / name)
+            done[name] = save_figure(plt, figure, out / name, dpi=100)
         except Exception as err:  # Optuna refuses (e.g. a degenerate study)
             done[name] = f"not drawn: {type(err).__name__}: {err}"
             plt.close("all")
@@ -169,11 +168,7 @@ def write_search_report(search_dir: str | Path, out: str | Path | None = None) -
     skipped: list[str] = []
     rows = _rows(study, search_dir, names, skipped)
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "search_trials.csv").open("w", newline="") as handle:
-        fields = list(dict.fromkeys(k for row in rows for k in row))
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "search_trials.csv", rows, list(dict.fromkeys(k for row in rows for k in row)))
     best = [t.number for t in study.best_trials] if any(r["state"] == "COMPLETE" for r in rows) else []
     plots = _plots(study, out, names)
     md = _markdown(study, search_dir, names, rows, best, plots)

@@ -17,35 +17,11 @@ from __future__ import annotations
 from defcon_exp.plugins import lazy_attributes
 
 _LAZY = {
-    "DataBundle": "build",
-    "Loader": "build",
     "build_data": "build",
-    "to_data_config": "build",
     "DatasetNotFoundError": "errors",
-    "load_cifar": "cifar",
-    "LOADER_NAMES": "config",
     "DataConfig": "config",
-    "FileSet": "fileset",
     "ImageFolderError": "fileset",
-    "scan_image_folder": "fileset",
     "CorruptImageError": "folder_images",
-    "IMAGENET_STATS": "imagefolder",
-    "ImageSet": "imageset",
-    "WorkerLoader": "loaders",
-    "EpochPlan": "plan",
-    "make_epoch_plan": "plan",
-    "DATASETS": "registry",
-    "DatasetSpec": "registry",
-    "dataset_names": "registry",
-    "get_dataset": "registry",
-    "register_dataset": "registry",
-    "stratified_split": "split",
-    "make_synthetic": "synthetic",
-    "TensorLoader": "tensor_loader",
-    "augment_batch": "tensor_loader",
-    "CIFAR10_STATS": "transforms",
-    "CIFAR100_STATS": "transforms",
-    "transform_image": "transforms",
 }
 
 __all__ = sorted(_LAZY)

@@ -12,15 +12,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from .config import FOLDER_DEFAULTS, LOADER_NAMES, DataConfig
-from .imageset import ImageSet
+from .config import FOLDER_DEFAULTS, LOADER_NAMES, DataConfig, check_key
 from .loaders import WorkerLoader
 from .policies import ImagePolicies, check_policies
 from .registry import DatasetSpec, check_set_keys, get_dataset
 from .split import stratified_split
 from .tensor_loader import TensorLoader
-
-FOLDER_KEYS = tuple(FOLDER_DEFAULTS)
 
 __all__ = ["DataBundle", "Loader", "build_data", "to_data_config"]
 
@@ -65,14 +62,11 @@ def to_data_config(cfg: DataConfig | DictConfig | Mapping[str, Any]) -> DataConf
     unknown key raises ``ValueError`` naming it."""
     if isinstance(cfg, DataConfig):
         return cfg
-    if isinstance(cfg, DictConfig):
-        values = OmegaConf.to_container(cfg, resolve=True)
-    elif isinstance(cfg, Mapping):
-        values = dict(cfg)
-    else:
+    if not isinstance(cfg, Mapping):  # a DictConfig is one
         raise ValueError(
             f"data config must be a DataConfig or a mapping, received {type(cfg).__name__}"
         )
+    values = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     known = {field.name for field in dataclasses.fields(DataConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -80,78 +74,57 @@ def to_data_config(cfg: DataConfig | DictConfig | Mapping[str, Any]) -> DataConf
     return DataConfig(**values)
 
 
-def _check(ok: bool, key: str, value: Any, rule: str) -> None:
-    if not ok:
-        raise ValueError(f"data.{key}={value!r} is invalid: {rule}")
+def _check_ints(cfg: DataConfig, keys: tuple[str, ...], low: int) -> None:
+    for key in keys:
+        value = getattr(cfg, key)
+        check_key(cfg, isinstance(value, int) and value >= low, key, f"must be an integer >= {low}")
 
 
-def _check_num_workers(num_workers: int) -> None:
+def _check_num_workers(cfg: DataConfig) -> None:
     """At most 4 worker processes per CPU this process may use: more only compete for them
     (and 100000 would fork until the machine gives out, mid-start)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    _check(
-        num_workers <= 4 * cpus,
-        "num_workers",
-        num_workers,
-        f"must be <= {4 * cpus} (4 x the {cpus} CPUs this process may use: more worker "
-        f"processes only compete for them); e.g. data.num_workers={min(cpus, 8)}",
-    )
+    check_key(cfg, cfg.num_workers <= 4 * cpus, "num_workers",
+              f"must be <= {4 * cpus} (4 x the {cpus} CPUs this process may use: more worker "
+              f"processes only compete for them); e.g. data.num_workers={min(cpus, 8)}")
 
 
 def _check_has_steps(loader: Loader, images: int, cfg: DataConfig, world_size: int) -> None:
     """An epoch of the training ``loader`` (over ``images``) has at least one batch."""
-    _check(
-        len(loader) >= 1,
-        "batch_size",
-        cfg.batch_size,
-        f"with data.drop_last=true the {images} training images make no full batch, so an "
-        f"epoch has no step; use data.batch_size<={images // world_size * world_size} or "
-        "data.drop_last=false",
-    )
+    check_key(cfg, len(loader) >= 1, "batch_size",
+              f"with data.drop_last=true the {images} training images make no full batch, so an "
+              f"epoch has no step; use data.batch_size<={images // world_size * world_size} or "
+              "data.drop_last=false")
 
 
-def _validate(cfg: DataConfig, seed: int) -> DatasetSpec:
+def _validate(cfg: DataConfig, seed: int, world_size: int) -> DatasetSpec:
     """Check ``cfg``'s values; the data set's spec."""
     spec = get_dataset(cfg.name)
     check_set_keys(cfg)
-    _check(cfg.loader in LOADER_NAMES, "loader", cfg.loader, f"must be one of {list(LOADER_NAMES)}")
-    for key in ("batch_size", "eval_batch_size"):
-        value = getattr(cfg, key)
-        _check(isinstance(value, int) and value >= 1, key, value, "must be an integer >= 1")
-    for key in ("val_size", "data_seed", "num_workers", "cutout"):
-        value = getattr(cfg, key)
-        _check(isinstance(value, int) and value >= 0, key, value, "must be an integer >= 0")
-    _check_num_workers(cfg.num_workers)
-    _check(
-        cfg.cutout <= spec.image_size,
-        "cutout",
-        cfg.cutout,
-        f"the patch length must be <= {spec.image_size} (the image size); 0 = off",
-    )
+    check_key(cfg, cfg.loader in LOADER_NAMES, "loader", f"must be one of {list(LOADER_NAMES)}")
+    _check_ints(cfg, ("batch_size", "eval_batch_size"), 1)
+    _check_ints(cfg, ("val_size", "data_seed", "num_workers", "cutout"), 0)
+    _check_num_workers(cfg)
+    check_key(cfg, cfg.cutout <= spec.image_size, "cutout",
+              f"the patch length must be <= {spec.image_size} (the image size); 0 = off")
     _validate_kind(cfg, spec)
-    _check(
-        isinstance(seed, int) and seed >= 0, "seed", seed, "the run seed must be an integer >= 0"
-    )
+    if not (isinstance(seed, int) and seed >= 0):
+        raise ValueError(f"data.seed={seed!r} is invalid: the run seed must be an integer >= 0")
     if spec.num_classes is not None:
-        _check(
-            cfg.num_classes in (None, spec.num_classes),
-            "num_classes",
-            cfg.num_classes,
-            f"{cfg.name} has {spec.num_classes} classes (leave it null or set {spec.num_classes})",
-        )
+        check_key(cfg, cfg.num_classes in (None, spec.num_classes), "num_classes",
+                  f"{cfg.name} has {spec.num_classes} classes (leave it null or set "
+                  f"{spec.num_classes})")
     elif cfg.num_classes is not None:
         low, high = spec.class_range
-        _check(
-            low <= cfg.num_classes <= high,
-            "num_classes",
-            cfg.num_classes,
-            f"the {cfg.name} set has {low} to {high} classes",
-        )
+        check_key(cfg, low <= cfg.num_classes <= high, "num_classes",
+                  f"the {cfg.name} set has {low} to {high} classes")
     check_policies(cfg)
     if spec.synthetic:
-        for key in ("train_size", "test_size"):
-            value = getattr(cfg, key)
-            _check(isinstance(value, int) and value >= 1, key, value, "must be an integer >= 1")
+        _check_ints(cfg, ("train_size", "test_size"), 1)
+    check_key(cfg, cfg.batch_size % world_size == 0, "batch_size",
+              f"it is the global batch and must be divisible by the {world_size} processes "
+              f"(each trains on batch_size / {world_size}); use e.g. "
+              f"data.batch_size={max(1, cfg.batch_size // world_size) * world_size}")
     return spec
 
 
@@ -166,83 +139,31 @@ def _validate_kind(cfg: DataConfig, spec: DatasetSpec) -> None:
         ("cutout", 0, "CIFAR's Cutout works on 32x32 plans; use data.random_erasing"),
         ("download", False, "nothing can be downloaded for an image folder"),
     ):
-        value = getattr(cfg, key)
-        _check(value == off, key, value, f"must be {off!r} for {spec.name}: {fix}")
-    for key in FOLDER_KEYS:
+        check_key(cfg, getattr(cfg, key) == off, key, f"must be {off!r} for {spec.name}: {fix}")
+    for key in FOLDER_DEFAULTS:
         value = getattr(cfg, key)
         low = 0 if key == "max_bad_images" else 1
-        _check(
-            value is None or (isinstance(value, int) and value >= low),
-            key,
-            value,
-            f"must be null (default) or an integer >= {low}",
-        )
+        check_key(cfg, value is None or (isinstance(value, int) and value >= low), key,
+                  f"must be null (default) or an integer >= {low}")
     if cfg.eval_resize is not None and cfg.eval_crop is not None:
-        _check(
-            cfg.eval_resize >= cfg.eval_crop,
-            "eval_resize",
-            cfg.eval_resize,
-            f"must be >= data.eval_crop={cfg.eval_crop} (resize, then centre-crop)",
-        )
+        check_key(cfg, cfg.eval_resize >= cfg.eval_crop, "eval_resize",
+                  f"must be >= data.eval_crop={cfg.eval_crop} (resize, then centre-crop)")
 
 
-def _check_classes(cfg: DataConfig, train: Any) -> None:
-    """An image folder's class count is its folders'; a requested one must match."""
-    _check(
-        cfg.num_classes in (None, train.num_classes),
-        "num_classes",
-        cfg.num_classes,
-        f"{train.root} has {train.num_classes} class folders (leave it null)",
-    )
-
-
-def _load_sets(cfg: DataConfig, spec: DatasetSpec) -> tuple[ImageSet, ImageSet, tuple, tuple]:
-    """``(train, test, mean, std)`` of the configured data set."""
-    train, test = spec.load(cfg)
-    if spec.files:
-        _check_classes(cfg, train)
-    mean, std = spec.stats if spec.stats is not None else train.channel_stats()
-    return train, test, mean, std
-
-
-def _loader(
-    cfg: DataConfig,
-    spec: DatasetSpec,
-    images: Any,
-    train: bool,
-    batch_size: int,
-    seed: int,
-    mean: tuple,
-    std: tuple,
-    device: torch.device,
-    shard: dict[str, int],
-) -> Loader:
-    """One loader of ``images`` (``shard``: this process's rank and the world size, if any)."""
-    pin = cfg.pin_memory and device.type == "cuda"
-    if spec.files:
-        return spec.make_loader(
-            cfg, images, train, batch_size, seed, mean, std, drop_last=cfg.drop_last,
-            pin_memory=pin, **shard,
-        )
-    common = dict(train=train, augment=cfg.augment, cutout=cfg.cutout, drop_last=cfg.drop_last)
-    if cfg.loader == "tensor":
-        return TensorLoader(images, mean, std, batch_size, seed, device, **common, **shard)
-    policies = ImagePolicies(cfg.auto_augment, cfg.random_erasing)
-    return WorkerLoader(
-        images, mean, std, batch_size, seed, num_workers=cfg.num_workers, pin_memory=pin,
-        policies=policies, **common, **shard,
-    )
-
-
-def _check_global_batch(cfg: DataConfig, world_size: int) -> None:
-    _check(
-        cfg.batch_size % world_size == 0,
-        "batch_size",
-        cfg.batch_size,
-        f"it is the global batch and must be divisible by the {world_size} processes "
-        f"(each trains on batch_size / {world_size}); use e.g. "
-        f"data.batch_size={max(1, cfg.batch_size // world_size) * world_size}",
-    )
+def _load_sets(cfg: DataConfig, spec: DatasetSpec) -> tuple[Any, Any, Any, Any, tuple, tuple]:
+    """``(train_full, train, val, test, mean, std)`` of the configured data set (``val``
+    None when ``val_size`` is 0)."""
+    train_full, test = spec.load(cfg)
+    if spec.files:  # an image folder's class count is its folders'; a requested one must match
+        check_key(cfg, cfg.num_classes in (None, train_full.num_classes), "num_classes",
+                  f"{train_full.root} has {train_full.num_classes} class folders (leave it null)")
+    mean, std = spec.stats if spec.stats is not None else train_full.channel_stats()
+    check_key(cfg, cfg.val_size < len(train_full), "val_size",
+              f"must be smaller than the {len(train_full)} training images")
+    train_idx, val_idx = stratified_split(train_full.labels, cfg.val_size, cfg.data_seed)
+    train = train_full.subset(train_idx) if cfg.val_size else train_full
+    val = train_full.subset(val_idx) if cfg.val_size else None
+    return train_full, train, val, test, mean, std
 
 
 def build_data(
@@ -274,24 +195,24 @@ def build_data(
             folder is unusable (:class:`~defcon_exp.data.fileset.ImageFolderError`).
     """
     cfg = to_data_config(cfg)
-    spec = _validate(cfg, seed)
-    _check_global_batch(cfg, world_size)
+    spec = _validate(cfg, seed, world_size)
     device = torch.device(device)
-    train_full, test, mean, std = _load_sets(cfg, spec)
-    _check(
-        cfg.val_size < len(train_full),
-        "val_size",
-        cfg.val_size,
-        f"must be smaller than the {len(train_full)} training images",
-    )
-    train_idx, val_idx = stratified_split(train_full.labels, cfg.val_size, cfg.data_seed)
-    train = train_full.subset(train_idx) if cfg.val_size else train_full
-    val = train_full.subset(val_idx) if cfg.val_size else None
-
+    train_full, train, val, test, mean, std = _load_sets(cfg, spec)
     shard = {"rank": rank, "world_size": world_size} if world_size > 1 else {}
+    pin = cfg.pin_memory and device.type == "cuda"
 
     def make(images: Any, train_mode: bool, batch_size: int) -> Loader:
-        return _loader(cfg, spec, images, train_mode, batch_size, seed, mean, std, device, shard)
+        """One loader of ``images`` (``shard``: this process's rank and the world size)."""
+        if spec.files:
+            return spec.make_loader(cfg, images, train_mode, batch_size, seed, mean, std,
+                                    drop_last=cfg.drop_last, pin_memory=pin, **shard)
+        common = dict(train=train_mode, augment=cfg.augment, cutout=cfg.cutout,
+                      drop_last=cfg.drop_last, **shard)
+        if cfg.loader == "tensor":
+            return TensorLoader(images, mean, std, batch_size, seed, device, **common)
+        policies = ImagePolicies(cfg.auto_augment, cfg.random_erasing)
+        return WorkerLoader(images, mean, std, batch_size, seed, num_workers=cfg.num_workers,
+                            pin_memory=pin, policies=policies, **common)
 
     train_loader = make(train, True, cfg.batch_size)
     _check_has_steps(train_loader, len(train), cfg, world_size)

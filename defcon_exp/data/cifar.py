@@ -25,7 +25,8 @@ from .transforms import CIFAR10_STATS, CIFAR100_STATS
 
 __all__ = ["CIFAR_NAMES", "DatasetNotFoundError", "cifar_class", "load_cifar"]
 
-CIFAR_NAMES = ("cifar100", "cifar10")
+_TITLES = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10"}
+CIFAR_NAMES = tuple(_TITLES)
 
 
 def cifar_class(name: str) -> Any:
@@ -42,7 +43,6 @@ def check_integrity(path: str, md5: str) -> bool:
 
     return torchvision_check(path, md5)
 
-_TITLES = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10"}
 _DOWNLOAD_TIMEOUT_S = 60.0  # per socket operation; torchvision sets none
 
 

@@ -8,9 +8,9 @@ received and the rule it breaks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
-__all__ = ["FOLDER_DEFAULTS", "LOADER_NAMES", "DataConfig"]
+__all__ = ["FOLDER_DEFAULTS", "LOADER_NAMES", "DataConfig", "check_key"]
 
 #: the image-folder keys (null on other sets) and their values when left null: train 224,
 #: evaluate resize 256 + centre crop 224, stop at the first corrupt image
@@ -25,6 +25,13 @@ LOADER_NAMES: tuple[str, ...] = ("dataloader", "tensor")
 """Valid values of ``data.loader``: ``dataloader`` = torch ``DataLoader`` with workers and
 per-image torchvision transforms; ``tensor`` = the whole set as one uint8 tensor on the
 device, augmented in batches (airbench style)."""
+
+
+def check_key(data: Any, ok: bool, key: str, rule: str) -> None:
+    """Unless ``ok``, ``ValueError`` naming ``data.<key>``, its value in ``data`` (a
+    :class:`DataConfig` or the config's node) and the ``rule`` it breaks."""
+    if not ok:
+        raise ValueError(f"data.{key}={getattr(data, key)!r} is invalid: {rule}")
 
 
 @dataclass

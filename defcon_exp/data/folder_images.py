@@ -86,7 +86,7 @@ class FolderImages(Dataset):
     ) -> None:
         self.files = files
         self.geometry = geometry
-        self.policies = policies if policies is not None and policies.active else None
+        self.policies = policies or ImagePolicies()  # none: each step leaves the image as it is
         from torchvision.transforms import v2
 
         self.normalise = v2.Normalize(list(mean), list(std))
@@ -113,12 +113,8 @@ class FolderImages(Dataset):
         index, seed = (int(key[0]), int(key[-1])) if isinstance(key, tuple) else (int(key), 0)
         image, label, bad = self._load(index)
         with seeded(seed):
-            chw = self.geometry(image)
-            if self.policies is not None:
-                chw = self.policies.before_normalise(chw)
-            out = self.normalise(self.to_float(chw))
-            if self.policies is not None:
-                out = self.policies.after_normalise(out)
+            chw = self.policies.before_normalise(self.geometry(image))
+            out = self.policies.after_normalise(self.normalise(self.to_float(chw)))
         return out, label, bad
 
 

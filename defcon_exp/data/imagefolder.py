@@ -54,50 +54,26 @@ def folder_loader(
     runs on other data never pay."""
     from .folder_images import FolderImages, FolderLoader, folder_transform
 
-    geometry = folder_transform(
-        train,
-        cfg.augment,
-        folder_setting(cfg, "train_crop"),
-        folder_setting(cfg, "eval_resize"),
-        folder_setting(cfg, "eval_crop"),
-    )
+    geometry = folder_transform(train, cfg.augment, *(folder_setting(cfg, key) for key in
+                                                     ("train_crop", "eval_resize", "eval_crop")))
     policies = ImagePolicies(cfg.auto_augment, cfg.random_erasing) if train else None
     dataset = FolderImages(files, mean, std, geometry, policies)
     return FolderLoader(
-        files,
-        dataset,
-        mean,
-        std,
-        batch_size,
-        seed,
-        train=train,
+        files, dataset, mean, std, batch_size, seed, train=train,
         augment=False,  # the plan's CIFAR crop/flip are not used: RandomResizedCrop is
-        num_workers=cfg.num_workers,
-        max_bad_images=folder_setting(cfg, "max_bad_images"),
+        num_workers=cfg.num_workers, max_bad_images=folder_setting(cfg, "max_bad_images"),
         **common,
     )
 
 
-IMAGEFOLDER_SPEC = register_dataset(
-    DatasetSpec(
-        name="imagefolder",
-        load=load_folder,
-        num_classes=None,
-        stats=IMAGENET_STATS,
-        image_size=224,
-        class_range=(2, 1_000_000),
+def _folder_spec(name: str, load: Any, num_classes: int | None, **extra: Any) -> DatasetSpec:
+    return register_dataset(DatasetSpec(
+        name=name, load=load, num_classes=num_classes, stats=IMAGENET_STATS, image_size=224,
         keys=("root", "download", *FOLDER_DEFAULTS),  # download: refused (nothing to fetch)
-        make_loader=folder_loader,
-    )
-)
-IMAGENET_SPEC = register_dataset(
-    DatasetSpec(
-        name="imagenet",
-        load=lambda cfg: load_folder(cfg, IMAGENET_CLASSES),
-        num_classes=IMAGENET_CLASSES,
-        stats=IMAGENET_STATS,
-        image_size=224,
-        keys=("root", "download", *FOLDER_DEFAULTS),  # download: refused (nothing to fetch)
-        make_loader=folder_loader,
-    )
-)
+        make_loader=folder_loader, **extra,
+    ))
+
+
+IMAGEFOLDER_SPEC = _folder_spec("imagefolder", load_folder, None, class_range=(2, 1_000_000))
+IMAGENET_SPEC = _folder_spec("imagenet", lambda cfg: load_folder(cfg, IMAGENET_CLASSES),
+                             IMAGENET_CLASSES)

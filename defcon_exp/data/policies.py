@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .config import check_key
+
 __all__ = [
     "AUTO_AUGMENT_NAMES",
     "TENSOR_LOADER_OPTIONS",
@@ -46,20 +48,12 @@ def check_policies(data: Any) -> None:
     """``data.auto_augment`` names a policy, ``data.random_erasing`` is a probability, and
     ``data.loader=tensor`` runs neither (``data``: a DataConfig or the config's node); the
     data layer and the config's value rules both check with this."""
-
-    def check(ok: bool, key: str, rule: str) -> None:
-        if not ok:
-            raise ValueError(f"data.{key}={getattr(data, key)!r} is invalid: {rule}")
-
     names = AUTO_AUGMENT_NAMES
-    check(data.auto_augment in names, "auto_augment", f"must be one of {list(names)}")
-    check(0 <= data.random_erasing <= 1, "random_erasing", "must be in [0, 1]")
+    check_key(data, data.auto_augment in names, "auto_augment", f"must be one of {list(names)}")
+    check_key(data, 0 <= data.random_erasing <= 1, "random_erasing", "must be in [0, 1]")
     for key, off in TENSOR_LOADER_OPTIONS.items():
-        check(
-            data.loader != "tensor" or getattr(data, key) == off,
-            key,
-            "is not supported by data.loader=tensor; use data.loader=dataloader",
-        )
+        check_key(data, data.loader != "tensor" or getattr(data, key) == off, key,
+                  "is not supported by data.loader=tensor; use data.loader=dataloader")
 
 
 def _auto_augment(name: str) -> Any:
@@ -68,17 +62,17 @@ def _auto_augment(name: str) -> Any:
         return None
     from torchvision.transforms import v2  # a second of start-up only the runs using it pay
 
-    if name == "randaugment":
-        return v2.RandAugment()  # 2 ops of magnitude 9 (Cubuk et al. 2020; torchvision default)
-    if name == "trivialaugment":
-        return v2.TrivialAugmentWide()
-    if name == "autoaugment_cifar10":
-        return v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
-    if name == "autoaugment_imagenet":
-        return v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)
-    raise ValueError(
-        f"data.auto_augment={name!r} is invalid: must be one of {list(AUTO_AUGMENT_NAMES)}"
-    )
+    make = {
+        "randaugment": v2.RandAugment,  # 2 ops of magnitude 9 (Cubuk et al. 2020; torchvision)
+        "trivialaugment": v2.TrivialAugmentWide,
+        "autoaugment_cifar10": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10),
+        "autoaugment_imagenet": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET),
+    }.get(name)
+    if make is None:
+        raise ValueError(
+            f"data.auto_augment={name!r} is invalid: must be one of {list(AUTO_AUGMENT_NAMES)}"
+        )
+    return make()
 
 
 def policy_seeds(seed: int, epoch: int, count: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from defcon_exp.data.config import FOLDER_DEFAULTS
+from defcon_exp.data.config import FOLDER_DEFAULTS, DataConfig, check_key
 from defcon_exp.data.imageset import ImageSet
 from defcon_exp.plugins import import_submodules
 
@@ -18,7 +18,6 @@ __all__ = [
     "DATASETS",
     "DatasetSpec",
     "check_set_keys",
-    "dataset_names",
     "get_dataset",
     "register_dataset",
 ]
@@ -95,10 +94,6 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     return spec
 
 
-def dataset_names() -> tuple[str, ...]:
-    return tuple(DATASETS)
-
-
 def get_dataset(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
@@ -121,18 +116,13 @@ def check_set_keys(cfg: Any) -> None:
     """Refuse a key the chosen data set does not read (``data.train_size=64`` on CIFAR-100)
     when it differs from its default: it would be ignored silently. ``cfg``: a
     :class:`~defcon_exp.data.config.DataConfig` (or a node with the same attributes)."""
-    from defcon_exp.data.config import DataConfig
-
     spec = get_dataset(str(cfg.name))
     for key, readers in set_specific_keys().items():
-        value, default = getattr(cfg, key), getattr(DataConfig, key)
-        if key not in spec.keys and value != default:
-            raise ValueError(
-                f"data.{key}={value!r} is invalid: it does not apply to data set {spec.name} "
-                f"(only {' and '.join(readers)} {'reads' if len(readers) == 1 else 'read'} it); "
-                f"remove it, or pick "
-                f"data={readers[0]}"
-            )
+        check_key(
+            cfg, key in spec.keys or getattr(cfg, key) == getattr(DataConfig, key), key,
+            f"it does not apply to data set {spec.name} (only {' and '.join(readers)} "
+            f"{'reads' if len(readers) == 1 else 'read'} it); remove it, or pick data={readers[0]}",
+        )
 
 
 import_submodules("defcon_exp.data")  # every data set's file registers its spec

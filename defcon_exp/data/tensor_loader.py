@@ -9,12 +9,14 @@ the same batches for the same ``(seed, epoch)``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .imageset import ImageSet
-from .plan import PAD, EpochPlan, eval_shard, make_epoch_plan, num_yielded, train_shard
+from .loaders import PlanLoader
+from .plan import PAD
 from .transforms import cutout_bounds
 
 __all__ = ["TensorLoader", "augment_batch"]
@@ -79,40 +81,21 @@ def augment_batch(
     return out
 
 
-class TensorLoader:
+class TensorLoader(PlanLoader):
     """Device-resident loader: iterates ``(float32 [B, 3, 32, 32], int64 [B])`` already on
     ``device``.
 
     Args:
         images: the set to load (copied once to ``device`` as ``uint8 [N, 3, 32, 32]``).
         mean, std: per-channel normalisation.
-        batch_size: images per batch.
-        seed: with the epoch, fixes order and augmentation.
         device: where the images live and the batches are made.
-        train: shuffle + augment (per ``augment``/``cutout``) and drop a last batch of one
-            (or every incomplete one with ``drop_last``); otherwise sequential, untouched.
-        augment, cutout, drop_last: see :class:`~defcon_exp.data.config.DataConfig`.
-        rank, world_size: in a distributed run, ``batch_size`` is the global batch and this
-            loader yields process ``rank``'s shard (see
-            :class:`~defcon_exp.data.loaders.WorkerLoader`); ``num_samples`` counts it.
+        batch_size, seed, plan: ``train``, ``augment``, ``cutout``, ``drop_last``, ``rank``,
+            ``world_size`` of :class:`~defcon_exp.data.loaders.PlanLoader`.
     """
 
-    def __init__(
-        self,
-        images: ImageSet,
-        mean: Sequence[float],
-        std: Sequence[float],
-        batch_size: int,
-        seed: int,
-        device: torch.device,
-        *,
-        train: bool,
-        augment: bool = True,
-        cutout: int = 0,
-        drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-    ):
+    def __init__(self, images: ImageSet, mean: Sequence[float], std: Sequence[float],
+                 batch_size: int, seed: int, device: torch.device, **plan: Any):
+        super().__init__(len(images), batch_size, seed, **plan)
         self.device = torch.device(device)
         self.images = (
             torch.from_numpy(images.images).to(self.device).permute(0, 3, 1, 2).contiguous()
@@ -120,84 +103,26 @@ class TensorLoader:
         self.labels = torch.from_numpy(images.labels).to(self.device)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.train = train
-        self.augment = train and augment
-        self.cutout = cutout if train else 0
-        count = len(images)
-        self.plan_length = num_yielded(count, batch_size, drop_last) if train else count
-        self.num_samples = self.plan_length
-        #: this process's plan positions (training) / first image (evaluation) when sharded
-        self.positions: Tensor | None = None
-        self.eval_start = 0
-        if world_size > 1:
-            if train:
-                shard = train_shard(self.plan_length, batch_size, rank, world_size)
-                self.positions = torch.from_numpy(shard).to(self.device)
-                self.num_samples = len(shard)
-                self.batch_size = batch_size // world_size
-            else:
-                self.eval_start, stop = eval_shard(count, rank, world_size)
-                self.num_samples = stop - self.eval_start
-                self.batch_size = -(-batch_size // world_size)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose order and augmentation the next iteration yields."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, received {epoch}")
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return -(-self.num_samples // self.batch_size)
-
-    def _plan_on_device(self) -> dict[str, Tensor]:
-        plan: EpochPlan = make_epoch_plan(
-            self.images.shape[0],
-            self.seed,
-            self.epoch,
-            shuffle=self.train,
-            augment=self.augment,
-            cutout=self.cutout,
-            length=self.plan_length,
-        )
-        columns = {
-            "order": plan.order,
-            "crop_y": plan.crop_y,
-            "crop_x": plan.crop_x,
-            "flip": plan.flip,
-            "cut_y": plan.cut_y,
-            "cut_x": plan.cut_x,
-        }
-        on_device = {key: torch.from_numpy(value).to(self.device) for key, value in columns.items()}
-        if self.positions is not None:
-            on_device = {key: value[self.positions] for key, value in on_device.items()}
-        return on_device
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         if not self.train:
+            positions = self.sampler.positions  # this process's slice when sharded
+            first = int(positions[0]) if positions is not None and len(positions) else 0
             for begin in range(0, self.num_samples, self.batch_size):
-                start = self.eval_start + begin
-                stop = self.eval_start + min(begin + self.batch_size, self.num_samples)
+                start = first + begin
+                stop = first + min(begin + self.batch_size, self.num_samples)
                 images = self.images[start:stop].to(torch.float32).mul_(1.0 / 255.0)
                 images = images.sub_(self.mean.view(1, -1, 1, 1)).div_(self.std.view(1, -1, 1, 1))
                 yield images, self.labels[start:stop]
             return
-        plan = self._plan_on_device()
+        order, crop_y, crop_x, flip, cut_y, cut_x = (
+            torch.from_numpy(column).to(self.device) for column in self.sampler.columns()
+        )
         for start in range(0, self.num_samples, self.batch_size):
             window = slice(start, min(start + self.batch_size, self.num_samples))
-            indices = plan["order"][window]
+            indices = order[window]
             images = augment_batch(
-                self.images,
-                indices,
-                plan["crop_y"][window],
-                plan["crop_x"][window],
-                plan["flip"][window],
-                self.mean,
-                self.std,
-                self.cutout,
-                plan["cut_y"][window],
-                plan["cut_x"][window],
+                self.images, indices, crop_y[window], crop_x[window], flip[window], self.mean,
+                self.std, self.cutout, cut_y[window], cut_x[window],
             )
             yield images, self.labels[indices]

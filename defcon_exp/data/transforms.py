@@ -11,6 +11,8 @@ the same images.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -75,14 +77,11 @@ def transform_image(
         chw = TF.crop(chw, crop_y, crop_x, height, width)
     if flip:
         chw = TF.horizontal_flip(chw)
-    if policies is not None and policies.active:
-        with seeded(policy_seed):
-            chw = policies.before_normalise(chw)
-            out = TF.normalize(TF.to_dtype(chw, torch.float32, scale=True), mean, std)
-            out = policies.after_normalise(out)
-    else:
-        out = TF.to_dtype(chw, torch.float32, scale=True)
-        out = TF.normalize(out, mean, std)
+    active = policies is not None and policies.active
+    with seeded(policy_seed) if active else contextlib.nullcontext():  # RNG untouched without
+        chw = policies.before_normalise(chw) if active else chw
+        out = TF.normalize(TF.to_dtype(chw, torch.float32, scale=True), mean, std)
+        out = policies.after_normalise(out) if active else out
     if cutout > 0:
         y0, y1 = cutout_bounds(cut_y, cutout, height)
         x0, x1 = cutout_bounds(cut_x, cutout, width)

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from defcon_exp.data import DatasetNotFoundError, build_data, load_cifar
+from defcon_exp.data import DatasetNotFoundError, build_data
+from defcon_exp.data.cifar import load_cifar
 
 from .fake_cifar import FakeCifar, copy_archive, tree
 

@@ -9,7 +9,10 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from defcon_exp.data import ImageSet, TensorLoader, WorkerLoader, build_data
+from defcon_exp.data import build_data
+from defcon_exp.data.imageset import ImageSet
+from defcon_exp.data.loaders import WorkerLoader
+from defcon_exp.data.tensor_loader import TensorLoader
 
 SYNTH = {"name": "synthetic", "train_size": 300, "test_size": 70, "batch_size": 32}
 CHI2_8DF_P001 = 26.12  # chi-square critical value, 8 degrees of freedom, p = 0.001

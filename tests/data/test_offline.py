@@ -10,7 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from defcon_exp.data import DataConfig, DatasetNotFoundError, build_data, load_cifar
+from defcon_exp.data import DataConfig, DatasetNotFoundError, build_data
+from defcon_exp.data.cifar import load_cifar
 
 from .fake_cifar import tree
 

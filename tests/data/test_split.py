@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from defcon_exp.data import stratified_split
+from defcon_exp.data.split import stratified_split
 
 
 @settings(max_examples=60, deadline=None)

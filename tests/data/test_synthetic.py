@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from defcon_exp.data import build_data, make_synthetic
-from defcon_exp.data.synthetic import MAX_SYNTHETIC_CLASSES
+from defcon_exp.data import build_data
+from defcon_exp.data.synthetic import MAX_SYNTHETIC_CLASSES, make_synthetic
 
 
 def test_deterministic_by_seed() -> None:

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from defcon_exp.data import CIFAR100_STATS, augment_batch, make_epoch_plan, transform_image
-from defcon_exp.data.plan import PAD
+from defcon_exp.data.plan import PAD, make_epoch_plan
+from defcon_exp.data.tensor_loader import augment_batch
+from defcon_exp.data.transforms import CIFAR100_STATS, transform_image
 
 MEAN = torch.tensor(CIFAR100_STATS[0])
 STD = torch.tensor(CIFAR100_STATS[1])

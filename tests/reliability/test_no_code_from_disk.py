@@ -116,7 +116,7 @@ def test_the_same_payload_would_run_through_hydra_instantiate(tmp_path: Path, ma
 
 
 def test_report_does_not_build_a_doctored_model(trained_run: Path, tmp_path: Path, marker: Path) -> None:
-    from defcon_exp.analysis.report import count_flops
+    from defcon_exp.analysis.report_rows import count_flops
 
     with pytest.raises(UnsafeConfigError):
         count_flops({"_target_": "pathlib.Path.touch", "attention": "none"}, 10)
