@@ -13,15 +13,12 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import special
 from scipy import stats as scipy_stats
 
 __all__ = [
     "WelchResult",
-    "betainc",
     "mean_std",
     "p_value_method",
-    "student_t_two_sided_p",
     "welch_t_test",
 ]
 
@@ -36,23 +33,6 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
         return mean, math.nan
     var = sum((v - mean) ** 2 for v in values) / (n - 1)
     return mean, math.sqrt(var)
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function ``I_x(a, b)`` for ``a, b > 0``, ``0 <= x <= 1``
-    (:func:`scipy.special.betainc`, with a one-line error for values outside its domain)."""
-    if not (a > 0 and b > 0):
-        raise ValueError(f"betainc: a and b must be positive, received a={a}, b={b}")
-    if not 0.0 <= x <= 1.0:
-        raise ValueError(f"betainc: x must be in [0, 1], received {x}")
-    return float(special.betainc(a, b, x))
-
-
-def student_t_two_sided_p(t: float, df: float) -> float:
-    """Two-sided p-value ``P(|T| >= |t|)`` of Student's t with ``df`` (real, > 0) degrees."""
-    if math.isnan(t) or math.isnan(df) or df <= 0:
-        return math.nan
-    return float(2.0 * scipy_stats.t.sf(abs(t), df))
 
 
 def p_value_method() -> str:
