@@ -38,7 +38,7 @@ try:  # Hydra's and the package's imports take a second or two: a Ctrl-C lands h
 
     from defcon_exp.config import ConfigError
     from defcon_exp.run import launch
-    from defcon_exp.run.override_checks import check_group_choices
+    from defcon_exp.run.override_checks import check_group_choices, check_override_keys
     from defcon_exp.run.plugin_path import expose_sweeper_plugin
     from defcon_exp.run.train_help import HELP_FLAGS, render_help
 except KeyboardInterrupt:
@@ -79,7 +79,7 @@ def _main(args: list[str]) -> None:
         try:
             launch.check_group_overrides(args)
             check_group_choices(args)
-            launch.check_override_keys(args)
+            check_override_keys(args)
             print(render_help(args))
         except ConfigError as err:
             print(f"defcon-train: error: {err}", file=sys.stderr)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from defcon_exp.config import ConfigError
-from defcon_exp.run.output_dirs import INFO_FLAGS
+from defcon_exp.run.launch import INFO_FLAGS
 
 __all__ = ["check_hydra_code", "composed_hydra_node"]
 

@@ -1,4 +1,5 @@
-"""Command-line overrides checked before Hydra composes: a group option that does not exist
+"""Command-line overrides checked before Hydra composes: a key the config does not have
+(``trainer.epoch=3`` -> "did you mean trainer.epochs?"), a group option that does not exist
 (``model=defcn`` -> "did you mean defcon?"), a value of the wrong type
 (``trainer.epochs=abc``) and a used sweep dir without ``resume=auto``, each refused in one
 line instead of Hydra's multi-line text (and before Hydra writes anything)."""
@@ -13,10 +14,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.config import ConfigError
-from defcon_exp.run.launch import group_options, schema_keys
+from defcon_exp.run.launch import given_values, group_options
+from defcon_exp.run.stored import GROUP_NAMES
 
-__all__ = ["CHECKED_GROUPS", "check_group_choices", "check_override_types", "check_running_sweep_jobs",
-           "check_used_sweep_dir"]
+__all__ = ["CHECKED_GROUPS", "check_group_choices", "check_override_keys", "check_override_types",
+           "check_running_sweep_jobs", "check_used_sweep_dir", "schema_keys"]
 
 #: our config groups whose option names are checked (hydra/* groups are Hydra's)
 CHECKED_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment",
@@ -24,6 +26,59 @@ CHECKED_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment"
 
 #: the type a typed schema key expects, as a user reads it
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def schema_keys() -> tuple[set[str], set[str]]:
+    """``(dotted keys, open prefixes)`` of the typed schema (:class:`~defcon_exp.config.Config`):
+    every key an override may set; below an open prefix (a ``Dict[str, Any]`` field such as
+    ``model.attention_kwargs``, or a list) any sub-key is allowed."""
+    from omegaconf import DictConfig
+
+    from defcon_exp.config import Config
+
+    keys: set[str] = set()
+    open_prefixes: set[str] = set()
+
+    def walk(node: DictConfig, prefix: str) -> None:
+        for key in node:
+            name, child = f"{prefix}{key}", node._get_node(key)
+            keys.add(name)
+            if isinstance(child, DictConfig) and OmegaConf.get_type(child) is not dict:
+                walk(child, f"{name}.")
+            elif isinstance(child, DictConfig) or OmegaConf.get_type(node, key) is list:
+                open_prefixes.add(name)
+
+    walk(OmegaConf.structured(Config), "")
+    return keys, open_prefixes
+
+
+def check_override_keys(args: Sequence[str]) -> None:
+    """Refuse ``key=value`` for a key the config does not have (``trainer.epoch=3``) in one
+    line with the nearest valid key; Hydra would print OmegaConf's internals. Group choices
+    (``model=se``), ``+key=``/``~key``, Hydra's own keys and flags are not checked here."""
+    keys, open_prefixes = schema_keys()
+    nodes = {k.rpartition(".")[0] for k in keys} - {""}
+    for arg in args:
+        key, sep, _value = arg.partition("=")
+        if not sep or arg.startswith(("-", "+", "~")) or "/" in key:
+            continue
+        if key in (*GROUP_NAMES, "hparams_search", "hydra") or key.startswith("hydra."):
+            continue
+        if key in keys or any(key.startswith(f"{p}.") for p in open_prefixes):
+            continue
+        group, _, leaf = key.rpartition(".")
+        leaves = sorted(k for k in keys if k.rpartition(".")[0] == group and k not in nodes)
+        near = [f"{group}.{m}" if group else m for m in difflib.get_close_matches(
+            leaf, [k.rpartition(".")[2] for k in leaves], n=1, cutoff=0.6)]
+        near = near or sorted(k for k in keys - nodes if k.endswith(f".{leaf}"))[:1]
+        near = near or difflib.get_close_matches(key, sorted(keys - nodes), n=1, cutoff=0.75)
+        if near:
+            hint = f"did you mean {near[0]}?"
+        elif group and leaves:
+            hint = f"the keys of {group} are {', '.join(k.rpartition('.')[2] for k in leaves)}"
+        else:
+            hint = "defcon-train --help lists every key"
+        raise ConfigError(f"{arg} is invalid: the config has no key {key!r}; {hint}")
 
 
 def check_group_choices(args: Sequence[str]) -> None:
@@ -112,7 +167,7 @@ def _sweep_dir(args: Sequence[str], auto_resumes: bool) -> Any:
 
     if not any(a in ("-m", "--multirun") for a in args):
         return None
-    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+    values = given_values(args)
     auto = auto_resumes and resume_kind(values.get("resume")) == "auto"
     given = values.get("hydra.sweep.dir")
     if auto or "hparams_search" in values or "hydra/sweeper" in values or not given:
