@@ -47,15 +47,7 @@ except KeyboardInterrupt:
 # Training code (torch, torchvision, the engine) is imported inside hydra_main: --help and
 # command-line errors answer without it (scripts/bench_cli_latency.py).
 
-__all__ = ["hydra_main", "main"]  # and train (loaded on use)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "train":  # re-exported for tests and scripts (defcon_exp.run.train.train)
-        from defcon_exp.run.train import train
-
-        return train
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["hydra_main", "main"]
 
 
 def main() -> None:

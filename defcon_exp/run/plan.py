@@ -24,6 +24,7 @@ from defcon_exp.engine.keep import SLIM_KEY
 from defcon_exp.engine.run_state import check_resume_state
 from defcon_exp.engine.writers import read_metrics_csv
 from defcon_exp.keys import PLACEMENT_KEYS, flat_items
+from defcon_exp.run.record import read_overrides
 from defcon_exp.run.stored import apply_overrides, schema_config, upgrade_config
 from defcon_exp.run_dir import is_used_run_dir, resume_kind, resume_run_dir
 
@@ -78,21 +79,15 @@ class RunPlan:
         return self.summary is not None
 
 
-def _stored_overrides(run_dir: Path) -> str:
-    """The original command's overrides (``.hydra/overrides.yaml``, shown, never run)."""
-    path = run_dir / ".hydra" / "overrides.yaml"
-    try:
-        overrides = OmegaConf.to_container(OmegaConf.load(path))
-    except Exception:
-        return "<the original overrides>"
-    return " ".join(str(o) for o in overrides if not str(o).startswith("resume")) or ""
-
-
 def _no_checkpoint_error(run_dir: Path, what: str) -> ConfigError:
+    # the original command's overrides (.hydra/overrides.yaml): shown, never run
+    overrides = read_overrides(run_dir)
+    shown = "<the original overrides>" if overrides is None else " ".join(
+        o for o in overrides if not o.startswith("resume"))
     return ConfigError(
         f"{what}: {run_dir} stopped before its first checkpoint (no checkpoints/last.pt), so "
         f"there is nothing to resume; start it over in the same dir with: defcon-train "
-        f"{_stored_overrides(run_dir)} hydra.run.dir={run_dir} resume=auto".replace("  ", " ")
+        f"{shown} hydra.run.dir={run_dir} resume=auto".replace("  ", " ")
     )
 
 

@@ -14,21 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from defcon_exp.analysis.runs import RunRecord, load_run
 from defcon_exp.rates import SPEED_NOTE, format_rate
+from defcon_exp.run.record import read_overrides
 from defcon_exp.run.run_label import run_label, sweep_keys
 
 __all__ = ["SweepSummary", "sweep_table"]
-
-
-def _overrides(run_dir: Path) -> list[str]:
-    path = run_dir / ".hydra" / "overrides.yaml"
-    try:
-        return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path))]
-    except Exception:
-        return []
 
 
 def _job_dirs(sweep_dir: Path) -> list[Path]:
@@ -42,7 +35,7 @@ def _number(value: Any, digits: int = 2) -> str:
 
 
 def _row(run: RunRecord, keys: set[str] | None) -> list[str]:
-    overrides = _overrides(run.path)
+    overrides = read_overrides(run.path) or []
     label = run_label(run.model, overrides, None) if keys is None else "_".join(
         [run.model, *(o for o in overrides if o.partition("=")[0] in keys - {"model"})])
     summary = run.summary

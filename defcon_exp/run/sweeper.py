@@ -46,9 +46,9 @@ from defcon_exp.run.optuna_objects import (
     parse_search_space,
 )
 from defcon_exp.run.stored import compose_config
+from defcon_exp.run.study_lock import StudyLock
 from defcon_exp.run.sweep_checks import (
     SearchStopped,
-    StudyLock,
     check_counts,
     check_search_keys,
     check_space_values,
