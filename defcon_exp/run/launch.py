@@ -320,8 +320,7 @@ def check_command_line(args: Sequence[str]) -> Any:
         check_group_choices,
         check_override_keys,
         check_override_types,
-        check_running_sweep_jobs,
-        check_used_sweep_dir,
+        check_sweep_dir,
     )
 
     check_group_overrides(args)
@@ -330,8 +329,7 @@ def check_command_line(args: Sequence[str]) -> Any:
     check_override_types(args)
     check_launcher(args)
     check_output_dirs(args)
-    check_running_sweep_jobs(args)
-    check_used_sweep_dir(args)
+    check_sweep_dir(args)
     check_hydra_code(args)
     env = detect_distributed()
     if env is not None:

@@ -7,8 +7,8 @@ line instead of Hydra's multi-line text (and before Hydra writes anything)."""
 from __future__ import annotations
 
 import difflib
-import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,7 +18,7 @@ from defcon_exp.run.launch import given_values, group_options
 from defcon_exp.run.stored import GROUP_NAMES
 
 __all__ = ["CHECKED_GROUPS", "check_group_choices", "check_override_keys", "check_override_types",
-           "check_running_sweep_jobs", "check_used_sweep_dir", "schema_keys"]
+           "check_sweep_dir", "schema_keys"]
 
 #: our config groups whose option names are checked (hydra/* groups are Hydra's)
 CHECKED_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment",
@@ -155,87 +155,52 @@ def check_override_types(args: Sequence[str]) -> None:
                 ) from None
 
 
-def _sweep_dir(args: Sequence[str], auto_resumes: bool) -> Any:
-    """``(given hydra.sweep.dir, its Path)`` of a ``-m`` command that is no search
-    (``hparams_search=``, ``hydra/sweeper=``: left to their sweeper) and, with ``auto_resumes``,
-    no ``resume=auto``; None otherwise, or when the dir is not given or cannot be told before
-    Hydra runs. An interpolation (``${oc.env:SWEEP}``) is resolved by composing the config as
-    Hydra will, without the sweep's own overrides (``a=1,2``)."""
-    from pathlib import Path
-
-    from defcon_exp.run_dir import resume_kind
-
-    if not any(a in ("-m", "--multirun") for a in args):
-        return None
-    values = given_values(args)
-    auto = auto_resumes and resume_kind(values.get("resume")) == "auto"
-    given = values.get("hydra.sweep.dir")
-    if auto or "hparams_search" in values or "hydra/sweeper" in values or not given:
-        return None
-    if "${" not in given:
-        return given, Path(given).expanduser()
-    resolved = _composed_sweep_dir(tuple(a for a in args if not a.startswith("-")))
-    return None if resolved is None else (given, Path(resolved).expanduser())
-
-
-@functools.lru_cache(maxsize=4)
-def _composed_sweep_dir(overrides: tuple[str, ...]) -> str | None:
+def _composed_sweep_dir(overrides: list[str]) -> str | None:
     """``hydra.sweep.dir`` as Hydra will resolve it for ``overrides`` (the sweep's own ``a=1,2``
-    left out), composed once for both sweep-dir checks; None when it cannot be composed."""
+    left out); None when it cannot be composed."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from defcon_exp.run.stored import compose_config
 
     try:
-        plain = [o.input_line for o in OverridesParser.create().parse_overrides(list(overrides))
+        plain = [o.input_line for o in OverridesParser.create().parse_overrides(overrides)
                  if not o.is_sweep_override()]
         return str(compose_config(plain, hydra_node=True).hydra.sweep.dir)
     except Exception:  # Hydra tells a bad override itself; each job's lock still holds
         return None
 
 
-def check_used_sweep_dir(args: Sequence[str]) -> None:
-    """Refuse ``-m ... hydra.sweep.dir=DIR`` when DIR already holds a sweep's jobs with records
-    and this command does not resume it (``resume=auto``), before Hydra rewrites DIR's
-    ``multirun.yaml`` and every job's ``.hydra/``. Searches (``hparams_search=``,
-    ``hydra/sweeper=``) continue their study by design and are left to their sweeper."""
-    from defcon_exp.run_dir import is_used_run_dir
+def check_sweep_dir(args: Sequence[str]) -> None:
+    """Refuse ``-m ... hydra.sweep.dir=DIR`` before Hydra writes DIR's ``multirun.yaml`` (and
+    rewrites every job's ``.hydra/``), each in one line:
 
-    found = _sweep_dir(args, auto_resumes=True)
-    if found is None:
+    * while a job of DIR still runs (its run-dir lock is held), naming the job and its holder.
+      A job that starts after this check is still protected: each job takes its own lock
+      before anything is written into its dir (:func:`defcon_exp.run.job.run_job`);
+    * when DIR already holds a sweep's jobs with records and this command does not resume it
+      (``resume=auto``).
+
+    Searches (``hparams_search=``, ``hydra/sweeper=``) are left to their sweeper: they continue
+    their study by design, one sweeper per study (its lock). Nothing is checked when DIR is not
+    given or cannot be told before Hydra runs; an interpolation (``${oc.env:SWEEP}``) is
+    resolved by composing the config as Hydra will, without the sweep's own overrides."""
+    from defcon_exp.run_dir import LOCK_NAME, is_used_run_dir, lock_holder, resume_kind
+
+    values = given_values(args)
+    given = values.get("hydra.sweep.dir")
+    if not any(a in ("-m", "--multirun") for a in args) or not given or (
+            "hparams_search" in values or "hydra/sweeper" in values):
         return
-    given, sweep = found
+    path = given if "${" not in given else _composed_sweep_dir(
+        [a for a in args if not a.startswith("-")])
+    if path is None:
+        return
+    sweep = Path(path).expanduser()
     try:
-        jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and is_used_run_dir(p))
+        dirs = sorted((p for p in sweep.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))
     except OSError:
         return
-    if jobs:
-        shown = ", ".join(jobs[:5]) + (" ..." if len(jobs) > 5 else "")
-        raise ConfigError(
-            f"hydra.sweep.dir={given} is invalid: it already holds a sweep (jobs {shown} have "
-            "records); re-run the same command with resume=auto (skips finished jobs, resumes "
-            "interrupted ones) or choose a new hydra.sweep.dir"
-        )
-
-
-def check_running_sweep_jobs(args: Sequence[str]) -> None:
-    """Refuse ``-m ... hydra.sweep.dir=DIR`` while a job of DIR still runs (its run-dir lock is
-    held), before Hydra writes DIR's ``multirun.yaml``: one line naming the job and its holder.
-    A job that starts after this check is still protected: each job takes its own lock before
-    anything is written into its dir (:func:`defcon_exp.run.job.run_job`). Searches are left to
-    their study lock (one sweeper per study)."""
-    from defcon_exp.run_dir import LOCK_NAME, lock_holder
-
-    found = _sweep_dir(args, auto_resumes=False)
-    if found is None:
-        return
-    given, sweep = found
-    try:
-        jobs = sorted((p for p in sweep.iterdir() if p.is_dir() and not p.is_symlink()),
-                      key=lambda p: (len(p.name), p.name))
-    except OSError:
-        return
-    for job in jobs:
+    for job in (p for p in dirs if not p.is_symlink()):
         holder = lock_holder(job / LOCK_NAME)
         if holder is not None:
             raise ConfigError(
@@ -243,3 +208,11 @@ def check_running_sweep_jobs(args: Sequence[str]) -> None:
                 f"{job.name} is in use by another process ({holder}); wait for the running sweep "
                 "to end or stop it, then run the same command again (resume=auto continues it)"
             )
+    jobs = sorted(p.name for p in dirs if is_used_run_dir(p))
+    if jobs and resume_kind(values.get("resume")) != "auto":
+        shown = ", ".join(jobs[:5]) + (" ..." if len(jobs) > 5 else "")
+        raise ConfigError(
+            f"hydra.sweep.dir={given} is invalid: it already holds a sweep (jobs {shown} have "
+            "records); re-run the same command with resume=auto (skips finished jobs, resumes "
+            "interrupted ones) or choose a new hydra.sweep.dir"
+        )

@@ -55,7 +55,6 @@ from defcon_exp.run.sweep_checks import (
     check_storage,
     check_stored_study,
     check_study_file,
-    check_sweeper_node,
     compare_stored_study,
 )
 
@@ -104,7 +103,7 @@ class OptunaSweeperImpl:
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
-        check_sweeper_node(OmegaConf.to_container(config.hydra.sweeper, resolve=False))
+        """Called by the plugin class once it has checked ``hydra.sweeper`` (no code named)."""
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
