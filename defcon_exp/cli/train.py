@@ -29,6 +29,7 @@ if _AS_COMMAND and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     signal.signal(signal.SIGINT, _interrupted_at_start_up)
 
 try:  # Hydra's and the package's imports take a second or two: a Ctrl-C lands here often
+    import importlib.util
     import logging
     import warnings
     from pathlib import Path
@@ -39,7 +40,6 @@ try:  # Hydra's and the package's imports take a second or two: a Ctrl-C lands h
     from defcon_exp.config import ConfigError
     from defcon_exp.run import launch
     from defcon_exp.run.override_checks import check_group_choices, check_override_keys
-    from defcon_exp.run.plugin_path import expose_sweeper_plugin
     from defcon_exp.run.train_help import HELP_FLAGS, render_help
 except KeyboardInterrupt:
     _interrupted_at_start_up()
@@ -103,6 +103,25 @@ def _main(args: list[str]) -> None:
         hydra_main()
     finally:
         distributed.teardown()
+
+
+def expose_sweeper_plugin() -> None:
+    """Hydra finds plugins with ``pkgutil.walk_packages(hydra_plugins.__path__)``. An editable
+    install (``pip install -e .``, setuptools' import-hook finder) puts a placeholder instead of
+    our folder in that namespace path, which pkgutil cannot list, so ``hydra/sweeper=optuna``
+    would be an "Unknown plugin class". Adding the real folder fixes the scan; with a normal
+    install the folder is already there and nothing changes."""
+    try:
+        import hydra_plugins
+
+        spec = importlib.util.find_spec("hydra_plugins.defcon_optuna_sweeper")
+    except ImportError:
+        return
+    if spec is None or not spec.submodule_search_locations:
+        return
+    folder = str(Path(next(iter(spec.submodule_search_locations))).parent)
+    if folder not in list(hydra_plugins.__path__):
+        hydra_plugins.__path__.append(folder)
 
 
 @hydra.main(config_path="pkg://defcon_exp.conf", config_name="config", version_base="1.3")

@@ -315,9 +315,9 @@ def check_command_line(args: Sequence[str]) -> Any:
     Raises:
         ConfigError: naming the argument and the fix.
     """
-    from defcon_exp.run.hydra_code import check_hydra_code
     from defcon_exp.run.override_checks import (
         check_group_choices,
+        check_hydra_code,
         check_override_keys,
         check_override_types,
         check_sweep_dir,
