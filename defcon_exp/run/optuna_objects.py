@@ -30,22 +30,12 @@ from optuna.distributions import (
 
 from defcon_exp.config import ConfigError
 
-SAMPLERS = {
-    "TPESampler": optuna.samplers.TPESampler,
-    "RandomSampler": optuna.samplers.RandomSampler,
-    "CmaEsSampler": optuna.samplers.CmaEsSampler,
-    "NSGAIISampler": optuna.samplers.NSGAIISampler,
-    "QMCSampler": optuna.samplers.QMCSampler,
-    "GridSampler": optuna.samplers.GridSampler,
-}
-PRUNERS = {
-    "MedianPruner": optuna.pruners.MedianPruner,
-    "PercentilePruner": optuna.pruners.PercentilePruner,
-    "SuccessiveHalvingPruner": optuna.pruners.SuccessiveHalvingPruner,
-    "HyperbandPruner": optuna.pruners.HyperbandPruner,
-    "ThresholdPruner": optuna.pruners.ThresholdPruner,
-    "NopPruner": optuna.pruners.NopPruner,
-}
+#: the classes a config may name (``_target_: optuna.samplers.<name>``), by name
+SAMPLERS = {name: getattr(optuna.samplers, name) for name in (
+    "TPESampler", "RandomSampler", "CmaEsSampler", "NSGAIISampler", "QMCSampler", "GridSampler")}
+PRUNERS = {name: getattr(optuna.pruners, name) for name in (
+    "MedianPruner", "PercentilePruner", "SuccessiveHalvingPruner", "HyperbandPruner",
+    "ThresholdPruner", "NopPruner")}
 
 
 #: words in an Optuna keyword's annotation that mean it takes Python objects (code), which a

@@ -198,13 +198,11 @@ def plan_resume(cfg: DictConfig, overrides: Sequence[str] | None, quiet: bool = 
             f"resume={cfg.resume!r} is invalid: {ckpt.name} holds weights only (best.pt is for "
             f"evaluation); resume from the run dir: resume={resume_run_dir(ckpt)}"
         )
+    resumed = schema_config(state["config"], str(ckpt))  # refuses code keys in the stored config
     if overrides is not None:
-        resumed = schema_config(state["config"], str(ckpt))
         resumed.resume = cfg.resume
         cfg = apply_overrides(resumed, overrides, "when resuming")
         validate_config(cfg)
-    else:
-        schema_config(state["config"], str(ckpt))  # refuses code keys in the stored config
     check_config_changes(state["config"], cfg, ckpt, state.get("position") is not None)
     check_resume_state(state, str(ckpt))
     run_dir = resume_run_dir(ckpt)
