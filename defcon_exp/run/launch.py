@@ -187,10 +187,15 @@ def error_line(err: BaseException) -> str:
     return f"{out} (key {key})" if key and key not in out else out
 
 
+def value_overrides(args: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``(argument, key, value)`` of each ``key=value`` / ``+key=value`` override on the command
+    line (the key without ``+``); flags and ``~key`` deletions are left out."""
+    return [(a, *a.lstrip("+").split("=", 1)) for a in args if "=" in a and a[0] not in "-~"]
+
+
 def given_values(args: Sequence[str]) -> dict[str, str]:
-    """``key -> value`` of the command line's ``key=value`` overrides (``+`` dropped, flags
-    left out; the last of a repeated key)."""
-    return dict(a.lstrip("+").split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+    """``key -> value`` of the command line's overrides (the last of a repeated key)."""
+    return {key: value for _, key, value in value_overrides(args)}
 
 
 #: flags that print and exit: nothing is written

@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.config import ConfigError
-from defcon_exp.run.launch import INFO_FLAGS, given_values, group_options
+from defcon_exp.run.launch import INFO_FLAGS, given_values, group_options, value_overrides
 from defcon_exp.run.stored import GROUP_NAMES
 
 __all__ = ["CHECKED_GROUPS", "check_group_choices", "check_hydra_code", "check_override_keys",
@@ -67,9 +67,8 @@ def check_override_keys(args: Sequence[str]) -> None:
     (``model=se``), ``+key=``/``~key``, Hydra's own keys and flags are not checked here."""
     keys, open_prefixes = schema_keys()
     nodes = {k.rpartition(".")[0] for k in keys} - {""}
-    for arg in args:
-        key, sep, _value = arg.partition("=")
-        if not sep or arg.startswith(("-", "+", "~")) or "/" in key:
+    for arg, key, _value in value_overrides(args):
+        if arg.startswith("+") or "/" in key:
             continue
         if key in (*GROUP_NAMES, "hparams_search", "hydra") or key.startswith("hydra."):
             continue
@@ -93,10 +92,8 @@ def check_override_keys(args: Sequence[str]) -> None:
 def check_group_choices(args: Sequence[str]) -> None:
     """Refuse ``group=<name>`` (or one name of a ``-m`` list) that is not an option of one of
     :data:`CHECKED_GROUPS`, naming the nearest option and listing the others compactly."""
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        group = key.lstrip("+")
-        if not sep or arg.startswith(("-", "~")) or group not in CHECKED_GROUPS:
+    for _arg, group, value in value_overrides(args):
+        if group not in CHECKED_GROUPS:
             continue
         options = group_options(group)
         for name in value.split(","):
@@ -144,9 +141,8 @@ def check_override_types(args: Sequence[str]) -> None:
     keys, _ = schema_keys()
     schema = OmegaConf.structured(Config)
     parser = OverridesParser.create()
-    for arg in args:
-        key = arg.partition("=")[0].lstrip("+")
-        if arg.startswith(("-", "~")) or "=" not in arg or key not in keys or key in CHECKED_GROUPS:
+    for arg, key, _value in value_overrides(args):
+        if key not in keys or key in CHECKED_GROUPS:
             continue
         try:
             override = parser.parse_override(arg)
