@@ -31,10 +31,8 @@ def compare(args: Parsed) -> int:
     from defcon_exp.run.compare_tools import compare_checkpoints
     from defcon_exp.run.job import USER_ERRORS
 
-    values = args.values
-    try:
-        result = compare_checkpoints(args.positional, args.overrides, values["images"],
-                                     values["split"], values["seed"], values["out"])
+    try:  # the tool's keys are the function's parameters
+        result = compare_checkpoints(args.positional, args.overrides, **args.values)
     except USER_ERRORS as err:
         return error(TOOL.prog, err)
     for line in result["skipped"]:

@@ -30,11 +30,8 @@ def evaluate(args: Parsed) -> int:
     from defcon_exp.run.checkpoint_tools import evaluate_checkpoint
     from defcon_exp.run.job import USER_ERRORS
 
-    values = args.values
-    try:
-        result = evaluate_checkpoint(
-            values["ckpt"], args.overrides, values["split"], values["out"], values["weights"]
-        )
+    try:  # the tool's keys are the function's parameters
+        result = evaluate_checkpoint(overrides=args.overrides, **args.values)
     except USER_ERRORS as err:
         return error(TOOL.prog, err)
     print(

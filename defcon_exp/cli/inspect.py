@@ -31,11 +31,8 @@ def inspect(args: Parsed) -> int:
     from defcon_exp.run.checkpoint_tools import inspect_checkpoint
     from defcon_exp.run.job import USER_ERRORS
 
-    values = args.values
-    try:
-        stats = inspect_checkpoint(
-            values["ckpt"], args.overrides, values["n_images"], values["out"], values["split"]
-        )
+    try:  # the tool's keys are the function's parameters
+        stats = inspect_checkpoint(overrides=args.overrides, **args.values)
     except USER_ERRORS as err:
         return error(TOOL.prog, err)
     print(

@@ -120,20 +120,11 @@ def _expected(schema: DictConfig, key: str) -> str:
     return f"a value of type {getattr(ref_type, '__name__', ref_type)}"
 
 
-def _values(override: Any) -> list[Any]:
-    """The plain values of an override (each choice of a ``-m`` list; ranges are Hydra's)."""
-    from hydra.core.override_parser.types import ChoiceSweep
-
-    value = override.value()
-    if isinstance(value, ChoiceSweep):
-        return list(value.list)
-    return [] if override.is_sweep_override() else [value]
-
-
 def check_override_types(args: Sequence[str]) -> None:
     """Refuse ``key=value`` whose value the typed schema cannot take (``trainer.epochs=abc``)
     with the key, the value and the expected type, in one line."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
     from omegaconf.errors import OmegaConfBaseException
 
     from defcon_exp.config import Config
@@ -149,7 +140,10 @@ def check_override_types(args: Sequence[str]) -> None:
         except Exception as err:  # Hydra's grammar error: its first line
             first = str(err).strip().splitlines()[0]
             raise ConfigError(f"{arg} is invalid: {first}") from None
-        for value in _values(override):
+        given = override.value()  # each choice of a -m list is checked; ranges are Hydra's
+        if override.is_sweep_override() and not isinstance(given, ChoiceSweep):
+            continue
+        for value in given.list if isinstance(given, ChoiceSweep) else [given]:
             if isinstance(value, str) and "${" in value:
                 continue
             try:

@@ -42,10 +42,6 @@ class SearchStopped(Exception):
     """The search stopped before ``n_trials`` (failed trials); the message is one line."""
 
 
-def _special(key: str) -> bool:
-    return key.startswith("_") and key.endswith("_")
-
-
 def check_sweeper_node(node: Mapping[str, Any]) -> None:
     """``hydra.sweeper`` (unresolved): known keys only, ``_recursive_`` false, and no Hydra
     instantiation key (``_target_``, ``_args_``...) except the sampler's and pruner's
@@ -72,7 +68,7 @@ def check_sweeper_node(node: Mapping[str, Any]) -> None:
         for key, child in items:
             where = f"{path}.{key}"
             allowed = key == "_target_" and path in ("hydra.sweeper.sampler", "hydra.sweeper.pruner")
-            if isinstance(key, str) and _special(key) and not allowed:
+            if isinstance(key, str) and key.startswith("_") and key.endswith("_") and not allowed:
                 raise ConfigError(
                     f"{where}={child!r} is invalid: the sweeper's config never names code (samplers "
                     "and pruners are chosen by name: hydra/sweeper/sampler=tpe, "
