@@ -55,6 +55,11 @@ class StoredRun:
     model: torch.nn.Module
     data: Any
 
+    def facts(self, split: str) -> dict[str, Any]:
+        """What a tool's result states about the checkpoint it read on ``split``."""
+        return {"checkpoint": str(self.path.resolve()), "epoch": self.state.get("epoch"),
+                "model": self.state.get("model_name"), "split": split, "data": self.cfg.data.name}
+
 
 @contextlib.contextmanager
 def writing_into_run_dir(ckpt: Path, tool: str) -> Iterator[Path]:
@@ -139,11 +144,7 @@ def evaluate_checkpoint(
         model = model.to(memory_format=torch.channels_last)
     metrics = evaluate(model, loader, run.device, precision, run.cfg.trainer.channels_last)
     result = {
-        "checkpoint": str(run.path.resolve()),
-        "epoch": run.state.get("epoch"),
-        "model": run.state.get("model_name"),
-        "split": split,
-        "data": run.cfg.data.name,
+        **run.facts(split),
         "precision": precision,
         "weights": chosen,
         **{k: metrics[k] for k in ("top1", "top5", "loss")},
@@ -223,13 +224,7 @@ def inspect_checkpoint(
     if loader is None:
         raise ConfigError(f"split={split!r} is invalid: the data config has no such split")
     stats = attention_statistics(run.model, _images(loader, n_images, run.device))
-    stats.update(
-        checkpoint=str(run.path.resolve()),
-        epoch=run.state.get("epoch"),
-        model=run.state.get("model_name"),
-        split=split,
-        data=run.cfg.data.name,
-    )
+    stats.update(run.facts(split))
     with contextlib.ExitStack() as held:
         if out is not None:
             target = Path(out)
