@@ -61,18 +61,6 @@ def sweep_table(sweep_dir: str | Path) -> str:
     )
 
 
-def _summary_text(sweep_dir: Path, n_jobs: int) -> str:
-    what = ("the search's report (trials, best trial and its command, plots)"
-            if (sweep_dir / "optuna.db").is_file()  # hydra/sweeper=optuna's study
-            else "compare them (mean ± std over seeds, Welch's t-test, curves)")
-    return "\n".join([
-        f"defcon-train: sweep done: {n_jobs} jobs in {sweep_dir}",
-        sweep_table(sweep_dir),
-        f"({SPEED_NOTE})",
-        f"{what}: defcon-report {sweep_dir}",
-    ])
-
-
 class SweepSummary(Callback):
     """Hydra callback: at the end of a ``-m`` sweep, print its dir, the jobs table and the
     ``defcon-report`` command (stdout)."""
@@ -82,5 +70,14 @@ class SweepSummary(Callback):
         if not sweep_dir.is_dir():
             return
         jobs: Sequence[Path] = _job_dirs(sweep_dir)
-        if jobs:
-            print(_summary_text(sweep_dir, len(jobs)), file=sys.stdout, flush=True)
+        if not jobs:
+            return
+        what = ("the search's report (trials, best trial and its command, plots)"
+                if (sweep_dir / "optuna.db").is_file()  # hydra/sweeper=optuna's study
+                else "compare them (mean ± std over seeds, Welch's t-test, curves)")
+        print("\n".join([
+            f"defcon-train: sweep done: {len(jobs)} jobs in {sweep_dir}",
+            sweep_table(sweep_dir),
+            f"({SPEED_NOTE})",
+            f"{what}: defcon-report {sweep_dir}",
+        ]), file=sys.stdout, flush=True)
