@@ -153,16 +153,13 @@ def _run_held(cfg: DictConfig, output_dir: Path, job_num: int | None, overrides:
     except Exception as err:
         if not multirun:
             raise  # Hydra prints the traceback
-        if _trial(cfg) is None:
+        trial = _trial(cfg)
+        if trial is None:
             log.exception("job crashed")  # the traceback goes to the job's train.log
         else:  # a search trial: train.log only; the console gets the trial's one line
             _traceback_to_files("job crashed")
-        raise _sweep_job_error(
-            output_dir,
-            job_num,
-            f"{type(err).__name__}: {err} (traceback in {output_dir / 'train.log'})",
-            _trial(cfg),
-        ) from err
+        reason = f"{type(err).__name__}: {err} (traceback in {output_dir / 'train.log'})"
+        raise _sweep_job_error(output_dir, job_num, reason, trial) from err
 
 
 def _check_objective(summary: dict[str, Any], objective: Any, path: Path) -> None:
