@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["Parsed", "Tool", "UsageError", "parse", "run_tool"]
+__all__ = ["Parsed", "Tool", "UsageError", "error", "parse", "tool_main"]
 
 HELP_FLAGS = ("-h", "--help")
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -135,13 +135,25 @@ def parse(tool: Tool, argv: Sequence[str] | None) -> Parsed | int:
     try:
         parsed = _split(tool, args)
     except UsageError as err:
-        print(f"{tool.prog}: error: {err}", file=sys.stderr)
-        return 2
+        return error(tool.prog, err, 2)
     logging.basicConfig(level=tool.log_level, format=tool.log_format)
     return parsed
 
 
-def run_tool(tool: Tool, argv: Sequence[str] | None, action: Callable[[Parsed], int]) -> int:
-    """Parse ``argv`` for ``tool`` and call ``action`` with the result; the exit code."""
-    parsed = parse(tool, argv)
-    return parsed if isinstance(parsed, int) else action(parsed)
+def error(prog: str, err: BaseException | str, code: int = 1) -> int:
+    """One line ``<prog>: error: <err>`` on stderr; returns ``code``."""
+    print(f"{prog}: error: {err}", file=sys.stderr)
+    return code
+
+
+def tool_main(tool: Tool, action: Callable[[Parsed], int]) -> Callable[..., int]:
+    """The console entry point ``main(argv=None)`` of ``tool``: parse ``argv`` (None:
+    ``sys.argv``) and call ``action`` with the result; returns the exit code (0 ok, 1 user
+    error, 2 usage). ``action`` imports torch and the analysis modules inside: ``--help`` and
+    usage errors answer without them."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        parsed = parse(tool, argv)
+        return parsed if isinstance(parsed, int) else action(parsed)
+
+    return main

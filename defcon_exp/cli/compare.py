@@ -15,10 +15,8 @@ stored config (``trainer.device=cpu``, ``data.root=/datasets``). See docs/compar
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
-from defcon_exp.cli.args import Tool, run_tool
-from defcon_exp.run import tool_commands
+from defcon_exp.cli.args import Parsed, Tool, error, tool_main
 
 __all__ = ["TOOL", "main"]
 TOOL = Tool(
@@ -27,12 +25,29 @@ TOOL = Tool(
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; returns the exit code (0 ok, 1 user error, 2 usage)."""
-    return run_tool(
-        TOOL, argv, lambda a: tool_commands.compare(a.values, a.positional, a.overrides)
-    )
+def compare(args: Parsed) -> int:
+    """The runs' channel attention on the same images, tables and plots."""
+    from defcon_exp.analysis.compare import format_comparison
+    from defcon_exp.run.compare_tools import compare_checkpoints
+    from defcon_exp.run.job import USER_ERRORS
 
+    try:  # the tool's keys are the function's parameters
+        result = compare_checkpoints(args.positional, args.overrides, **args.values)
+    except USER_ERRORS as err:
+        return error(TOOL.prog, err)
+    for line in result["skipped"]:
+        print(line)
+    print(f"{result['num_images']} {result['split']} images of {result['data']['name']} "
+          f"(seed {result['seed']}), {len(result['runs'])} runs")
+    print(format_comparison(result))
+    if isinstance(result["plots"], str):
+        print(result["plots"])
+    for path in result["written"]:
+        print(f"-> {path}")
+    return 0
+
+
+main = tool_main(TOOL, compare)
 
 if __name__ == "__main__":
     sys.exit(main())

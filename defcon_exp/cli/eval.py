@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
 
-from defcon_exp.cli.args import Tool, run_tool
-from defcon_exp.run import tool_commands
+from defcon_exp.cli.args import Parsed, Tool, error, tool_main
 
 __all__ = ["TOOL", "main"]
 TOOL = Tool(
@@ -27,10 +25,24 @@ TOOL = Tool(
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; returns the exit code (0 ok, 1 user error, 2 usage)."""
-    return run_tool(TOOL, argv, lambda a: tool_commands.evaluate(a.values, a.overrides))
+def evaluate(args: Parsed) -> int:
+    """Evaluate a checkpoint, print top-1 / top-5 / loss and where it went."""
+    from defcon_exp.run.checkpoint_tools import evaluate_checkpoint
+    from defcon_exp.run.job import USER_ERRORS
 
+    try:  # the tool's keys are the function's parameters
+        result = evaluate_checkpoint(overrides=args.overrides, **args.values)
+    except USER_ERRORS as err:
+        return error(TOOL.prog, err)
+    print(
+        f"{result['split']}: top1 {result['top1']:.2f}  top5 {result['top5']:.2f}  loss {result['loss']:.4f}"
+        f"  ({result['num_images']} images, epoch {result['epoch']}, {result['weights']} weights)"
+        f" -> {result['written_to']}"
+    )
+    return 0
+
+
+main = tool_main(TOOL, evaluate)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,19 +8,25 @@ column of the paper's Table 1 (ResNet-50, SE, ECA and DEFCON with the ``paper`` 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
-from defcon_exp.cli.args import Tool, run_tool
-from defcon_exp.run import tool_commands
+from defcon_exp.cli.args import Parsed, Tool, error, tool_main
 
 __all__ = ["TOOL", "main"]
 TOOL = Tool("defcon-params", __doc__, {"num_classes": 100})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; returns the exit code (0 ok, 2 usage)."""
-    return run_tool(TOOL, argv, lambda a: tool_commands.params(a.values))
+def params(args: Parsed) -> int:
+    """The Markdown table of parameter counts for ``num_classes`` classes (0 ok, 2 usage)."""
+    from defcon_exp.analysis.params import format_table, parameter_rows
 
+    classes = args.values["num_classes"]
+    if classes < 1:
+        return error(TOOL.prog, f"--num-classes must be positive, received {classes}", 2)
+    print(format_table(parameter_rows(classes)))
+    return 0
+
+
+main = tool_main(TOOL, params)
 
 if __name__ == "__main__":
     sys.exit(main())

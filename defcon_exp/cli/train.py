@@ -29,6 +29,7 @@ if _AS_COMMAND and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     signal.signal(signal.SIGINT, _interrupted_at_start_up)
 
 try:  # Hydra's and the package's imports take a second or two: a Ctrl-C lands here often
+    import importlib.util
     import logging
     import warnings
     from pathlib import Path
@@ -38,8 +39,7 @@ try:  # Hydra's and the package's imports take a second or two: a Ctrl-C lands h
 
     from defcon_exp.config import ConfigError
     from defcon_exp.run import launch
-    from defcon_exp.run.override_checks import check_group_choices
-    from defcon_exp.run.plugin_path import expose_sweeper_plugin
+    from defcon_exp.run.override_checks import check_group_choices, check_override_keys
     from defcon_exp.run.train_help import HELP_FLAGS, render_help
 except KeyboardInterrupt:
     _interrupted_at_start_up()
@@ -47,15 +47,7 @@ except KeyboardInterrupt:
 # Training code (torch, torchvision, the engine) is imported inside hydra_main: --help and
 # command-line errors answer without it (scripts/bench_cli_latency.py).
 
-__all__ = ["hydra_main", "main"]  # and train (loaded on use)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "train":  # re-exported for tests and scripts (defcon_exp.run.train.train)
-        from defcon_exp.run.train import train
-
-        return train
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["hydra_main", "main"]
 
 
 def main() -> None:
@@ -79,7 +71,7 @@ def _main(args: list[str]) -> None:
         try:
             launch.check_group_overrides(args)
             check_group_choices(args)
-            launch.check_override_keys(args)
+            check_override_keys(args)
             print(render_help(args))
         except ConfigError as err:
             print(f"defcon-train: error: {err}", file=sys.stderr)
@@ -111,6 +103,25 @@ def _main(args: list[str]) -> None:
         hydra_main()
     finally:
         distributed.teardown()
+
+
+def expose_sweeper_plugin() -> None:
+    """Hydra finds plugins with ``pkgutil.walk_packages(hydra_plugins.__path__)``. An editable
+    install (``pip install -e .``, setuptools' import-hook finder) puts a placeholder instead of
+    our folder in that namespace path, which pkgutil cannot list, so ``hydra/sweeper=optuna``
+    would be an "Unknown plugin class". Adding the real folder fixes the scan; with a normal
+    install the folder is already there and nothing changes."""
+    try:
+        import hydra_plugins
+
+        spec = importlib.util.find_spec("hydra_plugins.defcon_optuna_sweeper")
+    except ImportError:
+        return
+    if spec is None or not spec.submodule_search_locations:
+        return
+    folder = str(Path(next(iter(spec.submodule_search_locations))).parent)
+    if folder not in list(hydra_plugins.__path__):
+        hydra_plugins.__path__.append(folder)
 
 
 @hydra.main(config_path="pkg://defcon_exp.conf", config_name="config", version_base="1.3")

@@ -55,13 +55,10 @@ class StoredRun:
     model: torch.nn.Module
     data: Any
 
-
-def resolve_checkpoint(ckpt: str | Path) -> Path:
-    """A checkpoint file, or a run dir -> its ``checkpoints/best.pt`` if present, else ``last.pt``."""
-    path = Path(ckpt)
-    if path.is_dir() and (path / "checkpoints" / "best.pt").is_file():
-        path = path / "checkpoints" / "best.pt"
-    return find_checkpoint(path)
+    def facts(self, split: str) -> dict[str, Any]:
+        """What a tool's result states about the checkpoint it read on ``split``."""
+        return {"checkpoint": str(self.path.resolve()), "epoch": self.state.get("epoch"),
+                "model": self.state.get("model_name"), "split": split, "data": self.cfg.data.name}
 
 
 @contextlib.contextmanager
@@ -80,33 +77,29 @@ def writing_into_run_dir(ckpt: Path, tool: str) -> Iterator[Path]:
         raise RunDirBusy(f"{tool}: {err}; or pass out=<another path> to write elsewhere") from None
 
 
-def _data_group(option: str) -> DictConfig:
-    return compose_config([f"data={option}"]).data
-
-
 def load_stored_run(ckpt: str | Path, overrides: Sequence[str], tool: str) -> StoredRun:
     """Rebuild ``ckpt``'s run: config = stored + ``overrides`` (``data=<option>`` swaps the
-    data group), data built from it, model by name with the checkpoint's weights."""
-    path = resolve_checkpoint(ckpt)
+    data group), data built from it, model by name with the checkpoint's weights. ``ckpt``:
+    a checkpoint file, or a run dir -> its ``checkpoints/best.pt`` if present, else ``last.pt``."""
+    path = Path(ckpt)
+    if path.is_dir() and (path / "checkpoints" / "best.pt").is_file():
+        path = path / "checkpoints" / "best.pt"
+    path = find_checkpoint(path)
     state = load_checkpoint(path)
     cfg = schema_config(state["config"], str(path))
-    cfg = apply_overrides(cfg, overrides, f"for {tool}", groups={"data": _data_group})
+    cfg = apply_overrides(cfg, overrides, f"for {tool}",
+                          groups={"data": lambda option: compose_config([f"data={option}"]).data})
     device = resolve_device(cfg.trainer.device)
     data = build_data(cfg.data, seed=cfg.seed, device=device)
     model = build_model(cfg.model, data.num_classes, device)
     load_model_state(model, state["model"], path)
-    _refuse_non_finite(model, path)
-    return StoredRun(path, state, cfg, device, model, data)
-
-
-def _refuse_non_finite(model: torch.nn.Module, path: Path) -> None:
-    """Training never writes NaN/Inf weights: a checkpoint holding them was altered."""
-    bad = non_finite_tensors(model)
+    bad = non_finite_tensors(model)  # training never writes NaN/Inf weights
     if bad:
         raise ConfigError(
             f"{path} holds NaN/Inf weights ({len(bad)} tensors, e.g. {', '.join(bad[:2])}): "
             "training never writes those, so the file was altered; use another checkpoint"
         )
+    return StoredRun(path, state, cfg, device, model, data)
 
 
 def use_weights(run: StoredRun, weights: str | None) -> str:
@@ -151,11 +144,7 @@ def evaluate_checkpoint(
         model = model.to(memory_format=torch.channels_last)
     metrics = evaluate(model, loader, run.device, precision, run.cfg.trainer.channels_last)
     result = {
-        "checkpoint": str(run.path.resolve()),
-        "epoch": run.state.get("epoch"),
-        "model": run.state.get("model_name"),
-        "split": split,
-        "data": run.cfg.data.name,
+        **run.facts(split),
         "precision": precision,
         "weights": chosen,
         **{k: metrics[k] for k in ("top1", "top5", "loss")},
@@ -235,13 +224,7 @@ def inspect_checkpoint(
     if loader is None:
         raise ConfigError(f"split={split!r} is invalid: the data config has no such split")
     stats = attention_statistics(run.model, _images(loader, n_images, run.device))
-    stats.update(
-        checkpoint=str(run.path.resolve()),
-        epoch=run.state.get("epoch"),
-        model=run.state.get("model_name"),
-        split=split,
-        data=run.cfg.data.name,
-    )
+    stats.update(run.facts(split))
     with contextlib.ExitStack() as held:
         if out is not None:
             target = Path(out)

@@ -35,7 +35,6 @@ __all__ = [
 
 #: the data keys that decide which images (and labels) a split holds
 DATA_IDENTITY_KEYS = ("name", "num_classes", "data_seed", "val_size")
-TOOL = "defcon-compare"
 
 
 def data_identity(data_cfg: DictConfig) -> dict[str, Any]:
@@ -124,7 +123,7 @@ def compare_checkpoints(
     skipped, classes = [], []
     taken: set[str] = set()
     for ckpt in ckpts:
-        run = load_stored_run(ckpt, overrides, TOOL)
+        run = load_stored_run(ckpt, overrides, "defcon-compare")
         identity = data_identity(run.cfg.data)
         if reference is None:
             reference, first = identity, run.path

@@ -63,27 +63,20 @@ def run_job(
     multirun = job_num is not None
     if multirun:
         stop_when_the_sweep_dies()
-    where = "" if distributed.is_main() else f" (rank {distributed.rank()})"
     with contextlib.ExitStack() as held:
         explicit = resume_kind(cfg.resume) == "path"
         if distributed.is_main():  # before anything is logged or written into the dir
-            try:
-                _hold_and_record(held, cfg, output_dir, overrides, explicit and not multirun)
-            except _NotHeld as err:
-                _refused_without_the_lock(str(err), output_dir, job_num, multirun)
-        return _run_held(cfg, output_dir, job_num, overrides, multirun, explicit, where)
-
-
-class _NotHeld(Exception):
-    """The run dir's lock could not be taken: nothing may be written into the dir."""
+            _hold_and_record(held, cfg, output_dir, overrides, job_num, explicit and not multirun)
+        return _run_held(cfg, output_dir, job_num, overrides, multirun, explicit)
 
 
 def _hold_and_record(held: contextlib.ExitStack, cfg: DictConfig, output_dir: Path,
-                     overrides: Sequence[str], explicit: bool) -> None:
+                     overrides: Sequence[str], job_num: int | None, explicit: bool) -> None:
     """Take the job's run dir lock for the whole job (before Hydra's record or a log line
     goes there: ``hydra.output_subdir`` is null), then write its ``.hydra/`` record
     (:mod:`defcon_exp.run.record`): a fresh start's, or one resume entry; a finished or a
-    used dir (the plan refuses it) gets nothing."""
+    used dir (the plan refuses it) gets nothing. A lock that cannot be taken: nothing may be
+    written into the dir (:func:`_refused_without_the_lock`)."""
     from hydra.core.hydra_config import HydraConfig
 
     from defcon_exp.run.plan import used_run_dir_error
@@ -93,7 +86,7 @@ def _hold_and_record(held: contextlib.ExitStack, cfg: DictConfig, output_dir: Pa
         run_dir = resume_run_dir(cfg.resume) if explicit else output_dir
         held.enter_context(hold_run_dir(run_dir, create=not explicit))
     except (ConfigError, ValueError, OSError) as err:
-        raise _NotHeld(str(err)) from None
+        _refused_without_the_lock(str(err), output_dir, job_num)
     if not HydraConfig.initialized():
         return
     auto = resume_kind(cfg.resume) == "auto"
@@ -104,24 +97,22 @@ def _hold_and_record(held: contextlib.ExitStack, cfg: DictConfig, output_dir: Pa
         write_start_record(run_dir, cfg, HydraConfig.instance().cfg, overrides)
 
 
-def _refused_without_the_lock(reason: str, output_dir: Path, job_num: int | None,
-                              multirun: bool) -> NoReturn:
+def _refused_without_the_lock(reason: str, output_dir: Path, job_num: int | None) -> NoReturn:
     """Another process holds the job's dir (or it cannot be locked): one line on stderr and
     nothing logged into the dir (its ``train.log`` is the holder's)."""
     for handler in list(logging.getLogger().handlers):  # Hydra's file handler: the holder's log
         if isinstance(handler, logging.FileHandler):
             logging.getLogger().removeHandler(handler)
             handler.close()
-    if multirun:
-        message = f"job {job_num} ({output_dir}) was not run: {reason}"
-        print(f"defcon-train: error: {message}", file=sys.stderr, flush=True)
+    message = reason if job_num is None else f"job {job_num} ({output_dir}) was not run: {reason}"
+    print(f"defcon-train: error: {message}", file=sys.stderr, flush=True)
+    if job_num is not None:  # a sweep job
         raise SweepJobError(f"defcon-train: error: {message}")
-    print(f"defcon-train: error: {reason}", file=sys.stderr, flush=True)
     sys.exit(1)
 
 
 def _run_held(cfg: DictConfig, output_dir: Path, job_num: int | None, overrides: Sequence[str],
-              multirun: bool, explicit: bool, where: str) -> dict[str, Any]:
+              multirun: bool, explicit: bool) -> dict[str, Any]:
     """:func:`run_job` once the run dir's lock is held (rank 0)."""
     try:
         if explicit and multirun:
@@ -156,21 +147,19 @@ def _run_held(cfg: DictConfig, output_dir: Path, job_num: int | None, overrides:
         log.error("%s", err)  # into train.log too: a failed start says why
         if resume_kind(cfg.resume) == "fresh" and distributed.is_main():
             remove_failed_start(output_dir)
+        where = "" if distributed.is_main() else f" (rank {distributed.rank()})"
         print(f"defcon-train: error{where}: {err}", file=sys.stderr)
         sys.exit(1)
     except Exception as err:
         if not multirun:
             raise  # Hydra prints the traceback
-        if _trial(cfg) is None:
+        trial = _trial(cfg)
+        if trial is None:
             log.exception("job crashed")  # the traceback goes to the job's train.log
         else:  # a search trial: train.log only; the console gets the trial's one line
             _traceback_to_files("job crashed")
-        raise _sweep_job_error(
-            output_dir,
-            job_num,
-            f"{type(err).__name__}: {err} (traceback in {output_dir / 'train.log'})",
-            _trial(cfg),
-        ) from err
+        reason = f"{type(err).__name__}: {err} (traceback in {output_dir / 'train.log'})"
+        raise _sweep_job_error(output_dir, job_num, reason, trial) from err
 
 
 def _check_objective(summary: dict[str, Any], objective: Any, path: Path) -> None:

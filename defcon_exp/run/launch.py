@@ -1,10 +1,16 @@
 """Checks and plumbing around ``defcon-train``'s command line, before Hydra runs: group
-options, launcher plugins, output folders, torchrun argv, SIGTERM forwarding in sweeps."""
+options, launcher plugins, output folders, torchrun argv, SIGTERM forwarding in sweeps.
+
+Where a single run writes is checked before Hydra writes anything there: an output folder
+that can be created (and whose names fit the file system), a fresh start into a dir that
+holds no run, a resume of a path that is a run, and the run dir's lock taken
+(:mod:`defcon_exp.run.lock`) before Hydra's ``.hydra/`` record and ``train.log``. The checks
+of single overrides (keys, types, group options, sweep dirs) are in
+:mod:`defcon_exp.run.override_checks`."""
 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib.resources
 import importlib.util
 import logging
@@ -12,22 +18,17 @@ import multiprocessing
 import os
 import re
 import signal
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from defcon_exp.config import ConfigError
-from defcon_exp.run.output_dirs import (  # noqa: F401 (re-exported: train.py, tests)
-    INFO_FLAGS,
-    NAME_MAX,
-    check_output_dirs,
-    check_writable_folder,
-    lock_known_run_dir,
-)
-from defcon_exp.run.stored import GROUP_NAMES as CONFIG_GROUPS
-from defcon_exp.run.stored import compose_config
-from defcon_exp.run_dir import resume_kind
+from defcon_exp.run.lock import acquire_for_process
+from defcon_exp.run.stored import GROUP_NAMES, compose_config
+from defcon_exp.run_dir import remember_output_anchor, resume_kind, resume_run_dir
 
 log = logging.getLogger("defcon_exp.train")
 
@@ -53,66 +54,13 @@ def check_group_overrides(args: Sequence[str]) -> None:
                 "trainer.precision; use trainer.precision=bf16 (or 16-mixed: float16 + "
                 "GradScaler, what amp=true did on CUDA; 32 for float32)"
             )
-        if sep and key in CONFIG_GROUPS and not _OPTION_LIST.match(value):
+        if sep and key in GROUP_NAMES and not _OPTION_LIST.match(value):
             if key == "experiment" and value in ("null", ""):
                 continue
             raise ConfigError(
                 f"{key}={value!r} is invalid: a config group takes an option name (or a "
                 f"comma-separated list under -m), one of {group_options(key)}"
             )
-
-
-def schema_keys() -> tuple[set[str], set[str]]:
-    """``(dotted keys, open prefixes)`` of the typed schema (:class:`~defcon_exp.config.Config`):
-    every key an override may set; below an open prefix (a ``Dict[str, Any]`` field such as
-    ``model.attention_kwargs``, or a list) any sub-key is allowed."""
-    from omegaconf import DictConfig
-
-    from defcon_exp.config import Config
-
-    keys: set[str] = set()
-    open_prefixes: set[str] = set()
-
-    def walk(node: DictConfig, prefix: str) -> None:
-        for key in node:
-            name, child = f"{prefix}{key}", node._get_node(key)
-            keys.add(name)
-            if isinstance(child, DictConfig) and OmegaConf.get_type(child) is not dict:
-                walk(child, f"{name}.")
-            elif isinstance(child, DictConfig) or OmegaConf.get_type(node, key) is list:
-                open_prefixes.add(name)
-
-    walk(OmegaConf.structured(Config), "")
-    return keys, open_prefixes
-
-
-def check_override_keys(args: Sequence[str]) -> None:
-    """Refuse ``key=value`` for a key the config does not have (``trainer.epoch=3``) in one
-    line with the nearest valid key; Hydra would print OmegaConf's internals. Group choices
-    (``model=se``), ``+key=``/``~key``, Hydra's own keys and flags are not checked here."""
-    keys, open_prefixes = schema_keys()
-    nodes = {k.rpartition(".")[0] for k in keys} - {""}
-    for arg in args:
-        key, sep, _value = arg.partition("=")
-        if not sep or arg.startswith(("-", "+", "~")) or "/" in key:
-            continue
-        if key in (*CONFIG_GROUPS, "hparams_search", "hydra") or key.startswith("hydra."):
-            continue
-        if key in keys or any(key.startswith(f"{p}.") for p in open_prefixes):
-            continue
-        group, _, leaf = key.rpartition(".")
-        leaves = sorted(k for k in keys if k.rpartition(".")[0] == group and k not in nodes)
-        near = [f"{group}.{m}" if group else m for m in difflib.get_close_matches(
-            leaf, [k.rpartition(".")[2] for k in leaves], n=1, cutoff=0.6)]
-        near = near or sorted(k for k in keys - nodes if k.endswith(f".{leaf}"))[:1]
-        near = near or difflib.get_close_matches(key, sorted(keys - nodes), n=1, cutoff=0.75)
-        if near:
-            hint = f"did you mean {near[0]}?"
-        elif group and leaves:
-            hint = f"the keys of {group} are {', '.join(k.rpartition('.')[2] for k in leaves)}"
-        else:
-            hint = "defcon-train --help lists every key"
-        raise ConfigError(f"{arg} is invalid: the config has no key {key!r}; {hint}")
 
 
 #: Hydra launcher plugins (their ``hydra/launcher`` option) -> (module, pip name, our extra)
@@ -239,6 +187,103 @@ def error_line(err: BaseException) -> str:
     return f"{out} (key {key})" if key and key not in out else out
 
 
+def value_overrides(args: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``(argument, key, value)`` of each ``key=value`` / ``+key=value`` override on the command
+    line (the key without ``+``); flags and ``~key`` deletions are left out."""
+    return [(a, *a.lstrip("+").split("=", 1)) for a in args if "=" in a and a[0] not in "-~"]
+
+
+def given_values(args: Sequence[str]) -> dict[str, str]:
+    """``key -> value`` of the command line's overrides (the last of a repeated key)."""
+    return {key: value for _, key, value in value_overrides(args)}
+
+
+#: flags that print and exit: nothing is written
+INFO_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info")
+
+
+def check_output_dirs(args: Sequence[str]) -> None:
+    """Refuse an explicit ``hydra.run.dir=``/``hydra.sweep.dir=`` (or, without one, the current
+    folder) that cannot be created or written: Hydra would fail there with a traceback."""
+    if any(a in INFO_FLAGS for a in args):
+        return  # nothing is written
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [a.partition("=")[2] for a in args if a.startswith(f"{key}=")]
+    target = Path(given[-1]) if given else Path.cwd() / ("multirun" if multirun else "outputs")
+    if "${" in str(target):
+        return
+    check_writable_folder(target, key)
+    remember_output_anchor(target)
+
+
+#: the longest file or folder name (bytes) of Linux and macOS file systems
+NAME_MAX = 255
+
+
+def check_writable_folder(target: Path, key: str) -> None:
+    """Refuse ``target`` (the value of ``key``) when it cannot be created or written."""
+    existing = target.expanduser().absolute()
+    too_long = [part for part in existing.parts if len(os.fsencode(part)) > NAME_MAX]
+    if too_long:
+        raise ConfigError(
+            f"{key}={str(target)[:80]!r}... is invalid: its folder name {too_long[0][:24]}... is "
+            f"{len(os.fsencode(too_long[0]))} bytes long, over the {NAME_MAX} a file system "
+            f"allows; choose a shorter {key}=..."
+        )
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    what = None
+    if not existing.is_dir():
+        what = "is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable"
+    else:  # root passes os.access everywhere: try it (/proc, read-only mounts)
+        try:
+            tempfile.TemporaryDirectory(dir=existing, prefix=".defcon-write-test-").cleanup()
+        except OSError as err:
+            what = f"cannot hold new folders: {err.strerror or err}"
+    if what is not None:
+        raise ConfigError(
+            f"{key}={str(target)!r} is invalid: the output folder must be writable "
+            f"({existing} {what}); choose another {key}=..."
+        )
+
+
+def lock_known_run_dir(args: Sequence[str]) -> None:
+    """A single run into a dir known before Hydra starts (``hydra.run.dir=`` or
+    ``resume=<path>``): refuse a fresh start into a used dir and a resume of a path that is
+    no run, then take its lock now, before Hydra writes ``.hydra/`` and ``train.log`` there,
+    and hold it until this process ends (the run takes it again, re-entrantly)."""
+    if any(a in (*INFO_FLAGS, "-m", "--multirun") for a in args):
+        return
+    values = given_values(args)
+    resume, run_dir = values.get("resume"), values.get("hydra.run.dir")
+    if resume_kind(resume) == "path":
+        # refusals before anything is written into the run (nothing on disk)
+        from defcon_exp.run.plan import check_resume, resume_checkpoint  # imports torch
+
+        overrides = [a for a in args if "=" in a]
+        acquire_for_process(
+            resume_run_dir(resume_checkpoint(resume)),
+            create=False,
+            check=lambda _run_dir: check_resume(resume, overrides),
+        )
+    elif run_dir and "${" not in run_dir:
+        # a run in use is refused by its lock first; else one that would be overwritten
+        check = _refuse_used_dir if resume_kind(resume) == "fresh" else None
+        acquire_for_process(Path(run_dir).expanduser(), check=check)
+
+
+def _refuse_used_dir(run_dir: Path) -> None:
+    """A fresh start into a dir holding a run: refused before Hydra rewrites its record."""
+    from defcon_exp.run.plan import used_run_dir_error
+
+    error = used_run_dir_error(run_dir)
+    if error is not None:
+        raise error
+
+
 def check_config_values(args: Sequence[str]) -> None:
     """A single run: compose the config as Hydra will and, for a fresh run, apply the value
     rules (:func:`~defcon_exp.config_rules.validate_config`) before Hydra creates the run dir, so a
@@ -247,7 +292,6 @@ def check_config_values(args: Sequence[str]) -> None:
     to the run."""
     if any(a.startswith("-") for a in args):  # -m, --help, --cfg, -cn ...: not a plain run
         return
-    values = dict(a.lstrip("+").split("=", 1) for a in args if "=" in a)
     from defcon_exp.config_rules import validate_config
 
     try:
@@ -256,7 +300,7 @@ def check_config_values(args: Sequence[str]) -> None:
         raise ConfigError(
             f"{error_line(err)}; fix the override (defcon-train --help lists every key)"
         ) from None
-    if resume_kind(values.get("resume")) == "fresh":
+    if resume_kind(given_values(args).get("resume")) == "fresh":
         validate_config(cfg)
 
 
@@ -276,12 +320,12 @@ def check_command_line(args: Sequence[str]) -> Any:
     Raises:
         ConfigError: naming the argument and the fix.
     """
-    from defcon_exp.run.hydra_code import check_hydra_code
     from defcon_exp.run.override_checks import (
         check_group_choices,
+        check_hydra_code,
+        check_override_keys,
         check_override_types,
-        check_running_sweep_jobs,
-        check_used_sweep_dir,
+        check_sweep_dir,
     )
 
     check_group_overrides(args)
@@ -290,8 +334,7 @@ def check_command_line(args: Sequence[str]) -> Any:
     check_override_types(args)
     check_launcher(args)
     check_output_dirs(args)
-    check_running_sweep_jobs(args)
-    check_used_sweep_dir(args)
+    check_sweep_dir(args)
     check_hydra_code(args)
     env = detect_distributed()
     if env is not None:

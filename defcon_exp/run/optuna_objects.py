@@ -30,22 +30,12 @@ from optuna.distributions import (
 
 from defcon_exp.config import ConfigError
 
-SAMPLERS = {
-    "TPESampler": optuna.samplers.TPESampler,
-    "RandomSampler": optuna.samplers.RandomSampler,
-    "CmaEsSampler": optuna.samplers.CmaEsSampler,
-    "NSGAIISampler": optuna.samplers.NSGAIISampler,
-    "QMCSampler": optuna.samplers.QMCSampler,
-    "GridSampler": optuna.samplers.GridSampler,
-}
-PRUNERS = {
-    "MedianPruner": optuna.pruners.MedianPruner,
-    "PercentilePruner": optuna.pruners.PercentilePruner,
-    "SuccessiveHalvingPruner": optuna.pruners.SuccessiveHalvingPruner,
-    "HyperbandPruner": optuna.pruners.HyperbandPruner,
-    "ThresholdPruner": optuna.pruners.ThresholdPruner,
-    "NopPruner": optuna.pruners.NopPruner,
-}
+#: the classes a config may name (``_target_: optuna.samplers.<name>``), by name
+SAMPLERS = {name: getattr(optuna.samplers, name) for name in (
+    "TPESampler", "RandomSampler", "CmaEsSampler", "NSGAIISampler", "QMCSampler", "GridSampler")}
+PRUNERS = {name: getattr(optuna.pruners, name) for name in (
+    "MedianPruner", "PercentilePruner", "SuccessiveHalvingPruner", "HyperbandPruner",
+    "ThresholdPruner", "NopPruner")}
 
 
 #: words in an Optuna keyword's annotation that mean it takes Python objects (code), which a
@@ -165,16 +155,21 @@ def parse_search_space(
     return space, fixed
 
 
+def discrete_values(dist: BaseDistribution, most: float = float("inf")) -> list[Any] | None:
+    """Every value of ``dist``: its choices, or the points of a stepped linear range (at most
+    ``most`` of them); None for a continuous or log interval (or a longer range)."""
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    count = round((dist.high - dist.low) / dist.step) + 1 if dist.step and not dist.log else None
+    return None if count is None or count > most else [dist.low + i * dist.step for i in range(count)]
+
+
 def grid_values(space: Mapping[str, BaseDistribution]) -> dict[str, list[Any]]:
     """Every value of each discrete distribution (GridSampler's search space)."""
     grid: dict[str, list[Any]] = {}
     for name, dist in space.items():
-        if isinstance(dist, CategoricalDistribution):
-            grid[name] = list(dist.choices)
-        elif isinstance(dist, (IntDistribution, FloatDistribution)) and dist.step and not dist.log:
-            n = round((dist.high - dist.low) / dist.step) + 1
-            grid[name] = [dist.low + i * dist.step for i in range(n)]
-        else:
+        grid[name] = discrete_values(dist)
+        if grid[name] is None:
             raise ConfigError(
                 f"hydra.sweeper.sampler=GridSampler is invalid with {name} (a continuous "
                 "interval): a grid needs discrete params; use choice(...) or range(...) for "

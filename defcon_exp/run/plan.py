@@ -24,6 +24,7 @@ from defcon_exp.engine.keep import SLIM_KEY
 from defcon_exp.engine.run_state import check_resume_state
 from defcon_exp.engine.writers import read_metrics_csv
 from defcon_exp.keys import PLACEMENT_KEYS, flat_items
+from defcon_exp.run.record import read_overrides
 from defcon_exp.run.stored import apply_overrides, schema_config, upgrade_config
 from defcon_exp.run_dir import is_used_run_dir, resume_kind, resume_run_dir
 
@@ -78,21 +79,15 @@ class RunPlan:
         return self.summary is not None
 
 
-def _stored_overrides(run_dir: Path) -> str:
-    """The original command's overrides (``.hydra/overrides.yaml``, shown, never run)."""
-    path = run_dir / ".hydra" / "overrides.yaml"
-    try:
-        overrides = OmegaConf.to_container(OmegaConf.load(path))
-    except Exception:
-        return "<the original overrides>"
-    return " ".join(str(o) for o in overrides if not str(o).startswith("resume")) or ""
-
-
 def _no_checkpoint_error(run_dir: Path, what: str) -> ConfigError:
+    # the original command's overrides (.hydra/overrides.yaml): shown, never run
+    overrides = read_overrides(run_dir)
+    shown = "<the original overrides>" if overrides is None else " ".join(
+        o for o in overrides if not o.startswith("resume"))
     return ConfigError(
         f"{what}: {run_dir} stopped before its first checkpoint (no checkpoints/last.pt), so "
         f"there is nothing to resume; start it over in the same dir with: defcon-train "
-        f"{_stored_overrides(run_dir)} hydra.run.dir={run_dir} resume=auto".replace("  ", " ")
+        f"{shown} hydra.run.dir={run_dir} resume=auto".replace("  ", " ")
     )
 
 
@@ -203,13 +198,11 @@ def plan_resume(cfg: DictConfig, overrides: Sequence[str] | None, quiet: bool = 
             f"resume={cfg.resume!r} is invalid: {ckpt.name} holds weights only (best.pt is for "
             f"evaluation); resume from the run dir: resume={resume_run_dir(ckpt)}"
         )
+    resumed = schema_config(state["config"], str(ckpt))  # refuses code keys in the stored config
     if overrides is not None:
-        resumed = schema_config(state["config"], str(ckpt))
         resumed.resume = cfg.resume
         cfg = apply_overrides(resumed, overrides, "when resuming")
         validate_config(cfg)
-    else:
-        schema_config(state["config"], str(ckpt))  # refuses code keys in the stored config
     check_config_changes(state["config"], cfg, ckpt, state.get("position") is not None)
     check_resume_state(state, str(ckpt))
     run_dir = resume_run_dir(ckpt)

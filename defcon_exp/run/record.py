@@ -30,7 +30,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-__all__ = ["RECORD_DIR", "RESUMES_NAME", "append_resume", "write_start_record"]
+__all__ = ["RECORD_DIR", "RESUMES_NAME", "append_resume", "read_overrides", "write_start_record"]
 
 RECORD_DIR = ".hydra"
 RESUMES_NAME = "resumes.yaml"
@@ -56,6 +56,16 @@ def write_start_record(run_dir: Path, task_cfg: Any, hydra_cfg: Any, overrides: 
     _replace(record / "config.yaml", OmegaConf.to_yaml(task_cfg))
     _replace(record / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
     _replace(record / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+
+
+def read_overrides(run_dir: Path) -> list[str] | None:
+    """The overrides of ``run_dir``'s start record (``.hydra/overrides.yaml``), or None when
+    it is missing or unreadable."""
+    try:
+        overrides = OmegaConf.to_container(OmegaConf.load(run_dir / RECORD_DIR / "overrides.yaml"))
+        return [str(o) for o in overrides]
+    except Exception:
+        return None
 
 
 def append_resume(run_dir: Path, overrides: Sequence[str]) -> None:

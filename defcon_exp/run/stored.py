@@ -94,8 +94,7 @@ def apply_overrides(
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from defcon_exp.run.launch import check_override_keys  # launch imports this module
-    from defcon_exp.run.override_checks import check_override_types
+    from defcon_exp.run.override_checks import check_override_keys, check_override_types
 
     check_override_keys(overrides)  # one line with the nearest key (trainer.epoch -> epochs)
     check_override_types(overrides)

@@ -1,8 +1,7 @@
 """What the Optuna sweeper (``hydra/sweeper=optuna``) checks before it writes anything: its own
 config (no code named, known keys), the storage, the objective, the search space against the
-fixed settings, and the one-sweeper-per-study lock (:mod:`defcon_exp.run.study_lock`,
-re-exported here). Each refusal is a :class:`ConfigError`
-naming the value and the fix; the plugin prints it as one line and exits 1
+fixed settings (the one-sweeper-per-study lock: :mod:`defcon_exp.run.study_lock`). Each
+refusal is a :class:`ConfigError` naming the value and the fix; the plugin prints it as one line and exits 1
 (``hydra_plugins/defcon_optuna_sweeper``). :class:`SweeperGuard` runs the config check before
 Hydra instantiates the sweeper, so ``_recursive_`` and nested ``_target_`` keys never run code.
 """
@@ -20,21 +19,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.analysis.objectives import TRIAL_KEYS
 from defcon_exp.config import ConfigError
-from defcon_exp.run.study_lock import StudyLock, check_study_free, hold_study_lock
 
 __all__ = [
     "SWEEPER_CLASS",
     "SearchStopped",
-    "StudyLock",
     "SweeperGuard",
     "check_search_keys",
     "check_space_values",
     "check_storage",
     "check_stored_study",
     "check_study_file",
-    "check_study_free",
     "check_sweeper_node",
-    "hold_study_lock",
 ]
 
 SWEEPER_CLASS = "hydra_plugins.defcon_optuna_sweeper.optuna_sweeper.DefconOptunaSweeper"
@@ -45,10 +40,6 @@ SWEEPER_KEYS = ("_target_", "_recursive_", "sampler", "pruner", "direction", "st
 
 class SearchStopped(Exception):
     """The search stopped before ``n_trials`` (failed trials); the message is one line."""
-
-
-def _special(key: str) -> bool:
-    return key.startswith("_") and key.endswith("_")
 
 
 def check_sweeper_node(node: Mapping[str, Any]) -> None:
@@ -77,7 +68,7 @@ def check_sweeper_node(node: Mapping[str, Any]) -> None:
         for key, child in items:
             where = f"{path}.{key}"
             allowed = key == "_target_" and path in ("hydra.sweeper.sampler", "hydra.sweeper.pruner")
-            if isinstance(key, str) and _special(key) and not allowed:
+            if isinstance(key, str) and key.startswith("_") and key.endswith("_") and not allowed:
                 raise ConfigError(
                     f"{where}={child!r} is invalid: the sweeper's config never names code (samplers "
                     "and pruners are chosen by name: hydra/sweeper/sampler=tpe, "
@@ -202,20 +193,6 @@ def check_stored_study(db: Path | None, study_name: str, names: list[str], wante
     compare_stored_study(study, names, wanted, where)
 
 
-def candidate_values(dist: Any) -> list[Any]:
-    """The values of one Optuna distribution the space check tries: every choice, every value
-    of a grid of at most 100 points, else the two ends."""
-    from optuna.distributions import CategoricalDistribution
-
-    if isinstance(dist, CategoricalDistribution):
-        return list(dist.choices)
-    if dist.step is not None and not dist.log:
-        count = round((dist.high - dist.low) / dist.step) + 1
-        if count <= 100:
-            return [dist.low + i * dist.step for i in range(count)]
-    return [dist.low, dist.high]
-
-
 def _one_value(base: DictConfig, override_line: str,
                compose: Callable[[list[str]], DictConfig], fixed: Sequence[str]) -> DictConfig:
     """``base`` with one ``key=value`` applied: set in a copy (fast), or composed again when
@@ -239,6 +216,7 @@ def check_space_values(space: Mapping[str, Any], texts: Mapping[str, str], fixed
     values) must pass the config's value rules (:func:`~defcon_exp.config_rules.validate_config`),
     so a search never starts with a space that fails its trials."""
     from defcon_exp.config_rules import validate_config
+    from defcon_exp.run.optuna_objects import discrete_values
 
     def validated(build: Callable[..., DictConfig], *args: Any) -> None:
         try:
@@ -254,7 +232,9 @@ def check_space_values(space: Mapping[str, Any], texts: Mapping[str, str], fixed
     except ConfigError as err:
         raise ConfigError(f"{err} (a setting fixed for every trial of the search)") from None
     for key, dist in space.items():
-        for value in candidate_values(dist):
+        # every choice, every value of a grid of at most 100 points, else the two ends
+        values = discrete_values(dist, most=100)
+        for value in [dist.low, dist.high] if values is None else values:
             try:
                 validated(_one_value, base[0], f"{key}={value}", compose, fixed)
             except ConfigError as err:

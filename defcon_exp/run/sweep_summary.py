@@ -14,21 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from defcon_exp.analysis.runs import RunRecord, load_run
 from defcon_exp.rates import SPEED_NOTE, format_rate
+from defcon_exp.run.record import read_overrides
 from defcon_exp.run.run_label import run_label, sweep_keys
 
 __all__ = ["SweepSummary", "sweep_table"]
-
-
-def _overrides(run_dir: Path) -> list[str]:
-    path = run_dir / ".hydra" / "overrides.yaml"
-    try:
-        return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path))]
-    except Exception:
-        return []
 
 
 def _job_dirs(sweep_dir: Path) -> list[Path]:
@@ -42,7 +35,7 @@ def _number(value: Any, digits: int = 2) -> str:
 
 
 def _row(run: RunRecord, keys: set[str] | None) -> list[str]:
-    overrides = _overrides(run.path)
+    overrides = read_overrides(run.path) or []
     label = run_label(run.model, overrides, None) if keys is None else "_".join(
         [run.model, *(o for o in overrides if o.partition("=")[0] in keys - {"model"})])
     summary = run.summary
@@ -68,18 +61,6 @@ def sweep_table(sweep_dir: str | Path) -> str:
     )
 
 
-def _summary_text(sweep_dir: Path, n_jobs: int) -> str:
-    what = ("the search's report (trials, best trial and its command, plots)"
-            if (sweep_dir / "optuna.db").is_file()  # hydra/sweeper=optuna's study
-            else "compare them (mean ± std over seeds, Welch's t-test, curves)")
-    return "\n".join([
-        f"defcon-train: sweep done: {n_jobs} jobs in {sweep_dir}",
-        sweep_table(sweep_dir),
-        f"({SPEED_NOTE})",
-        f"{what}: defcon-report {sweep_dir}",
-    ])
-
-
 class SweepSummary(Callback):
     """Hydra callback: at the end of a ``-m`` sweep, print its dir, the jobs table and the
     ``defcon-report`` command (stdout)."""
@@ -89,5 +70,14 @@ class SweepSummary(Callback):
         if not sweep_dir.is_dir():
             return
         jobs: Sequence[Path] = _job_dirs(sweep_dir)
-        if jobs:
-            print(_summary_text(sweep_dir, len(jobs)), file=sys.stdout, flush=True)
+        if not jobs:
+            return
+        what = ("the search's report (trials, best trial and its command, plots)"
+                if (sweep_dir / "optuna.db").is_file()  # hydra/sweeper=optuna's study
+                else "compare them (mean ± std over seeds, Welch's t-test, curves)")
+        print("\n".join([
+            f"defcon-train: sweep done: {len(jobs)} jobs in {sweep_dir}",
+            sweep_table(sweep_dir),
+            f"({SPEED_NOTE})",
+            f"{what}: defcon-report {sweep_dir}",
+        ]), file=sys.stdout, flush=True)

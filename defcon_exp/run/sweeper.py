@@ -46,16 +46,15 @@ from defcon_exp.run.optuna_objects import (
     parse_search_space,
 )
 from defcon_exp.run.stored import compose_config
+from defcon_exp.run.study_lock import StudyLock
 from defcon_exp.run.sweep_checks import (
     SearchStopped,
-    StudyLock,
     check_counts,
     check_search_keys,
     check_space_values,
     check_storage,
     check_stored_study,
     check_study_file,
-    check_sweeper_node,
     compare_stored_study,
 )
 
@@ -104,7 +103,7 @@ class OptunaSweeperImpl:
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
-        check_sweeper_node(OmegaConf.to_container(config.hydra.sweeper, resolve=False))
+        """Called by the plugin class once it has checked ``hydra.sweeper`` (no code named)."""
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(

@@ -57,12 +57,6 @@ HIDDEN_UNLESS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)  # null, true, 0.1, [60, 120, 160], {}
-
-
 def _examples(template: str) -> list[str]:
     """The ``Examples:`` block of ``hydra.help.template`` (conf/hydra/default.yaml)."""
     lines = template.splitlines()
@@ -106,7 +100,8 @@ def render_help(overrides: Sequence[str]) -> str:
             shown_for = HIDDEN_UNLESS.get(key)
             if key.endswith("._target_") or (shown_for and data_name not in shown_for):
                 continue
-            rows.append((key, _value(value), helps.get(key, "")))
+            shown = value if isinstance(value, str) else json.dumps(value)  # null, true, [60, 120]
+            rows.append((key, shown, helps.get(key, "")))
     width = max(len(f"{k}={v}") for k, v, _ in rows) + 2
     group = None
     for key, value, text in rows:

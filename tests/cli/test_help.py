@@ -11,7 +11,8 @@ from typing import Optional
 from omegaconf import OmegaConf
 
 from defcon_exp.config import field_help, schema_help
-from defcon_exp.run.launch import group_options, schema_keys
+from defcon_exp.run.launch import group_options
+from defcon_exp.run.override_checks import schema_keys
 from defcon_exp.run.train_help import GROUP_HELP, _leaves, render_help
 
 
@@ -100,7 +101,8 @@ def test_help_and_config_checks_do_not_import_torch() -> None:
         "    launch.check_config_values(['optim.lr=-1'])  # a bad number: refused before torch\n"
         "except ValueError:\n"
         "    pass\n"
-        "launch.check_override_keys(['trainer.epochs=3'])\n"
+        "from defcon_exp.run.override_checks import check_override_keys\n"
+        "check_override_keys(['trainer.epochs=3'])\n"
         "print('torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,

@@ -9,8 +9,8 @@ from cli_helpers import run_module
 from hydra import compose, initialize_config_module
 
 from defcon_exp.config import ConfigError
-from defcon_exp.run import launch
 from defcon_exp.run.job import remove_failed_start, run_job
+from defcon_exp.run.override_checks import check_override_keys
 
 TRAIN = "defcon_exp.cli.train"
 
@@ -59,14 +59,14 @@ def test_a_dir_with_records_is_never_removed(tmp_path: Path) -> None:
 )
 def test_unknown_key_names_the_nearest_valid_key(arg: str, hint: str) -> None:
     with pytest.raises(ConfigError) as err:
-        launch.check_override_keys([arg])
+        check_override_keys([arg])
     message = str(err.value)
     assert message.startswith(f"{arg} is invalid: the config has no key") and hint in message
     assert "\n" not in message
 
 
 def test_valid_keys_groups_and_hydra_keys_pass() -> None:
-    launch.check_override_keys([
+    check_override_keys([
         "trainer.epochs=3", "model=se", "optim.betas.0=0.8", "hydra/launcher=joblib",
         "hydra.run.dir=x", "+model.attention_kwargs.gate=sigmoid", "~tags", "-m", "seed=1",
     ])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from defcon_exp.run.hydra_code import check_hydra_code, composed_hydra_node
+from defcon_exp.run.override_checks import check_hydra_code, composed_hydra_node
 from defcon_exp.safety import HYDRA_ALLOWED_TARGETS, UnsafeConfigError, check_hydra_node
 
 EVIL_LAUNCHER = """\

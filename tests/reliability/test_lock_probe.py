@@ -1,6 +1,6 @@
 """The lock probe is one function (:func:`defcon_exp.run_dir.lock_holder`) for the run
 dir, the study and the report, and a probe never makes a taker fail: the probe holds a shared
-lock for an instant, and a job starting in that instant (``check_running_sweep_jobs`` probing its
+lock for an instant, and a job starting in that instant (``check_sweep_dir`` probing its
 dir while the job takes its lock) waits it out instead of being refused as busy (before: refused
 naming the prober's lock)."""
 

@@ -19,7 +19,7 @@ optuna = pytest.importorskip("optuna", reason="pip install 'defcon_exp[search]'"
 from test_sweeper_cli import ENV, SPACE, TINY, assert_one_line, defcon_train  # noqa: E402
 
 from defcon_exp.config import ConfigError  # noqa: E402
-from defcon_exp.run.sweep_checks import StudyLock, hold_study_lock  # noqa: E402
+from defcon_exp.run.study_lock import StudyLock, hold_study_lock  # noqa: E402
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna", reason="pip install 'defcon_exp[search]'")
 
-from defcon_exp.run.sweep_checks import hold_study_lock  # noqa: E402
+from defcon_exp.run.study_lock import hold_study_lock  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "reliability"),

@@ -18,12 +18,8 @@ from defcon_exp.config import ConfigError
 optuna = pytest.importorskip("optuna", reason="pip install 'defcon_exp[search]'")
 
 from defcon_exp.run.optuna_objects import build_pruner, build_sampler  # noqa: E402
-from defcon_exp.run.sweep_checks import (  # noqa: E402
-    SweeperGuard,
-    check_storage,
-    check_study_free,
-    hold_study_lock,
-)
+from defcon_exp.run.study_lock import check_study_free, hold_study_lock  # noqa: E402
+from defcon_exp.run.sweep_checks import SweeperGuard, check_storage  # noqa: E402
 from defcon_exp.run.sweeper import OptunaSweeperImpl  # noqa: E402
 
 TINY = ["data=synthetic", "data.val_size=16", "trainer.epochs=2"]
