@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import sys
 
-from defcon_exp.cli.args import Parsed, Tool, error, tool_main
+from defcon_exp.cli.args import Tool, tool_main
+from defcon_exp.run import tool_commands
 
 __all__ = ["TOOL", "main"]
 TOOL = Tool(
@@ -24,30 +25,7 @@ TOOL = Tool(
     positional="run dir or checkpoint", min_positional=1, overrides=True,
 )
 
-
-def compare(args: Parsed) -> int:
-    """The runs' channel attention on the same images, tables and plots."""
-    from defcon_exp.analysis.compare import format_comparison
-    from defcon_exp.run.compare_tools import compare_checkpoints
-    from defcon_exp.run.job import USER_ERRORS
-
-    try:  # the tool's keys are the function's parameters
-        result = compare_checkpoints(args.positional, args.overrides, **args.values)
-    except USER_ERRORS as err:
-        return error(TOOL.prog, err)
-    for line in result["skipped"]:
-        print(line)
-    print(f"{result['num_images']} {result['split']} images of {result['data']['name']} "
-          f"(seed {result['seed']}), {len(result['runs'])} runs")
-    print(format_comparison(result))
-    if isinstance(result["plots"], str):
-        print(result["plots"])
-    for path in result["written"]:
-        print(f"-> {path}")
-    return 0
-
-
-main = tool_main(TOOL, compare)
+main = tool_main(TOOL, lambda a: tool_commands.compare(a.values, a.positional, a.overrides))
 
 if __name__ == "__main__":
     sys.exit(main())

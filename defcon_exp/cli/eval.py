@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from defcon_exp.cli.args import Parsed, Tool, error, tool_main
+from defcon_exp.cli.args import Tool, tool_main
+from defcon_exp.run import tool_commands
 
 __all__ = ["TOOL", "main"]
 TOOL = Tool(
@@ -24,25 +25,7 @@ TOOL = Tool(
     log_format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s",
 )
 
-
-def evaluate(args: Parsed) -> int:
-    """Evaluate a checkpoint, print top-1 / top-5 / loss and where it went."""
-    from defcon_exp.run.checkpoint_tools import evaluate_checkpoint
-    from defcon_exp.run.job import USER_ERRORS
-
-    try:  # the tool's keys are the function's parameters
-        result = evaluate_checkpoint(overrides=args.overrides, **args.values)
-    except USER_ERRORS as err:
-        return error(TOOL.prog, err)
-    print(
-        f"{result['split']}: top1 {result['top1']:.2f}  top5 {result['top5']:.2f}  loss {result['loss']:.4f}"
-        f"  ({result['num_images']} images, epoch {result['epoch']}, {result['weights']} weights)"
-        f" -> {result['written_to']}"
-    )
-    return 0
-
-
-main = tool_main(TOOL, evaluate)
+main = tool_main(TOOL, lambda a: tool_commands.evaluate(a.values, a.overrides))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sys
 
-from defcon_exp.cli.args import Parsed, Tool, error, tool_main
+from defcon_exp.cli.args import Tool, tool_main
+from defcon_exp.run import tool_commands
 
 __all__ = ["TOOL", "main"]
 TOOL = Tool(
@@ -24,35 +25,7 @@ TOOL = Tool(
     log_format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s",
 )
 
-
-def inspect(args: Parsed) -> int:
-    """Per-stage attention statistics of a checkpoint, table and plots."""
-    from defcon_exp.analysis.inspect import format_table, reach_note
-    from defcon_exp.run.checkpoint_tools import inspect_checkpoint
-    from defcon_exp.run.job import USER_ERRORS
-
-    try:  # the tool's keys are the function's parameters
-        stats = inspect_checkpoint(overrides=args.overrides, **args.values)
-    except USER_ERRORS as err:
-        return error(TOOL.prog, err)
-    print(
-        f"{stats['model']} ({stats['attention'] or 'no attention'}), epoch {stats['epoch']}, "
-        f"{stats['num_images']} {stats['split']} images of {stats['data']}"
-    )
-    if stats["stages"]:
-        print(format_table(stats))
-        if any("share_beyond_half_width" in v for v in stats["stages"].values()):
-            print(reach_note())
-    else:
-        print("no attention modules in this model: nothing to inspect")
-    plots = stats["plots"]
-    for line in [plots] if isinstance(plots, str) else [f"-> {path}" for path in plots]:
-        print(line)
-    print(f"-> {stats['written_to']}")
-    return 0
-
-
-main = tool_main(TOOL, inspect)
+main = tool_main(TOOL, lambda a: tool_commands.inspect(a.values, a.overrides))
 
 if __name__ == "__main__":
     sys.exit(main())

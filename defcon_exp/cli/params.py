@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import sys
 
-from defcon_exp.cli.args import Parsed, Tool, error, tool_main
+from defcon_exp.cli.args import Tool, tool_main
+from defcon_exp.run import tool_commands
 
 __all__ = ["TOOL", "main"]
 TOOL = Tool("defcon-params", __doc__, {"num_classes": 100})
 
-
-def params(args: Parsed) -> int:
-    """The Markdown table of parameter counts for ``num_classes`` classes (0 ok, 2 usage)."""
-    from defcon_exp.analysis.params import format_table, parameter_rows
-
-    classes = args.values["num_classes"]
-    if classes < 1:
-        return error(TOOL.prog, f"--num-classes must be positive, received {classes}", 2)
-    print(format_table(parameter_rows(classes)))
-    return 0
-
-
-main = tool_main(TOOL, params)
+main = tool_main(TOOL, lambda a: tool_commands.params(a.values))
 
 if __name__ == "__main__":
     sys.exit(main())
