@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from defcon_exp.regularisation import WEIGHT_CHOICES, EMAConfig
+from defcon_exp.regularisation import EMAConfig
 
-__all__ = ["WEIGHT_CHOICES", "WeightEMA", "build_ema", "ema_weights"]
+__all__ = ["WeightEMA", "build_ema", "ema_weights"]
 
 
 class WeightEMA:

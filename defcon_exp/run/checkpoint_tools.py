@@ -24,7 +24,7 @@ from defcon_exp.engine.checkpoint import (
     load_model_state,
     run_dir_of_checkpoint,
 )
-from defcon_exp.engine.ema import WEIGHT_CHOICES, ema_weights
+from defcon_exp.engine.ema import ema_weights
 from defcon_exp.engine.loop import evaluate
 from defcon_exp.engine.precision import check_precision_supported, parse_precision
 from defcon_exp.engine.run_state import non_finite_tensors
@@ -33,6 +33,7 @@ from defcon_exp.engine.writers import write_json
 from defcon_exp.run.build import build_model
 from defcon_exp.run.lock import RunDirBusy, hold_run_dir
 from defcon_exp.run.stored import apply_overrides, compose_config, schema_config
+from defcon_exp.regularisation import WEIGHT_CHOICES
 from defcon_exp.run_dir import is_in_run_dir
 
 __all__ = [
