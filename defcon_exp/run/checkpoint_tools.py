@@ -30,10 +30,10 @@ from defcon_exp.engine.precision import check_precision_supported, parse_precisi
 from defcon_exp.engine.run_state import non_finite_tensors
 from defcon_exp.engine.seed import resolve_device
 from defcon_exp.engine.writers import write_json
+from defcon_exp.regularisation import WEIGHT_CHOICES
 from defcon_exp.run.build import build_model
 from defcon_exp.run.lock import RunDirBusy, hold_run_dir
 from defcon_exp.run.stored import apply_overrides, compose_config, schema_config
-from defcon_exp.regularisation import WEIGHT_CHOICES
 from defcon_exp.run_dir import is_in_run_dir
 
 __all__ = [
