@@ -30,8 +30,7 @@ __all__ = ["CHECKED_GROUPS", "check_group_choices", "check_hydra_code", "check_o
            "check_override_types", "check_sweep_dir", "composed_hydra_node", "schema_keys"]
 
 #: our config groups whose option names are checked (hydra/* groups are Hydra's)
-CHECKED_GROUPS = ("model", "data", "optim", "scheduler", "trainer", "experiment",
-                  "hparams_search", "debug")
+CHECKED_GROUPS = (*GROUP_NAMES, "hparams_search")
 
 #: the type a typed schema key expects, as a user reads it
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
@@ -70,7 +69,7 @@ def check_override_keys(args: Sequence[str]) -> None:
     for arg, key, _value in value_overrides(args):
         if arg.startswith("+") or "/" in key:
             continue
-        if key in (*GROUP_NAMES, "hparams_search", "hydra") or key.startswith("hydra."):
+        if key in (*CHECKED_GROUPS, "hydra") or key.startswith("hydra."):
             continue
         if key in keys or any(key.startswith(f"{p}.") for p in open_prefixes):
             continue

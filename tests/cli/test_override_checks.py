@@ -22,6 +22,7 @@ from defcon_exp.run.launch import check_command_line
         (["-m", "model=se,ecaa"], "model=ecaa is invalid: did you mean eca?"),
         (["experiment=smok"], "experiment=smok is invalid: did you mean smoke?"),
         (["debug=fast"], "debug=fast is invalid: did you mean fast_dev_run?"),
+        (["arch=resnet99_imagenet"], "arch=resnet99_imagenet is invalid: did you mean resnet50_imagenet?"),
     ],
 )
 def test_refused_in_one_line_with_the_fix(args: list[str], message: str, tmp_path, monkeypatch) -> None:
@@ -35,4 +36,4 @@ def test_refused_in_one_line_with_the_fix(args: list[str], message: str, tmp_pat
 def test_valid_values_and_options_pass(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     check_command_line(["-m", "model=se,eca", "trainer.epochs=1,2", "trainer.grad_clip_norm=null",
-                        "optim.lr=1e-3", "experiment=null", "data=synthetic"])
+                        "optim.lr=1e-3", "experiment=null", "data=synthetic", "arch=resnet18_imagenet"])
