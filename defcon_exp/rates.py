@@ -1,9 +1,10 @@
-"""How counts and throughput figures are printed, and what a throughput can and cannot say
-(one rule for the log lines, the sweep table and ``defcon-report``). Torch-free."""
+"""How counts, throughput figures and caught errors are printed, and what a throughput can
+and cannot say (one rule for the log lines, the sweep table, ``defcon-report`` and the
+one-line refusals). Torch-free."""
 
 from __future__ import annotations
 
-__all__ = ["SPEED_NOTE", "count_text", "format_rate"]
+__all__ = ["SPEED_NOTE", "count_text", "first_line", "format_rate"]
 
 #: what every table with a measured training img/s says about it
 SPEED_NOTE = (
@@ -30,3 +31,10 @@ def count_text(count: int, singular: str, plural: str | None = None) -> str:
     word = singular if count == 1 else plural or (
         f"{singular}es" if singular.endswith(("ch", "sh", "s", "x")) else f"{singular}s")
     return f"{count:,} {word}" if count >= 10_000 else f"{count} {word}"
+
+
+def first_line(err: BaseException, empty: str | None = None) -> str:
+    """The first line of ``err``'s message (a library's multi-line text told in one line);
+    ``empty`` (default: the exception's class name) when the message is blank."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else (type(err).__name__ if empty is None else empty)

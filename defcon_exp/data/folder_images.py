@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from defcon_exp.rates import first_line
+
 from .fileset import FileSet, ImageFolderError
 from .loaders import WorkerLoader
 from .policies import ImagePolicies, seeded
@@ -123,7 +125,7 @@ def _failure(path: str) -> str:
     try:
         decode_file(path)
     except (RuntimeError, OSError) as error:
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = first_line(error)
         return re.sub(r"^.*\.cpp:\d+, ", "", text)  # torchvision's C++ source location
     return "it failed to decode in a worker"
 

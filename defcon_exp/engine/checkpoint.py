@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from defcon_exp.engine.atomic import atomic_write
+from defcon_exp.rates import first_line
 from defcon_exp.run_dir import run_dir_of_checkpoint  # noqa: F401 (re-exported)
 
 CHECKPOINT_VERSION = 1
@@ -64,7 +65,7 @@ def load_checkpoint(
             f"{path} is not a readable checkpoint (not a torch.save file, or corrupt): {reason}"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
-        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = first_line(err)
         raise CheckpointError(
             f"{path} is truncated or corrupt (not a complete torch checkpoint): {text}"
         ) from None

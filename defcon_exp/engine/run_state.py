@@ -36,6 +36,7 @@ from defcon_exp.engine.ema import WeightEMA
 from defcon_exp.engine.metrics import EPOCH_METRICS
 from defcon_exp.engine.schedulers import LRSchedule, Plateau
 from defcon_exp.engine.seed import capture_rng_state, check_rng_state, restore_rng_state
+from defcon_exp.rates import first_line
 
 __all__ = ["CheckpointWriteError", "NonFiniteStateError", "RunState", "RunStateStore",
            "check_resume_state"]
@@ -119,7 +120,7 @@ def check_resume_state(state: Mapping[str, Any], source: str) -> None:
         try:
             check(state.get(part))
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
-            reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
+            reason = first_line(err, "")[:120]
             raise CheckpointError(
                 f"{source} cannot be resumed: its {part!r} entry is damaged ({type(err).__name__}"
                 f"{': ' + reason if reason else ''}); resume an intact copy, or evaluate its "
@@ -197,7 +198,7 @@ class RunStateStore:
             what = "the previous one is intact" if path.exists() else "no earlier one existed"
             raise CheckpointWriteError(
                 f"could not write {path} ({type(err).__name__}: "
-                f"{str(err).strip().splitlines()[0][:120] if str(err).strip() else 'write failed'}"
+                f"{first_line(err, 'write failed')[:120]}"
                 f"; {free:,.0f} MiB free on its disk); {what}. Free space and resume."
             ) from None
 

@@ -18,6 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from defcon_exp.engine.atomic import atomic_write
+from defcon_exp.rates import first_line
 
 
 def read_metrics_csv(path: Path) -> tuple[list[str] | None, list[dict[str, str]]]:
@@ -34,7 +35,7 @@ def read_metrics_csv(path: Path) -> tuple[list[str] | None, list[dict[str, str]]
         for row in rows:
             int(row["epoch"])
     except (UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise ValueError(
             f"{path} is not a metrics.csv written by defcon-train ({type(err).__name__}: "
             f"{reason[:100]}); move it away (mv {path} {path}.bad) and resume: new rows start "

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from defcon_exp.rates import first_line
+
 __all__ = ["PretrainedReport", "load_pretrained"]
 
 _CLASSIFIER = ("fc.weight", "fc.bias")
@@ -53,7 +55,7 @@ def _read(path: str) -> Mapping[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise ValueError(
             f"model.init_from={path!r} cannot be loaded with weights_only=True ({first}); "
             f"give a plain state dict (torch.save(model.state_dict(), file))"

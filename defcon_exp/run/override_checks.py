@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.config import ConfigError
+from defcon_exp.rates import first_line
 from defcon_exp.run.launch import INFO_FLAGS, given_values, group_options, value_overrides
 from defcon_exp.run.stored import GROUP_NAMES
 
@@ -137,8 +138,7 @@ def check_override_types(args: Sequence[str]) -> None:
         try:
             override = parser.parse_override(arg)
         except Exception as err:  # Hydra's grammar error: its first line
-            first = str(err).strip().splitlines()[0]
-            raise ConfigError(f"{arg} is invalid: {first}") from None
+            raise ConfigError(f"{arg} is invalid: {first_line(err)}") from None
         given = override.value()  # each choice of a -m list is checked; ranges are Hydra's
         if override.is_sweep_override() and not isinstance(given, ChoiceSweep):
             continue

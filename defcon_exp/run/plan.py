@@ -24,6 +24,7 @@ from defcon_exp.engine.keep import SLIM_KEY
 from defcon_exp.engine.run_state import check_resume_state
 from defcon_exp.engine.writers import read_metrics_csv
 from defcon_exp.keys import PLACEMENT_KEYS, flat_items
+from defcon_exp.rates import first_line
 from defcon_exp.run.record import read_overrides
 from defcon_exp.run.stored import apply_overrides, schema_config, upgrade_config
 from defcon_exp.run_dir import is_used_run_dir, resume_kind, resume_run_dir
@@ -234,7 +235,7 @@ def _finished_summary(run_dir: Path) -> dict[str, Any] | None:
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         summary, problem = None, f"is not readable JSON ({reason})"
     else:
         problem = "holds no JSON object"

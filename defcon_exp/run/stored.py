@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.config import Config, ConfigError
+from defcon_exp.rates import first_line
 from defcon_exp.safety import check_no_code
 
 __all__ = [
@@ -75,8 +76,7 @@ def schema_config(container: dict[str, Any], source: str = "the stored config") 
     try:
         return OmegaConf.merge(OmegaConf.structured(Config), upgrade_config(dict(container)))
     except Exception as err:  # OmegaConf's validation errors: one line, with the file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"{source} holds a config this version cannot use: {first}") from None
+        raise ConfigError(f"{source} holds a config this version cannot use: {first_line(err)}") from None
 
 
 def apply_overrides(

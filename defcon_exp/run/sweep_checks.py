@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.analysis.objectives import TRIAL_KEYS
 from defcon_exp.config import ConfigError
+from defcon_exp.rates import first_line
 
 __all__ = [
     "SWEEPER_CLASS",
@@ -224,7 +225,7 @@ def check_space_values(space: Mapping[str, Any], texts: Mapping[str, str], fixed
         except ConfigError:
             raise
         except Exception as err:  # a composition error: Hydra / OmegaConf's message
-            raise ConfigError(str(err).strip().splitlines()[0]) from None
+            raise ConfigError(first_line(err)) from None
 
     base: list[DictConfig] = []
     try:

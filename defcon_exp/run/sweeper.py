@@ -39,6 +39,7 @@ from optuna.trial import TrialState
 from defcon_exp.analysis.objectives import check_objectives, directions
 from defcon_exp.config import ConfigError
 from defcon_exp.config_rules import as_config_error
+from defcon_exp.rates import first_line
 from defcon_exp.run.optuna_objects import (
     build_pruner,
     build_sampler,
@@ -146,7 +147,7 @@ class OptunaSweeperImpl:
         except ConfigError:
             raise
         except Exception as err:  # Hydra's override grammar
-            raise ConfigError(f"hydra.sweeper.params: {str(err).strip().splitlines()[0]}") from None
+            raise ConfigError(f"hydra.sweeper.params: {first_line(err)}") from None
         texts = {line.partition("=")[0]: line.partition("=")[2] for line in lines}
         check_search_keys(space, fixed, texts)
         if not space:
