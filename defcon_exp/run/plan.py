@@ -144,8 +144,11 @@ def check_config_changes(
     stored: dict[str, Any], cfg: DictConfig, ckpt: Path, mid_epoch: bool = False
 ) -> None:
     """Refuse changes that alter the network (``model.*``, data name/classes) or, inside an
-    epoch, the data order; warn on the rest (except :data:`RESUME_NEUTRAL` keys)."""
-    before = dict(flat_items(upgrade_config(stored, warn=False)))
+    epoch, the data order; warn on the rest (except :data:`RESUME_NEUTRAL` keys). A key the
+    run's version did not have yet (``model.arch`` in a run from before it existed) counts
+    as its default, which is what that run used."""
+    known = schema_config(upgrade_config(stored, warn=False), str(ckpt))  # warned once already
+    before = dict(flat_items(OmegaConf.to_container(known, resolve=True)))
     after = dict(flat_items(OmegaConf.to_container(cfg, resolve=True)))
     changed = sorted(
         k for k in set(before) | set(after) if before.get(k) != after.get(k) and k not in RESUME_NEUTRAL
