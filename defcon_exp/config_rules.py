@@ -18,6 +18,7 @@ from defcon_exp.analysis.objectives import check_objectives
 from defcon_exp.config import Config, ConfigError
 from defcon_exp.data.limits import check_limits
 from defcon_exp.engine.early_stopping import check_early_stopping
+from defcon_exp.engine.keep import KEEP_POLICIES
 from defcon_exp.keys import flat_items
 from defcon_exp.regularisation import validate_regularisation
 from defcon_exp.safety import check_no_code
@@ -145,7 +146,7 @@ def _validate_trainer(get: Any, rule: Rule) -> None:
     )
     rule(
         "trainer.keep_checkpoints",
-        get("trainer.keep_checkpoints") in ("auto", "all", "last_slim", "best"),
+        get("trainer.keep_checkpoints") in KEEP_POLICIES,
         "must be auto, all, last_slim or best (what a finished run keeps)",
     )
     rule(

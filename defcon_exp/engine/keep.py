@@ -20,7 +20,8 @@ __all__ = ["KEEP_POLICIES", "SLIM_KEY", "apply_keep_policy"]
 
 log = logging.getLogger("defcon_exp.engine.fit")
 
-KEEP_POLICIES = ("all", "last_slim", "best")
+#: ``trainer.keep_checkpoints`` choices (the config rules check against this list)
+KEEP_POLICIES = ("auto", "all", "last_slim", "best")
 #: key of a slimmed ``last.pt``: its value says why the optimiser state is missing
 SLIM_KEY = "slim"
 
@@ -29,7 +30,7 @@ def apply_keep_policy(policy: str, ckpt_dir: Path, weights_only_payload: dict[st
                       save: Any) -> None:
     """Shrink a finished run's checkpoints in ``ckpt_dir`` by ``policy`` (see the module
     docstring); ``save(name, payload)`` writes a checkpoint atomically."""
-    if policy not in (*KEEP_POLICIES, "auto"):
+    if policy not in KEEP_POLICIES:
         raise ValueError(f"trainer.keep_checkpoints={policy!r} is invalid: one of {KEEP_POLICIES}")
     last = ckpt_dir / "last.pt"
     if policy in ("all", "auto") or not last.is_file():
