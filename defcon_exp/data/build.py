@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from .config import FOLDER_DEFAULTS, LOADER_NAMES, DataConfig, check_key
+from .config import FOLDER_DEFAULTS, LOADER_NAMES, DataConfig, check_global_batch, check_key
 from .loaders import WorkerLoader
 from .policies import ImagePolicies, check_policies
 from .registry import DatasetSpec, check_set_keys, get_dataset
@@ -121,10 +121,7 @@ def _validate(cfg: DataConfig, seed: int, world_size: int) -> DatasetSpec:
     check_policies(cfg)
     if spec.synthetic:
         _check_ints(cfg, ("train_size", "test_size"), 1)
-    check_key(cfg, cfg.batch_size % world_size == 0, "batch_size",
-              f"it is the global batch and must be divisible by the {world_size} processes "
-              f"(each trains on batch_size / {world_size}); use e.g. "
-              f"data.batch_size={max(1, cfg.batch_size // world_size) * world_size}")
+    check_global_batch(cfg, world_size)
     return spec
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-__all__ = ["FOLDER_DEFAULTS", "LOADER_NAMES", "DataConfig", "check_key"]
+__all__ = ["FOLDER_DEFAULTS", "LOADER_NAMES", "DataConfig", "check_global_batch", "check_key"]
 
 #: the image-folder keys (null on other sets) and their values when left null: train 224,
 #: evaluate resize 256 + centre crop 224, stop at the first corrupt image
@@ -32,6 +32,15 @@ def check_key(data: Any, ok: bool, key: str, rule: str) -> None:
     :class:`DataConfig` or the config's node) and the ``rule`` it breaks."""
     if not ok:
         raise ValueError(f"data.{key}={getattr(data, key)!r} is invalid: {rule}")
+
+
+def check_global_batch(data: Any, world_size: int) -> None:
+    """``data.batch_size`` is the global batch: ``world_size`` processes must divide it."""
+    batch = data.batch_size
+    check_key(data, batch % world_size == 0, "batch_size",
+              f"it is the global batch and must be divisible by the {world_size} processes "
+              f"(each trains on batch_size / {world_size}); use e.g. "
+              f"data.batch_size={max(1, batch // world_size) * world_size}")
 
 
 @dataclass

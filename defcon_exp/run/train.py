@@ -20,8 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from defcon_exp.analysis.histograms import AttentionHistograms
 from defcon_exp.config import ConfigError
-from defcon_exp.config_rules import validate_config
+from defcon_exp.config_rules import as_config_error, validate_config
 from defcon_exp.data import build_data
+from defcon_exp.data.config import check_global_batch
 from defcon_exp.data.limits import limit_bundle
 from defcon_exp.engine import distributed
 from defcon_exp.engine.checkpoint import load_checkpoint
@@ -61,16 +62,6 @@ def target_run_dir(cfg: DictConfig, run_dir: str | Path | None) -> Path:
     return Path(target) if target is not None else unique_run_dir()
 
 
-def _check_global_batch(cfg: DictConfig) -> None:
-    world = distributed.world_size()
-    if world > 1 and cfg.data.batch_size % world:
-        raise ConfigError(
-            f"data.batch_size={cfg.data.batch_size} is invalid: it is the global batch and must "
-            f"be divisible by the {world} processes (each trains on batch_size / {world}); use "
-            f"e.g. data.batch_size={max(1, cfg.data.batch_size // world) * world}"
-        )
-
-
 def train(
     cfg: DictConfig,
     run_dir: str | Path | None = None,
@@ -91,7 +82,7 @@ def train(
         NonFiniteLossError: the loss became NaN/Inf (the last good checkpoint is kept).
     """
     validate_config(cfg)
-    _check_global_batch(cfg)
+    as_config_error(check_global_batch, cfg.data, distributed.world_size())
     decided: list[RunPlan] = []
     with contextlib.ExitStack() as held:
 
