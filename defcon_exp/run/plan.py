@@ -7,6 +7,7 @@ The caller holds the run dir's lock (:mod:`defcon_exp.run.lock`) while it plans 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import sys
@@ -26,7 +27,7 @@ from defcon_exp.engine.writers import read_metrics_csv
 from defcon_exp.keys import PLACEMENT_KEYS, flat_items
 from defcon_exp.rates import first_line
 from defcon_exp.run.record import read_overrides
-from defcon_exp.run.stored import apply_overrides, schema_config, upgrade_config
+from defcon_exp.run.stored import apply_overrides, schema_config
 from defcon_exp.run_dir import is_used_run_dir, resume_kind, resume_run_dir
 
 __all__ = [
@@ -141,14 +142,14 @@ def remove_stale_temp_files(run_dir: Path) -> list[Path]:
 
 
 def check_config_changes(
-    stored: dict[str, Any], cfg: DictConfig, ckpt: Path, mid_epoch: bool = False
+    stored: DictConfig, cfg: DictConfig, ckpt: Path, mid_epoch: bool = False
 ) -> None:
     """Refuse changes that alter the network (``model.*``, data name/classes) or, inside an
-    epoch, the data order; warn on the rest (except :data:`RESUME_NEUTRAL` keys). A key the
-    run's version did not have yet (``model.arch`` in a run from before it existed) counts
-    as its default, which is what that run used."""
-    known = schema_config(upgrade_config(stored, warn=False), str(ckpt))  # warned once already
-    before = dict(flat_items(OmegaConf.to_container(known, resolve=True)))
+    epoch, the data order; warn on the rest (except :data:`RESUME_NEUTRAL` keys). ``stored``:
+    the checkpoint's config merged onto the schema (:func:`~defcon_exp.run.stored.schema_config`),
+    so a key the run's version did not have yet (``model.arch`` in a run from before it
+    existed) counts as its default, which is what that run used."""
+    before = dict(flat_items(OmegaConf.to_container(stored, resolve=True)))
     after = dict(flat_items(OmegaConf.to_container(cfg, resolve=True)))
     changed = sorted(
         k for k in set(before) | set(after) if before.get(k) != after.get(k) and k not in RESUME_NEUTRAL
@@ -202,12 +203,13 @@ def plan_resume(cfg: DictConfig, overrides: Sequence[str] | None, quiet: bool = 
             f"resume={cfg.resume!r} is invalid: {ckpt.name} holds weights only (best.pt is for "
             f"evaluation); resume from the run dir: resume={resume_run_dir(ckpt)}"
         )
-    resumed = schema_config(state["config"], str(ckpt))  # refuses code keys in the stored config
+    stored = schema_config(state["config"], str(ckpt))  # refuses code keys in the stored config
     if overrides is not None:
+        resumed = copy.deepcopy(stored)  # ``stored`` stays the checkpoint's, to compare with
         resumed.resume = cfg.resume
         cfg = apply_overrides(resumed, overrides, "when resuming")
         validate_config(cfg)
-    check_config_changes(state["config"], cfg, ckpt, state.get("position") is not None)
+    check_config_changes(stored, cfg, ckpt, state.get("position") is not None)
     check_resume_state(state, str(ckpt))
     run_dir = resume_run_dir(ckpt)
     _finished_summary(run_dir)  # damaged records: one line now, not a traceback mid-start
