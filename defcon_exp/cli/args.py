@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from defcon_exp.run.tool_commands import error
+
 __all__ = ["Parsed", "Tool", "UsageError", "error", "parse", "tool_main"]
 
 HELP_FLAGS = ("-h", "--help")
@@ -138,12 +140,6 @@ def parse(tool: Tool, argv: Sequence[str] | None) -> Parsed | int:
         return error(tool.prog, err, 2)
     logging.basicConfig(level=tool.log_level, format=tool.log_format)
     return parsed
-
-
-def error(prog: str, err: BaseException | str, code: int = 1) -> int:
-    """One line ``<prog>: error: <err>`` on stderr; returns ``code``."""
-    print(f"{prog}: error: {err}", file=sys.stderr)
-    return code
 
 
 def tool_main(tool: Tool, action: Callable[[Parsed], int]) -> Callable[..., int]:

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["compare", "evaluate", "inspect", "params", "report"]
+__all__ = ["compare", "error", "evaluate", "inspect", "params", "report"]
 
 
-def _error(prog: str, err: BaseException | str, code: int = 1) -> int:
+def error(prog: str, err: BaseException | str, code: int = 1) -> int:
     """One line ``<prog>: error: <err>`` on stderr; returns ``code``."""
     print(f"{prog}: error: {err}", file=sys.stderr)
     return code
@@ -32,7 +32,7 @@ def evaluate(values: dict[str, Any], overrides: Sequence[str]) -> int:
     try:  # the tool's keys are the function's parameters
         result = evaluate_checkpoint(overrides=overrides, **values)
     except USER_ERRORS as err:
-        return _error("defcon-eval", err)
+        return error("defcon-eval", err)
     print(
         f"{result['split']}: top1 {result['top1']:.2f}  top5 {result['top5']:.2f}  loss {result['loss']:.4f}"
         f"  ({result['num_images']} images, epoch {result['epoch']}, {result['weights']} weights)"
@@ -50,7 +50,7 @@ def inspect(values: dict[str, Any], overrides: Sequence[str]) -> int:
     try:  # the tool's keys are the function's parameters
         stats = inspect_checkpoint(overrides=overrides, **values)
     except USER_ERRORS as err:
-        return _error("defcon-inspect", err)
+        return error("defcon-inspect", err)
     print(
         f"{stats['model']} ({stats['attention'] or 'no attention'}), epoch {stats['epoch']}, "
         f"{stats['num_images']} {stats['split']} images of {stats['data']}"
@@ -77,7 +77,7 @@ def compare(values: dict[str, Any], positional: Sequence[str], overrides: Sequen
     try:  # the tool's keys are the function's parameters
         result = compare_checkpoints(positional, overrides, **values)
     except USER_ERRORS as err:
-        return _error("defcon-compare", err)
+        return error("defcon-compare", err)
     for line in result["skipped"]:
         print(line)
     print(f"{result['num_images']} {result['split']} images of {result['data']['name']} "
@@ -98,9 +98,9 @@ def _search_report(dirs: Sequence[Path], out: Path | None) -> int:
         try:
             result = write_search_report(search_dir, out)
         except ImportError as err:
-            return _error("defcon-report", f"{err} (pip install 'defcon_exp[search]')")
+            return error("defcon-report", f"{err} (pip install 'defcon_exp[search]')")
         except ValueError as err:  # names the file and what is wrong with it
-            return _error("defcon-report", err)
+            return error("defcon-report", err)
         for line in result["skipped"]:
             print(f"defcon-report: skipped a damaged trial run: {line}", file=sys.stderr)
         print(result["report_md"].read_text())
@@ -120,12 +120,12 @@ def report(values: dict[str, Any], positional: Sequence[str]) -> int:
     try:
         result = write_report(paths, out if out is not None else paths[0], flops=values["flops"])
     except FileNotFoundError as err:
-        return _error("defcon-report", err)
+        return error("defcon-report", err)
     for run in result["skipped"]:  # one line each; the other runs are reported
         print(f"defcon-report: skipped a damaged run: {run.damaged}", file=sys.stderr)
     if not result["runs"]:
         damaged = f" ({len(result['skipped'])} damaged, skipped above)" if result["skipped"] else ""
-        return _error("defcon-report", f"no run dirs under {', '.join(map(str, paths))}{damaged}")
+        return error("defcon-report", f"no run dirs under {', '.join(map(str, paths))}{damaged}")
     print(result["report_md"].read_text())
     print(f"-> {result['report_md']}  {result['report_csv']}")
     return 0
@@ -137,6 +137,6 @@ def params(values: dict[str, Any]) -> int:
 
     classes = values["num_classes"]
     if classes < 1:
-        return _error("defcon-params", f"--num-classes must be positive, received {classes}", 2)
+        return error("defcon-params", f"--num-classes must be positive, received {classes}", 2)
     print(format_table(parameter_rows(classes)))
     return 0
