@@ -43,6 +43,12 @@ def expected_params(name: str, channels: int, k: int) -> int:
     }[name]
 
 
+# Biases whose gradient is zero up to rounding, kept for timm's parameter counts: GC's spatial
+# softmax ignores a constant shift of its logits, and CoordAttention's training-mode BatchNorm
+# subtracts the batch mean that conv1's bias adds. Asserting them > 0 passed on rounding noise.
+SHIFT_INVARIANT = {("gc", "conv_attn.bias"), ("coord", "conv1.bias")}
+
+
 @pytest.mark.parametrize("name", sorted(ATTENTIONS))
 def test_shape_gradients_and_parameter_count(name):
     torch.manual_seed(0)
@@ -57,7 +63,11 @@ def test_shape_gradients_and_parameter_count(name):
     y.square().sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
     for pname, param in module.named_parameters():
-        assert param.grad is not None and param.grad.abs().sum() > 0, pname
+        assert param.grad is not None, pname
+        if (name, pname) in SHIFT_INVARIANT:
+            assert param.grad.abs().max() < 1e-5, pname
+        else:
+            assert param.grad.abs().sum() > 0, pname
     assert sum(p.numel() for p in module.parameters()) == expected_params(name, 64, 5)
 
 
